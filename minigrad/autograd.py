@@ -1,0 +1,83 @@
+"""The backward pass: walk the graph in reverse topological order, applying the chain rule.
+
+Why a topological order? A tensor's gradient is the SUM of the gradients that
+flow into it from every op that used it, so it is complete only after all of
+those ops have run their backward. Visiting tensors from the output towards the
+leaves in reverse topological order guarantees exactly that.
+
+The sort is iterative (an explicit stack), not recursive, so a chain of 10,000
+ops does not hit Python's recursion limit.
+"""
+
+
+def topological_order(root):
+    """Tensors that require grad and lead to `root`, each after all of its inputs."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._creator is not None:
+            for parent in node._creator.inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def run_backward(root, seed, retain_graph=False):
+    """Propagate `seed` = dL/d(root) back to every leaf; see Tensor.backward."""
+    from minigrad.tensor import Tensor
+
+    grads = {id(root): seed}  # id(tensor) -> dL/d(tensor) summed so far
+    for node in reversed(topological_order(root)):
+        dy = grads.pop(id(node), None)
+        if dy is None:
+            continue
+        for hook in node._hooks:
+            replaced = hook(Tensor._make(dy, node.device))
+            if replaced is not None:
+                dy = replaced.data if isinstance(replaced, Tensor) else replaced
+        fn = node._creator
+        if fn is None or node._retains_grad:
+            _accumulate(node, dy)
+        if fn is None:
+            continue
+        if fn.released:
+            raise RuntimeError(
+                f"backward through {fn.name} a second time: its saved arrays were freed after "
+                "the first backward; call backward(retain_graph=True) the first time if you "
+                "need to go through the graph twice"
+            )
+        input_grads = fn.backward(dy)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if not retain_graph:
+            fn.release()
+        for parent, dx, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
+            if parent is None or not needed or dx is None:
+                continue
+            if tuple(dx.shape) != parent.shape:
+                raise RuntimeError(
+                    f"{fn.name}.backward returned a gradient of shape {tuple(dx.shape)} for an "
+                    f"input of shape {parent.shape} (a bug in that op)"
+                )
+            previous = grads.get(id(parent))
+            grads[id(parent)] = dx if previous is None else previous + dx
+
+
+def _accumulate(node, dy):
+    """Add dy into node.grad (leaves accumulate across backward calls until zero_grad)."""
+    from minigrad.tensor import Tensor
+
+    dy = dy.astype(node.dtype, copy=False)
+    if node.grad is None:
+        # copy: dy may alias an array that an op will reuse or the user may mutate
+        node.grad = Tensor._make(dy.copy(), node.device)
+    else:
+        node.grad = Tensor._make(node.grad.data + dy, node.device)

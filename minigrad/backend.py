@@ -1,0 +1,132 @@
+"""Devices and array modules: the one place in minigrad that knows about CuPy.
+
+A minigrad Tensor keeps its numbers in a NumPy array (device "cpu") or a CuPy
+array (device "gpu", alias "cuda"). Every op is written once against an
+"array module" ``xp``::
+
+    xp = backend.array_module(x)     # numpy for CPU arrays, cupy for GPU arrays
+    y = xp.exp(x)                    # same code on both devices
+
+CuPy is imported lazily, on first use of the GPU, so the CPU path never
+imports it and minigrad works where CuPy is not installed.
+"""
+import numpy
+
+CPU = "cpu"
+GPU = "gpu"
+_DEVICE_ALIASES = {"cpu": CPU, "gpu": GPU, "cuda": GPU, "cuda:0": GPU, "gpu:0": GPU}
+
+GPU_INSTALL_HINT = (
+    "install the GPU extra with `pip install minigrad[gpu]` (CuPy for CUDA 12, "
+    "`pip install cupy-cuda12x`) on a machine with an NVIDIA GPU and driver"
+)
+
+_cupy = None          # the cupy module, once imported
+_cupy_error = None    # why importing or using cupy failed, once known
+
+
+class DeviceError(RuntimeError):
+    """Raised when a device is unknown, unavailable, or two devices are mixed."""
+
+
+def normalize_device(device):
+    """Map 'cpu', 'gpu', 'cuda', 'cuda:0' (or a Tensor's .device) to 'cpu' or 'gpu'."""
+    if device is None:
+        return CPU
+    name = str(device).lower()
+    if name not in _DEVICE_ALIASES:
+        raise DeviceError(
+            f"unknown device {device!r}: expected one of 'cpu', 'gpu', 'cuda'"
+        )
+    return _DEVICE_ALIASES[name]
+
+
+def _try_import_cupy():
+    """Import CuPy and check that a CUDA device answers; remember any failure."""
+    global _cupy, _cupy_error
+    if _cupy is not None or _cupy_error is not None:
+        return _cupy
+    try:
+        import cupy
+    except Exception as error:  # ImportError, or a broken CUDA library
+        _cupy_error = f"CuPy is not installed ({type(error).__name__}: {error})"
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            _cupy_error = "CuPy is installed but no CUDA device was found"
+            return None
+    except Exception as error:
+        _cupy_error = f"CuPy is installed but CUDA is unusable ({type(error).__name__}: {error})"
+        return None
+    _cupy = cupy
+    return _cupy
+
+
+def gpu_available():
+    """True when CuPy imports and at least one CUDA device answers."""
+    return _try_import_cupy() is not None
+
+
+def cupy_module():
+    """Return the cupy module, or raise one clear DeviceError saying what is missing."""
+    cupy = _try_import_cupy()
+    if cupy is None:
+        raise DeviceError(f"the GPU was requested but {_cupy_error}; {GPU_INSTALL_HINT}")
+    return cupy
+
+
+def is_gpu_array(array):
+    """True for a CuPy array, checked without importing CuPy."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def array_module(array):
+    """numpy for NumPy arrays and scalars, cupy for CuPy arrays."""
+    return _cupy if is_gpu_array(array) else numpy
+
+
+def device_of(array):
+    """'gpu' for a CuPy array, else 'cpu'."""
+    return GPU if is_gpu_array(array) else CPU
+
+
+def module_for(device):
+    """The array module that holds arrays of `device`."""
+    return cupy_module() if normalize_device(device) == GPU else numpy
+
+
+def to_device(array, device):
+    """Return `array` on `device`, copying between host and GPU only when needed."""
+    device = normalize_device(device)
+    if device == GPU:
+        cupy = cupy_module()
+        return array if is_gpu_array(array) else cupy.asarray(array)
+    if is_gpu_array(array):
+        return array.get()
+    return numpy.asarray(array)
+
+
+def to_numpy(array):
+    """A NumPy copy (or view) of a NumPy or CuPy array."""
+    return array.get() if is_gpu_array(array) else numpy.asarray(array)
+
+
+def scatter_add(target, index, values):
+    """target[index] += values, where repeated indices ADD up (numpy.add.at / cupyx.scatter_add)."""
+    if is_gpu_array(target):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        numpy.add.at(target, index, values)
+
+
+def erf(x):
+    """The error function elementwise, on NumPy (via math.erf) or CuPy (cupyx.scipy.special)."""
+    if is_gpu_array(x):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.erf(x)
+    import math
+
+    return numpy.vectorize(math.erf, otypes=[x.dtype])(x) if x.size else x.copy()

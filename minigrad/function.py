@@ -1,0 +1,79 @@
+"""Function: one differentiable operation, with its forward and backward side by side.
+
+A Function works on raw arrays (NumPy or CuPy), never on Tensors::
+
+    class Exp(Function):
+        def forward(self, x):            # y = e^x
+            y = xp.exp(x)
+            self.saved = (y,)            # what backward needs, kept in one place
+            return y
+
+        def backward(self, dy):          # dL/dx = dL/dy * e^x
+            (y,) = self.saved
+            return dy * y
+
+Calling a Function instance on Tensors (``Exp()(x)``) unwraps the arrays, runs
+``forward``, and wraps the result in a new Tensor. When grad mode is on and an
+input requires grad, the output remembers the Function (its ``creator``) and the
+Function remembers its inputs: that link is one edge of the computation graph
+that ``Tensor.backward`` walks in reverse.
+
+``backward`` receives ``dy`` (the gradient of the final scalar with respect to
+this op's output) and returns one gradient per input, in input order, each the
+shape of its input (``None`` for inputs that need none).
+"""
+from minigrad import backend, grad_mode
+
+
+class Function:
+    saved = None          # arrays kept by forward for backward
+    inputs = ()           # the input Tensors (None where an optional input is absent)
+    needs_input_grad = () # one bool per input
+    released = False      # True once backward has freed `saved`
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __call__(self, *inputs):
+        from minigrad.tensor import Tensor
+
+        device = _common_device(self.name, inputs)
+        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        output = self.forward(*arrays)
+        needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+        record = grad_mode.is_grad_enabled() and any(needs_grad)
+        if record:
+            self.inputs = tuple(t if isinstance(t, Tensor) else None for t in inputs)
+            self.needs_input_grad = needs_grad
+        else:
+            self.saved = None  # nothing will call backward: free memory now
+        return Tensor._make(output, device, requires_grad=record, creator=self if record else None)
+
+    def release(self):
+        """Free what forward saved; a second backward through this op then fails clearly."""
+        self.saved = None
+        self.released = True
+
+
+def _common_device(op_name, inputs):
+    """The one device of all Tensor inputs; an error naming both if they differ."""
+    from minigrad.tensor import Tensor
+
+    device = None
+    for index, t in enumerate(inputs):
+        if isinstance(t, Tensor):
+            if device is None:
+                device, first = t.device, index
+            elif t.device != device:
+                raise backend.DeviceError(
+                    f"{op_name}: input {first} is on device '{device}' but input {index} is on "
+                    f"device '{t.device}'; move them to one device with .to(device)"
+                )
+    return device or backend.CPU

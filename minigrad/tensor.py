@@ -1,0 +1,271 @@
+"""Tensor: an array that remembers how it was made, so gradients can flow back.
+
+A Tensor wraps a NumPy or CuPy array (`.data`). When it comes out of a
+differentiable op while grad mode is on, it keeps a link to that op (its
+creator Function), which keeps links to its inputs. `backward()` walks this
+graph from the output back to the leaves in reverse topological order,
+applying the chain rule at each op:
+
+    dL/d(input) = backward_of_op( dL/d(output) )
+
+and summing the contributions when a tensor feeds several ops. Leaves (tensors
+made by the user, with requires_grad=True) accumulate the result in `.grad`.
+See docs/01_tensors_and_graphs.md.
+"""
+import numpy
+
+from minigrad import backend, grad_mode
+
+DEFAULT_DTYPE = numpy.float32
+
+
+class Tensor:
+    __array_priority__ = 1000  # so numpy_array + tensor calls Tensor.__radd__
+
+    def __init__(self, data, dtype=None, requires_grad=False, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if device is None:
+            device = backend.device_of(data)
+        device = backend.normalize_device(device)
+        xp = backend.module_for(device)
+        if dtype is None and not hasattr(data, "dtype"):
+            array = numpy.asarray(data)
+            if array.dtype == numpy.float64:  # Python floats: use the default float dtype
+                array = array.astype(DEFAULT_DTYPE)
+            data = array
+        data = backend.to_device(data, device)
+        self.data = data.astype(dtype, copy=False) if dtype is not None else xp.asarray(data)
+        self.device = device
+        self.grad = None
+        self._creator = None
+        self._hooks = []
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, array, device, requires_grad=False, creator=None):
+        """Wrap an op's output array without copying (internal fast path)."""
+        t = cls.__new__(cls)
+        t.data = array
+        t.device = device
+        t.grad = None
+        t._creator = creator
+        t._hooks = []
+        t._retains_grad = False
+        t.requires_grad = requires_grad
+        return t
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def numel(self):
+        return self.data.size
+
+    def dim(self):
+        return self.data.ndim
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    @property
+    def is_leaf(self):
+        """True for tensors not produced by a recorded op (the user's inputs and parameters)."""
+        return self._creator is None
+
+    @property
+    def grad_fn(self):
+        return self._creator
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"requires_grad=True needs a floating-point tensor, but this tensor has dtype "
+                f"{self.data.dtype}; convert it first with .float() or .double()"
+            )
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def __repr__(self):
+        extra = f", device='{self.device}'" if self.device != backend.CPU else ""
+        if self._creator is not None:
+            extra += f", grad_fn={self._creator.name}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        body = numpy.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{extra})"
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self):
+        """The values as a NumPy array (copied to the host if the tensor is on the GPU)."""
+        return backend.to_numpy(self.data)
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.numpy()
+        return array.astype(dtype) if dtype is not None else array
+
+    def to(self, device=None, dtype=None):
+        """A copy on `device` and/or with `dtype`; returns self when nothing changes.
+
+        Like an op, it is differentiable: gradients flow back to the original device.
+        """
+        from minigrad.ops.shape import ToDevice, Cast
+
+        result = self
+        if isinstance(device, (numpy.dtype, type)) and dtype is None:
+            device, dtype = None, device
+        if device is not None and backend.normalize_device(device) != self.device:
+            result = ToDevice(backend.normalize_device(device))(result)
+        if dtype is not None and numpy.dtype(dtype) != self.dtype:
+            result = Cast(dtype)(result)
+        return result
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("gpu")
+
+    gpu = cuda
+
+    def float(self):
+        return self.to(dtype=numpy.float32)
+
+    def double(self):
+        return self.to(dtype=numpy.float64)
+
+    def long(self):
+        return self.to(dtype=numpy.int64)
+
+    def int(self):
+        return self.to(dtype=numpy.int32)
+
+    def bool(self):
+        return self.to(dtype=numpy.bool_)
+
+    def type(self, dtype):
+        return self.to(dtype=dtype)
+
+    def detach(self):
+        """The same values, cut from the graph (shares memory, like PyTorch)."""
+        return Tensor._make(self.data, self.device)
+
+    def clone(self):
+        from minigrad.ops.shape import Clone
+
+        return Clone()(self)
+
+    def zero_(self):
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value):
+        self.data[...] = value
+        return self
+
+    def copy_(self, other):
+        """Copy values from `other` (Tensor or array) into this tensor in place."""
+        source = other.data if isinstance(other, Tensor) else other
+        if tuple(source.shape) != self.shape:
+            raise ValueError(f"copy_: source has shape {tuple(source.shape)}, this tensor {self.shape}")
+        self.data[...] = backend.to_device(source, self.device)
+        return self
+
+    # ------------------------------------------------------------------ autograd
+    def register_hook(self, hook):
+        """Call `hook(grad)` when this tensor's gradient is computed; a returned Tensor replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad")
+        self._hooks.append(hook)
+        return hook
+
+    def retain_grad(self):
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
+        self._retains_grad = True
+
+    def backward(self, gradient=None, retain_graph=False):
+        """Compute d(self)/d(leaf) for every leaf that requires grad, adding into `leaf.grad`.
+
+        `gradient` is dL/d(self); it may be omitted only when self has one element
+        (then it is 1). Saved arrays are freed afterwards unless retain_graph=True.
+        """
+        from minigrad.autograd import run_backward
+
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no grad_fn; did you "
+                "create the inputs with requires_grad=True, or compute it under no_grad()?"
+            )
+        xp = backend.array_module(self.data)
+        if gradient is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for a tensor with one element, "
+                    f"but this tensor has shape {self.shape}; pass gradient= of that shape"
+                )
+            seed = xp.ones_like(self.data)
+        else:
+            seed = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient)
+            if tuple(seed.shape) != self.shape:
+                raise ValueError(
+                    f"backward: gradient has shape {tuple(seed.shape)} but the tensor has shape {self.shape}"
+                )
+            seed = seed.astype(self.dtype, copy=False)
+        run_backward(self, seed, retain_graph)
+
+    # Operators and methods are attached in minigrad/tensor_methods.py.
+    __hash__ = object.__hash__
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def tensor(data, dtype=None, requires_grad=False, device=None):
+    """Make a new leaf Tensor from a list, a scalar, a NumPy/CuPy array or a Tensor (copied)."""
+    if isinstance(data, Tensor):
+        data = data.data.copy()
+    elif hasattr(data, "dtype") and hasattr(data, "copy"):
+        data = data.copy()
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)

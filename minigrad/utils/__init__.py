@@ -1,0 +1,1 @@
+"""Helpers around the engine: gradient checking, checkpoints, metrics, plots."""
