@@ -1,0 +1,177 @@
+"""DataLoader: turn a dataset into a stream of (images, labels) batches on a device.
+
+One epoch, step by step::
+
+    order  = rng.permutation(N) if shuffle else arange(N)       # (N,)
+    for b in range(len(loader)):
+        idx            = order[b*B : (b+1)*B]                   # (B,)
+        images, labels = dataset.get_batch(idx)                 # fancy indexing, no loop
+        images         = transform(images, rng=batch_rng(b))    # whole-batch augmentation
+        yield Tensor(images, device), Tensor(labels, device)    # (B, C, H, W), (B,)
+
+Reproducible and resumable randomness
+-------------------------------------
+The loader owns one ``numpy.random.Generator`` (from ``seed`` or ``generator``).
+At the start of every epoch it draws the permutation and one ``epoch_seed``;
+batch b is augmented with ``default_rng([epoch_seed, b])``. So:
+- the same seed gives the same batches and augmentations, with or without
+  the prefetch thread (which never touches the loader's generator);
+- the generator advances by a fixed amount per epoch, however many batches
+  were consumed, so ``state_dict()`` (generator state + epoch counter) saved
+  in a checkpoint and restored with ``load_state_dict()`` continues with
+  exactly the next epoch the original run would have seen. Save it between
+  epochs; restoring mid-epoch starts the next epoch, not the rest of this one.
+
+Prefetch
+--------
+With ``prefetch=True`` a background thread builds batch b+1 (indexing,
+transforms, copy to the device) while the training step runs on batch b.
+NumPy releases the GIL in its copy loops, so the two overlap.
+"""
+import queue
+import threading
+
+import numpy
+
+from minigrad import backend
+from minigrad.data.dataset import fetch_batch
+from minigrad.data.transforms import Transform
+from minigrad.tensor import Tensor
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size`, as minigrad Tensors on `device`.
+
+    Each batch is a tuple (images, labels) (more fields if the dataset has
+    them). The first field goes through `transform` and comes out float32 if
+    it is floating point (add transforms.ToFloat() to turn uint8 pixels into
+    float32 in [0, 1]); integer fields after it (labels) come out int64.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 generator=None, transform=None, device="cpu", prefetch=False):
+        if not isinstance(batch_size, (int, numpy.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if seed is not None and generator is not None:
+            raise ValueError("pass either seed or generator, not both")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.transform = transform
+        self.device = backend.normalize_device(device)
+        self.prefetch = bool(prefetch)
+        if generator is None:
+            if seed is None:  # derive from NumPy's global RNG so minigrad.manual_seed applies
+                seed = int(numpy.random.randint(0, 2**63 - 1, dtype=numpy.int64))
+            generator = numpy.random.default_rng(seed)
+        self.generator = generator
+        self.epoch = 0  # epochs started so far
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    # ------------------------------------------------------------------ state for checkpoints
+    def state_dict(self):
+        """What a checkpoint saves: the generator state and the epoch counter."""
+        return {"generator": self.generator.bit_generator.state, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        """Restore a state from state_dict(); the next epoch is the one the saved run would see."""
+        bit_generator = self.generator.bit_generator
+        if state["generator"].get("bit_generator") != type(bit_generator).__name__:
+            raise ValueError(
+                f"loader state holds a {state['generator'].get('bit_generator')} generator, "
+                f"this loader uses {type(bit_generator).__name__}"
+            )
+        bit_generator.state = state["generator"]
+        self.epoch = int(state["epoch"])
+
+    # ------------------------------------------------------------------ one batch
+    def _make_batch(self, indices, epoch_seed, batch_number):
+        """Gather, transform and move one batch; returns a tuple of Tensors."""
+        fields = list(fetch_batch(self.dataset, indices))
+        if self.transform is not None:
+            rng = numpy.random.default_rng([epoch_seed, batch_number])
+            if isinstance(self.transform, Transform):
+                fields[0] = self.transform(fields[0], rng=rng)
+            else:
+                fields[0] = self.transform(fields[0])
+        tensors = []
+        for position, array in enumerate(fields):
+            array = numpy.asarray(array) if not backend.is_gpu_array(array) else array
+            if array.dtype.kind == "f":
+                array = array.astype(numpy.float32, copy=False)
+            elif position > 0 and array.dtype.kind in "iub":
+                array = array.astype(numpy.int64, copy=False)
+            tensors.append(Tensor(backend.to_device(array, self.device), device=self.device))
+        return tuple(tensors)
+
+    def _epoch_plan(self):
+        """Draw this epoch's order and seed from the generator; a list of index arrays."""
+        n = len(self.dataset)
+        order = self.generator.permutation(n) if self.shuffle else numpy.arange(n)
+        epoch_seed = int(self.generator.integers(0, 2**63 - 1))
+        self.epoch += 1
+        stops = range(self.batch_size, n + self.batch_size, self.batch_size)
+        batches = [order[stop - self.batch_size:stop] for stop in stops][:len(self)]
+        return batches, epoch_seed
+
+    # ------------------------------------------------------------------ iteration
+    def __iter__(self):
+        batches, epoch_seed = self._epoch_plan()  # drawn now, so state advances at iter()
+        if self.prefetch:
+            return _prefetching(self, batches, epoch_seed)
+        return (self._make_batch(idx, epoch_seed, b) for b, idx in enumerate(batches))
+
+    def __repr__(self):
+        return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device!r}, "
+                f"prefetch={self.prefetch}, transform={self.transform!r})")
+
+
+_DONE = object()  # end-of-epoch marker in the prefetch queue
+
+
+def _prefetching(loader, batches, epoch_seed):
+    """Yield the epoch's batches while a worker thread builds the next one ahead.
+
+    The queue holds at most one finished batch, so memory stays bounded. An
+    exception in the worker is re-raised here; leaving the loop early (break)
+    stops the worker through the `stop` event.
+    """
+    ready = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for b, idx in enumerate(batches):
+                if stop.is_set() or not put(loader._make_batch(idx, epoch_seed, b)):
+                    return
+            put(_DONE)
+        except BaseException as error:  # hand the error to the consumer
+            put(error)
+
+    worker = threading.Thread(target=work, name="minigrad-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
