@@ -8,6 +8,7 @@ leaves in reverse topological order guarantees exactly that.
 The sort is iterative (an explicit stack), not recursive, so a chain of 10,000
 ops does not hit Python's recursion limit.
 """
+import numpy
 
 
 def topological_order(root):
@@ -62,6 +63,8 @@ def run_backward(root, seed, retain_graph=False):
         for parent, dx, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
             if parent is None or not needed or dx is None:
                 continue
+            if isinstance(dx, numpy.generic):
+                dx = numpy.asarray(dx)  # NumPy maths on 0-d arrays returns scalars
             if tuple(dx.shape) != parent.shape:
                 raise RuntimeError(
                     f"{fn.name}.backward returned a gradient of shape {tuple(dx.shape)} for an "

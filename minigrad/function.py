@@ -22,6 +22,8 @@ that ``Tensor.backward`` walks in reverse.
 this op's output) and returns one gradient per input, in input order, each the
 shape of its input (``None`` for inputs that need none).
 """
+import numpy
+
 from minigrad import backend, grad_mode
 
 
@@ -47,6 +49,8 @@ class Function:
         device = _common_device(self.name, inputs)
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         output = self.forward(*arrays)
+        if isinstance(output, numpy.generic):
+            output = numpy.asarray(output)  # NumPy gives scalars for 0-d results; keep arrays
         needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
         record = grad_mode.is_grad_enabled() and any(needs_grad)
         if record:

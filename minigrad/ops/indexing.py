@@ -25,7 +25,9 @@ class GetItem(Function):
         try:
             return x[self.index]
         except IndexError as error:
-            raise IndexError(f"index {self.index!r} is invalid for a tensor of shape {tuple(x.shape)}: {error}") from None
+            raise IndexError(
+                f"getitem: index {self.index!r} is invalid for a tensor of shape {tuple(x.shape)}: {error}"
+            ) from None
 
     def backward(self, dy):
         shape, dtype = self.saved

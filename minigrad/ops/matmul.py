@@ -27,17 +27,25 @@ class MatMul(Function):
                 f"{'second-to-last' if b.ndim > 1 else 'only'} dimension "
                 f"({b.shape[-2 if b.ndim > 1 else 0]})"
             )
+        try:
+            y = a @ b
+        except ValueError:  # the batch axes (all but the last two) do not broadcast
+            raise ValueError(
+                f"matmul: batch dimensions of shapes {tuple(a.shape)} and {tuple(b.shape)} "
+                f"cannot broadcast ({tuple(a.shape[:-2])} vs {tuple(b.shape[:-2])})"
+            ) from None
         self.saved = (a, b)
-        return a @ b
+        return y
 
     def backward(self, dy):
         a, b = self.saved
         a2 = a[None, :] if a.ndim == 1 else a     # (1, K) row vector
         b2 = b[:, None] if b.ndim == 1 else b     # (K, 1) column vector
-        if a.ndim == 1:
-            dy = dy[..., None, :]
+        # put back the axes that 1-D operands dropped: P first (last axis), then M
         if b.ndim == 1:
-            dy = dy[..., None]
+            dy = dy[..., None]                    # (..., M, 1)
+        if a.ndim == 1:
+            dy = dy[..., None, :]                 # (..., 1, P)
         da = db = None
         if self.needs_input_grad[0]:
             da = unbroadcast(dy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
