@@ -1,0 +1,162 @@
+"""The backward pass (minigrad/autograd.py, Tensor.backward): order, accumulation, release, hooks."""
+import numpy
+import pytest
+
+import minigrad
+
+
+def _leaf(values):
+    return minigrad.tensor(numpy.asarray(values, dtype=numpy.float64), requires_grad=True)
+
+
+def test_scalar_backward_seeds_with_one():
+    x = _leaf([2.0, 3.0])
+    (x * x).sum().backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [4.0, 6.0])
+
+
+def test_backward_with_explicit_gradient_on_non_scalar():
+    x = _leaf([1.0, 2.0])
+    (x * 3).backward(gradient=minigrad.tensor(numpy.array([1.0, 10.0])))
+    numpy.testing.assert_array_equal(x.grad.numpy(), [3.0, 30.0])
+
+
+def test_backward_gradient_of_wrong_shape_is_rejected():
+    x = _leaf([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"gradient has shape \(3,\).*\(2,\)"):
+        (x * 3).backward(gradient=numpy.ones(3))
+
+
+def test_tensor_used_twice_gets_the_sum_of_both_paths():
+    x = _leaf([3.0])
+    y = x * x + x * 2  # dy/dx = 2x + 2
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [8.0])
+
+
+def test_diamond_graph_counts_each_path_once():
+    x = _leaf([1.5])
+    a = x.exp()
+    b = a * 2
+    c = a * 3
+    (b + c).backward()  # d/dx 5 e^x
+    numpy.testing.assert_allclose(x.grad.numpy(), 5 * numpy.exp([1.5]), rtol=1e-14)
+
+
+def test_chain_of_ten_thousand_ops_backpropagates():
+    x = _leaf([1.0])
+    y = x
+    for _ in range(10_000):
+        y = y + 1.0
+    y.backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [1.0])
+    assert y.item() == 10_001.0
+
+
+def test_leaf_gradients_accumulate_across_backward_calls():
+    x = _leaf([1.0, 2.0])
+    (x * 2).sum().backward()
+    (x * 3).sum().backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [5.0, 5.0])
+
+
+def test_non_leaf_gradient_is_not_kept_by_default():
+    x = _leaf([1.0])
+    y = x * 2
+    (y * y).backward()
+    assert y.grad is None and x.grad is not None
+
+
+def test_retain_grad_keeps_non_leaf_gradient():
+    x = _leaf([1.0])
+    y = x * 2
+    y.retain_grad()
+    (y * y).backward()
+    numpy.testing.assert_array_equal(y.grad.numpy(), [4.0])
+
+
+def test_saved_arrays_are_released_after_backward():
+    x = _leaf([1.0, 2.0])
+    y = x.exp()
+    y.sum().backward()
+    assert y.grad_fn.saved is None and y.grad_fn.released
+
+
+def test_retain_graph_keeps_saved_arrays():
+    x = _leaf([1.0, 2.0])
+    y = x.exp()
+    y.sum().backward(retain_graph=True)
+    assert y.grad_fn.saved is not None and not y.grad_fn.released
+
+
+def test_second_backward_through_released_graph_raises_clear_error():
+    x = _leaf([1.0, 2.0])
+    loss = x.exp().sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        loss.backward()
+
+
+def test_second_backward_with_retain_graph_accumulates():
+    x = _leaf([1.0, 2.0])
+    loss = (x * x).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        minigrad.tensor([1.0]).backward()
+
+
+def test_only_inputs_that_require_grad_receive_grad():
+    x = _leaf([1.0])
+    c = minigrad.tensor(numpy.array([2.0]))
+    (x * c).backward()
+    assert c.grad is None and x.grad.item() == 2.0
+
+
+def test_hook_sees_the_gradient():
+    x = _leaf([1.0, 2.0])
+    seen = []
+    x.register_hook(lambda grad: seen.append(grad.numpy().copy()))
+    (x * 3).sum().backward()
+    numpy.testing.assert_array_equal(seen[0], [3.0, 3.0])
+
+
+def test_hook_return_value_replaces_the_gradient():
+    x = _leaf([1.0, 2.0])
+    y = x * 3
+    y.register_hook(lambda grad: grad * 0.5)
+    y.sum().backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [1.5, 1.5])
+
+
+def test_register_hook_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="register_hook"):
+        minigrad.tensor([1.0]).register_hook(lambda grad: grad)
+
+
+def test_gradient_of_leaf_has_leaf_dtype():
+    x = minigrad.tensor([1.0, 2.0], requires_grad=True)
+    (x.double() * 2).sum().backward()
+    assert x.grad.dtype == numpy.float32
+
+
+def test_backward_of_a_leaf_itself():
+    x = _leaf([4.0])
+    x.backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [1.0])
+
+
+def test_topological_order_puts_inputs_before_outputs():
+    from minigrad.autograd import topological_order
+
+    x = _leaf([1.0])
+    a = x * 2
+    b = a + x
+    c = b * a
+    order = topological_order(c)
+    position = {id(t): i for i, t in enumerate(order)}
+    assert position[id(x)] < position[id(a)] < position[id(b)] < position[id(c)]
