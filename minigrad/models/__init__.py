@@ -1,0 +1,4 @@
+"""Ready-made models: MLP, LeNet5, and CIFAR ResNets (resnet20/32/56, resnet18)."""
+from minigrad.models.lenet import LeNet5  # noqa: F401
+from minigrad.models.mlp import MLP  # noqa: F401
+from minigrad.models.resnet import BasicBlock, CifarResNet, resnet18, resnet20, resnet32, resnet56  # noqa: F401
