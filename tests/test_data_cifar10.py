@@ -1,6 +1,5 @@
 """CIFAR-10 reader on tiny batches in the official pickle/tar.gz format, safe extraction, errors, download."""
 import hashlib
-import io
 import os
 import pickle
 import socket
@@ -9,7 +8,9 @@ import tarfile
 import numpy
 import pytest
 
-from minigrad.data import CIFAR10, DatasetFormatError, DatasetNotFoundError, DownloadError, UnsafePickleError, cifar10
+from minigrad.data import (
+    CIFAR10, DatasetFormatError, DatasetNotFoundError, DownloadError, UnsafePickleError, cifar10,
+)
 from minigrad.data.download import Resource
 from test_data_formats import CLASSES, cifar_archive_bytes, cifar_batch, py2_pickle, write_cifar
 
@@ -69,6 +70,13 @@ def test_archive_in_root_is_extracted_and_read(tmp_path):
     ds = CIFAR10(tmp_path, train=True)
     assert len(ds) == 15
     assert sorted(os.listdir(tmp_path / cifar10.FOLDER)) == sorted(cifar10.TRAIN_FILES + ["batches.meta"])
+
+
+def test_archive_without_the_wanted_file_says_so(tmp_path):
+    write_cifar(tmp_path, test=False)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(cifar_archive_bytes(with_test=False))
+    with pytest.raises(DatasetNotFoundError, match="cifar-10-python.tar.gz does not contain them"):
+        CIFAR10(tmp_path, train=False)
 
 
 def _member(name, payload=b"x", kind=tarfile.REGTYPE, link=""):

@@ -102,7 +102,8 @@ def test_offline_error_from_opener_is_reported(tmp_path, monkeypatch):
 def test_oversized_response_is_cut_off(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "_open_url", lambda url, timeout: _FakeResponse(PAYLOAD * 50))
     with pytest.raises(DownloadError, match="more than the expected"):
-        download_resource(_resource(size=len(PAYLOAD)), ["https://mirror.invalid/a"], tmp_path, progress=False)
+        download_resource(_resource(size=len(PAYLOAD)), ["https://mirror.invalid/a"], tmp_path,
+                          progress=False)
     assert list(tmp_path.iterdir()) == []
 
 

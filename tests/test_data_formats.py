@@ -123,7 +123,7 @@ def write_cifar(root, n_per_batch=4, test=True):
     return batches
 
 
-def cifar_archive_bytes(n_per_batch=4, extra_members=()):
+def cifar_archive_bytes(n_per_batch=4, extra_members=(), with_test=True):
     """The bytes of a cifar-10-python.tar.gz holding tiny batches (plus any extra TarInfo, bytes)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -131,7 +131,7 @@ def cifar_archive_bytes(n_per_batch=4, extra_members=()):
         folder.type = tarfile.DIRTYPE
         tar.addfile(folder)
         contents = {name: py2_pickle(cifar_batch(n_per_batch, seed=k))
-                    for k, name in enumerate(cifar10.TRAIN_FILES + cifar10.TEST_FILES)}
+                    for k, name in enumerate(cifar10.TRAIN_FILES + (cifar10.TEST_FILES if with_test else []))}
         contents[cifar10.META_FILE] = py2_pickle(meta_dict())
         contents["readme.html"] = b"<html></html>"
         for name, data in contents.items():

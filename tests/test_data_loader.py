@@ -57,7 +57,8 @@ def test_shuffle_is_a_permutation_each_epoch():
 
 def test_same_seed_same_batches():
     a = _first_pixels(DataLoader(_dataset(), batch_size=4, shuffle=True, seed=7))
-    b = _first_pixels(DataLoader(_dataset(), batch_size=4, shuffle=True, generator=numpy.random.default_rng(7)))
+    rng = numpy.random.default_rng(7)
+    b = _first_pixels(DataLoader(_dataset(), batch_size=4, shuffle=True, generator=rng))
     assert a == b
 
 

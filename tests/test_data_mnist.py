@@ -46,6 +46,11 @@ def test_finds_files_in_mnist_subfolder(tmp_path):
     assert len(MNIST(tmp_path)) == 20
 
 
+def test_finds_files_in_torchvision_layout(tmp_path):
+    write_mnist(tmp_path / "MNIST" / "raw")
+    assert len(MNIST(tmp_path)) == 20
+
+
 def test_root_defaults_to_minigrad_data_env(tmp_path, monkeypatch):
     write_mnist(tmp_path / "mnist")
     monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path))
@@ -62,7 +67,8 @@ def test_wrong_magic_is_a_clear_error(tmp_path):
     write_mnist(tmp_path)
     labels = numpy.zeros(20, numpy.uint8)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels, 2051)))
-    with pytest.raises(DatasetFormatError, match=r"train-labels-idx1-ubyte.gz: magic number 2051, expected 2049"):
+    expected = r"train-labels-idx1-ubyte.gz: magic number 2051, expected 2049"
+    with pytest.raises(DatasetFormatError, match=expected):
         MNIST(tmp_path)
 
 

@@ -1,6 +1,8 @@
 """Batch transforms: values, per-image randomness, reproducibility and clear errors."""
 import numpy
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from minigrad.data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat
 
@@ -55,7 +57,8 @@ def test_random_crop_without_padding_matches_slicing_each_image():
     rng = _rng(1)
     oy, ox = rng.integers(0, 3, size=8), rng.integers(0, 3, size=8)
     for n in range(8):
-        numpy.testing.assert_array_equal(y[n], x[n, :, oy[n]:oy[n] + 4, ox[n]:ox[n] + 4], err_msg=f"image {n}")
+        expected = x[n, :, oy[n]:oy[n] + 4, ox[n]:ox[n] + 4]
+        numpy.testing.assert_array_equal(y[n], expected, err_msg=f"image {n}")
 
 
 def test_random_crop_pads_with_zeros():
@@ -98,7 +101,8 @@ def test_flip_probability_extremes():
 
 
 def test_compose_same_rng_state_same_output():
-    t = Compose([ToFloat(), RandomCrop(4, padding=1), RandomHorizontalFlip(), Normalize((0.5,) * 3, (0.2,) * 3)])
+    t = Compose([ToFloat(), RandomCrop(4, padding=1), RandomHorizontalFlip(),
+                 Normalize((0.5,) * 3, (0.2,) * 3)])
     a, b = t(_batch(), rng=_rng(5)), t(_batch(), rng=_rng(5))
     numpy.testing.assert_array_equal(a, b)
     assert a.dtype == numpy.float32 and a.shape == (8, 3, 4, 4)
@@ -119,3 +123,19 @@ def test_random_transform_without_rng_follows_numpy_global_seed():
     finally:
         numpy.random.set_state(saved)
     numpy.testing.assert_array_equal(a, b)
+
+
+@given(n=st.integers(1, 5), c=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       padding=st.integers(0, 3), data=st.data())
+def test_random_crop_equals_pad_then_slice_for_any_shape(n, c, h, w, padding, data):
+    size_h = data.draw(st.integers(1, h + 2 * padding), label="size_h")
+    size_w = data.draw(st.integers(1, w + 2 * padding), label="size_w")
+    x = _batch(n, c, h, w)
+    y = RandomCrop((size_h, size_w), padding)(x, rng=_rng(4))
+    rng = _rng(4)
+    oy = rng.integers(0, h + 2 * padding - size_h + 1, size=n)
+    ox = rng.integers(0, w + 2 * padding - size_w + 1, size=n)
+    padded = numpy.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    for i in range(n):
+        expected = padded[i, :, oy[i]:oy[i] + size_h, ox[i]:ox[i] + size_w]
+        numpy.testing.assert_array_equal(y[i], expected, err_msg=f"image {i}")

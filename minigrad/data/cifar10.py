@@ -49,6 +49,13 @@ def _batch_folder(root):
     return root / FOLDER
 
 
+def _is_safe_member(member):
+    """A plain file or folder whose name stays inside the extraction folder."""
+    parts = PurePosixPath(member.name).parts
+    inside = not member.name.startswith(("/", "\\")) and ".." not in parts
+    return inside and (member.isfile() or member.isdir())
+
+
 def extract_archive(archive, root, wanted):
     """Extract the members named in `wanted` from the CIFAR tar.gz into root/cifar-10-batches-py.
 
@@ -62,8 +69,7 @@ def extract_archive(archive, root, wanted):
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
             for member in members:
-                parts = PurePosixPath(member.name).parts
-                if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+                if not _is_safe_member(member):
                     raise DatasetFormatError(
                         f"{archive}: unsafe archive member {member.name!r} "
                         "(absolute path, '..', link or device); refusing to extract it"
@@ -71,7 +77,8 @@ def extract_archive(archive, root, wanted):
             folder.mkdir(parents=True, exist_ok=True)
             for member in members:
                 parts = PurePosixPath(member.name).parts
-                if not member.isfile() or len(parts) != 2 or parts[0] != FOLDER or parts[1] not in wanted:
+                wanted_file = len(parts) == 2 and parts[0] == FOLDER and parts[1] in wanted
+                if not (member.isfile() and wanted_file):
                     continue
                 part = folder / f".{parts[1]}.part"
                 with tar.extractfile(member) as source, open(part, "wb") as out:
@@ -80,8 +87,8 @@ def extract_archive(archive, root, wanted):
                 part.replace(folder / parts[1])
     except (tarfile.TarError, EOFError, OSError) as error:
         raise DatasetFormatError(
-            f"{archive}: cannot extract ({type(error).__name__}: {error}); "
-            "delete it and download it again"
+            f"{archive}: cannot extract into {folder} ({type(error).__name__}: {error}); "
+            "if the archive is damaged, delete it and download it again"
         ) from None
     return folder
 
@@ -90,7 +97,9 @@ def _read_batch(path):
     """(images uint8 (N, 3, 32, 32), labels int64 (N,)) from one batch pickle."""
     batch = _load_dict(path)
     if "data" not in batch or "labels" not in batch:
-        raise DatasetFormatError(f"{path}: a CIFAR-10 batch needs keys 'data' and 'labels', got {sorted(batch)}")
+        raise DatasetFormatError(
+            f"{path}: a CIFAR-10 batch needs keys 'data' and 'labels', got {sorted(batch)}"
+        )
     data = numpy.asarray(batch["data"])
     labels = numpy.asarray(batch["labels"], dtype=numpy.int64)
     if data.dtype != numpy.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
@@ -143,7 +152,8 @@ class CIFAR10(ArrayDataset):
             folder = extract_archive(archive, self.root, set(missing))
             missing = [name for name in names if not (folder / name).is_file()]
         if missing:
-            raise DatasetNotFoundError(_missing_message(missing, folder, self.root, self.train))
+            raise DatasetNotFoundError(
+                _missing_message(missing, folder, self.root, self.train, archive.is_file()))
         parts = [_read_batch(folder / name) for name in names[:-1]]
         images = numpy.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         labels = numpy.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
@@ -151,11 +161,12 @@ class CIFAR10(ArrayDataset):
         self.folder = folder
 
 
-def _missing_message(missing, folder, root, train):
+def _missing_message(missing, folder, root, train, archive_present):
     split = "training" if train else "test"
+    archive = (f"{root / ARCHIVE.filename} does not contain them" if archive_present
+               else f"no {ARCHIVE.filename} in {root}")
     text = (
-        f"CIFAR-10 {split} split: missing file(s) {', '.join(missing)} in {folder} "
-        f"(and no {ARCHIVE.filename} in {root}).\n"
+        f"CIFAR-10 {split} split: missing file(s) {', '.join(missing)} in {folder} ({archive}).\n"
         f"Pass download=True to fetch {ARCHIVE.filename} from {URLS[0]} (SHA-256 {ARCHIVE.sha256}), "
         f"or download it by hand, place it in {root} (it is extracted on first use) "
         f"or extract it there so that {root / FOLDER} holds the files."

@@ -60,24 +60,26 @@ def _open_url(url, timeout):
     return urllib.request.urlopen(url, timeout=timeout)
 
 
+class _NoProgress:
+    """Stands in for a tqdm bar when tqdm is missing or progress is off."""
+
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
 def _progress_bar(total, description, enabled):
-    """A tqdm bar when tqdm is installed and enabled, else a no-op with the same update()."""
+    """A tqdm progress bar in bytes when enabled and tqdm is installed, else _NoProgress."""
     if enabled:
         try:
             from tqdm import tqdm
-            return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=description, leave=False)
         except ImportError:
-            pass
-
-    class _Silent:
-        def update(self, n):
-            pass
-
-        def close(self):
-            pass
-
-    return _Silent()
+            return _NoProgress()
+        return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=description, leave=False)
+    return _NoProgress()
 
 
 def _fetch_to(url, part_path, resource, timeout, progress):

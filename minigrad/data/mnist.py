@@ -15,7 +15,9 @@ Read as one big-endian int32, bytes 0-3 are the "magic number":
 Files: train-images-idx3-ubyte, train-labels-idx1-ubyte (60,000),
 t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (10,000), each gzip-compressed
 (.gz, as distributed) or already uncompressed. They are looked for in
-`root` and in `root/mnist`; downloads go to `root/mnist`.
+`root`, `root/mnist` and `root/MNIST/raw`; downloads go to `root/mnist`.
+The images are a read-only view of the decompressed file bytes (no copy);
+batches taken from them are ordinary writable arrays.
 """
 import gzip
 import zlib
@@ -100,7 +102,8 @@ def read_idx(path, expected_magic):
 
 
 def _search_folders(root):
-    return [root, root / "mnist"]
+    """root itself, root/mnist (where downloads go), and torchvision's root/MNIST/raw."""
+    return [root, root / "mnist", root / "MNIST" / "raw"]
 
 
 def _find(name, folders):
