@@ -139,7 +139,8 @@ class LogSumExp(Function):
         axes = self.axes if x.ndim else None
         m = x.max(axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)  # all -inf rows stay -inf instead of NaN
-        y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))
+        with backend.numpy.errstate(divide="ignore"):  # log(0) = -inf is the right answer there
+            y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))
         self.saved = (x, y)
         return y if self.keepdims else y.reshape([s for i, s in enumerate(x.shape) if i not in self.axes])
 
