@@ -1,0 +1,151 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library) via im2col.
+
+Shapes:  N batch, C input channels, H x W input size, F filters (output channels),
+         G groups, C/G and F/G channels per group, KH x KW kernel size,
+         OH x OW output size, P = N*OH*OW output positions, K = C/G*KH*KW.
+
+    y[n, f, oh, ow] = b[f] + sum_(c in group of f, kh, kw)
+                      w[f, c, kh, kw] * x_padded[n, c, oh*SH + kh*DH, ow*SW + kw*DW]
+
+`conv2d_reference` computes exactly this with loops. `Conv2d` gathers every
+patch into the columns of one matrix with im2col (see im2col.py) and does ONE
+matrix product per group:
+
+    cols = im2col(x)                                   (C*KH*KW, P) = G blocks of (K, P)
+    y_g  = W_g @ cols_g                                (F/G, K) @ (K, P) -> (F/G, P)
+
+Backward, with dY_g = dy for group g's filters laid out as (F/G, P):
+    dW_g    = dY_g @ cols_g^T                          (F/G, P) @ (P, K) -> (F/G, K)
+    db      = sum of dy over n, oh, ow                 (F,)
+    dcols_g = W_g^T @ dY_g                             (K, F/G) @ (F/G, P) -> (K, P)
+    dx      = col2im(dcols)                            (N, C, H, W)
+col2im is the adjoint of im2col, which is what the chain rule asks for.
+"""
+import numpy
+
+from minigrad import backend
+from minigrad.function import Function
+from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair
+
+
+class Conv2d(Function):
+    """y = conv2d(x, w) + b with x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None."""
+
+    def __init__(self, stride=1, padding=0, dilation=1, groups=1):
+        self.stride = pair(stride, "stride", "conv2d")
+        self.padding = pair(padding, "padding", "conv2d")
+        self.dilation = pair(dilation, "dilation", "conv2d")
+        self.groups = int(groups)
+        if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.padding) < 0 or self.groups < 1:
+            raise ValueError(
+                f"conv2d: need stride >= 1, dilation >= 1, padding >= 0 and groups >= 1, got "
+                f"stride={self.stride}, dilation={self.dilation}, padding={self.padding}, groups={self.groups}"
+            )
+
+    def forward(self, x, weight, bias=None):
+        _check_conv_shapes(x, weight, bias, self.padding, self.dilation, self.groups)
+        xp = backend.array_module(x)
+        n, c, height, width = x.shape
+        filters, c_group, kernel_h, kernel_w = weight.shape
+        groups = self.groups
+        out_h = conv_output_size(height, kernel_h, self.stride[0], self.padding[0], self.dilation[0])
+        out_w = conv_output_size(width, kernel_w, self.stride[1], self.padding[1], self.dilation[1])
+
+        cols = im2col(x, kernel_h, kernel_w, self.stride, self.padding, self.dilation)  # (C*KH*KW, P)
+        cols = cols.reshape(groups, c_group * kernel_h * kernel_w, -1)                  # (G, K, P)
+        w_2d = weight.reshape(groups, filters // groups, -1)                            # (G, F/G, K)
+        y = xp.matmul(w_2d, cols)                          # (G, F/G, K) @ (G, K, P) -> (G, F/G, P)
+        y = y.reshape(filters, n, out_h, out_w).transpose(1, 0, 2, 3)                   # (N, F, OH, OW)
+        if bias is not None:
+            y = y + bias.reshape(1, filters, 1, 1)
+        self.saved = (cols, w_2d, x.shape, weight.shape, bias is not None)
+        return xp.ascontiguousarray(y)
+
+    def backward(self, dy):
+        cols, w_2d, x_shape, w_shape, has_bias = self.saved
+        xp = backend.array_module(dy)
+        groups = self.groups
+        filters, _, kernel_h, kernel_w = w_shape
+        dy_2d = dy.transpose(1, 0, 2, 3).reshape(groups, filters // groups, -1)        # (G, F/G, P)
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            dcols = xp.matmul(w_2d.transpose(0, 2, 1), dy_2d)  # (G, K, F/G) @ (G, F/G, P) -> (G, K, P)
+            dcols = dcols.reshape(-1, dcols.shape[-1])                                   # (C*KH*KW, P)
+            dx = col2im(dcols, x_shape, kernel_h, kernel_w, self.stride, self.padding, self.dilation)
+        if self.needs_input_grad[1]:
+            dw = xp.matmul(dy_2d, cols.transpose(0, 2, 1))  # (G, F/G, P) @ (G, P, K) -> (G, F/G, K)
+            dw = dw.reshape(w_shape)                                                     # (F, C/G, KH, KW)
+        if has_bias and self.needs_input_grad[2]:
+            db = dy.sum(axis=(0, 2, 3))                                                  # (F,)
+        return dx, dw, db
+
+
+def _check_conv_shapes(x, weight, bias, padding, dilation, groups):
+    """Errors that name the argument, the expected and the actual shapes."""
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}")
+    if weight.ndim != 4:
+        raise ValueError(
+            f"conv2d: weight must have 4 dimensions (F, C/groups, KH, KW), got shape {tuple(weight.shape)}"
+        )
+    n, c, height, width = x.shape
+    filters, c_group, kernel_h, kernel_w = weight.shape
+    if c % groups or filters % groups:
+        raise ValueError(
+            f"conv2d: groups={groups} must divide both the input channels ({c}, input shape "
+            f"{tuple(x.shape)}) and the filters ({filters}, weight shape {tuple(weight.shape)})"
+        )
+    if c_group * groups != c:
+        raise ValueError(
+            f"conv2d: weight of shape {tuple(weight.shape)} expects C = {c_group}*groups = "
+            f"{c_group * groups} input channels (groups={groups}), but the input of shape "
+            f"{tuple(x.shape)} has {c}"
+        )
+    if bias is not None and tuple(bias.shape) != (filters,):
+        raise ValueError(f"conv2d: bias must have shape ({filters},) (one per filter), got {tuple(bias.shape)}")
+    span_h = dilation[0] * (kernel_h - 1) + 1
+    span_w = dilation[1] * (kernel_w - 1) + 1
+    if span_h > height + 2 * padding[0] or span_w > width + 2 * padding[1]:
+        raise ValueError(
+            f"conv2d: kernel of size {span_h}x{span_w} (weight shape {tuple(weight.shape)}, dilation "
+            f"{tuple(dilation)}) is larger than the padded input of size "
+            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x.shape)}, "
+            f"padding {tuple(padding)})"
+        )
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv2d: x (N, C, H, W), weight (F, C/groups, KH, KW), bias (F,) or None."""
+    return Conv2d(stride, padding, dilation, groups)(x, weight, bias)
+
+
+def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """The definition of conv2d with plain loops (NumPy arrays in and out, forward only).
+
+    Slow on purpose: one output number at a time, written as the formula at the
+    top of this file. For teaching and as the oracle that Conv2d is tested against.
+    """
+    x, weight = numpy.asarray(x), numpy.asarray(weight)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride, "stride", "conv2d"), pair(padding, "padding", "conv2d"), \
+        pair(dilation, "dilation", "conv2d")
+    _check_conv_shapes(x, weight, bias, (ph, pw), (dh, dw), groups)
+    n_batch, channels, height, width = x.shape
+    filters, c_group, kernel_h, kernel_w = weight.shape
+    f_group = filters // groups
+    out_h = conv_output_size(height, kernel_h, sh, ph, dh)
+    out_w = conv_output_size(width, kernel_w, sw, pw, dw)
+    x_padded = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    y = numpy.zeros((n_batch, filters, out_h, out_w), dtype=numpy.result_type(x, weight))
+    for n in range(n_batch):
+        for f in range(filters):
+            first_channel = (f // f_group) * c_group          # the group of filter f sees these channels
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    total = 0.0 if bias is None else float(bias[f])
+                    for c in range(c_group):
+                        for kh in range(kernel_h):
+                            for kw in range(kernel_w):
+                                pixel = x_padded[n, first_channel + c, oh * sh + kh * dh, ow * sw + kw * dw]
+                                total += weight[f, c, kh, kw] * pixel
+                    y[n, f, oh, ow] = total
+    return y
