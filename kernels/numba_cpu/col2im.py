@@ -1,0 +1,119 @@
+"""col2im on the CPU with Numba: fold columns back into an image, summing overlaps.
+
+col2im is the adjoint (transpose) of im2col: im2col copies each input pixel
+into every column whose receptive field covers it, so the gradient of that
+pixel is the SUM of those column entries:
+
+    dx[n, c, h, w] = sum over taps (kh, kw) and outputs (oh, ow) with
+                         h = oh*SH - PH + kh*DH   and   w = ow*SW - PW + kw*DW
+                     of cols[(c, kh, kw), (n, oh, ow)]
+
+    cols  (C*KH*KW, N*OH*OW)    dx (N, C, H, W)
+
+Two versions, both deterministic and race-free under `prange`: no two
+parallel iterations ever write the same pixel, and every pixel adds its terms
+in the same (kh, kw) order on every run and every thread count. (A plain
+scatter over columns, "add each entry to its pixel", would race.)
+
+  version 1, `col2im_gather`: one iteration computes ONE PIXEL ROW (n, c, h);
+      each pixel GATHERS its terms by visiting the taps that read it. The
+      tap -> output tables are precomputed (no division in the loop).
+  version 2, `col2im` (used by minigrad): one iteration owns ONE PLANE (n, c)
+      and walks tap by tap, adding each tap's contiguous run of columns into
+      its pixels. Same sums in the same order as version 1, but it streams
+      through `cols` row by row instead of hopping between KH*KW rows, which
+      measured about 2x faster on ResNet-20 shapes.
+
+Reference: minigrad.ops.im2col's NumPy path, which also adds tap by tap; the
+results agree to float rounding (in practice bit for bit).
+"""
+import numpy
+from numba import njit, prange
+
+from kernels.numba_cpu.im2col import output_size, valid_range
+
+
+def _tap_table(size, kernel, stride, padding, dilation, n_out):
+    """table[i, k] = the output o with o*stride - padding + k*dilation == i, or -1 if none."""
+    t = numpy.arange(size)[:, None] + padding - numpy.arange(kernel)[None, :] * dilation  # (size, kernel)
+    out = t // stride
+    reads = (t >= 0) & (t % stride == 0) & (out < n_out)
+    return numpy.where(reads, out, -1).astype(numpy.int64)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _col2im_gather_rows(cols, dx, kernel_h, kernel_w, oh_of, ow_of, out_h, out_w):
+    n_images, channels, height, width = dx.shape
+    taps = kernel_h * kernel_w
+    for pixel_row in prange(n_images * channels * height):
+        n = pixel_row // (channels * height)
+        c = (pixel_row // height) % channels
+        h = pixel_row % height
+        for w in range(width):
+            total = dx[n, c, h, w]                       # dx starts at zero: a 0 of cols' dtype
+            for kh in range(kernel_h):
+                oh = oh_of[h, kh]
+                if oh < 0:                               # tap kh never reads row h
+                    continue
+                for kw in range(kernel_w):
+                    ow = ow_of[w, kw]
+                    if ow < 0:
+                        continue
+                    total += cols[c * taps + kh * kernel_w + kw, (n * out_h + oh) * out_w + ow]
+            dx[n, c, h, w] = total
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _col2im_planes(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w):
+    n_images, channels, height, width = dx.shape
+    taps = kernel_h * kernel_w
+    for plane in prange(n_images * channels):
+        n = plane // channels
+        c = plane % channels
+        for kh in range(kernel_h):
+            for kw in range(kernel_w):
+                row = c * taps + kh * kernel_w + kw
+                offset_w = kw * dil_w - pad_w            # input column = ow*SW + offset_w
+                lo, hi = valid_range(out_w, stride_w, offset_w, width)
+                for oh in range(out_h):
+                    h = oh * stride_h - pad_h + kh * dil_h
+                    if h < 0 or h >= height:
+                        continue
+                    column = (n * out_h + oh) * out_w    # first column of (n, oh, :)
+                    for ow in range(lo, hi):
+                        dx[n, c, h, ow * stride_w + offset_w] += cols[row, column + ow]
+
+
+def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
+    n_images, channels, height, width = x_shape
+    out_h = output_size(height, kernel_h, stride[0], padding[0], dilation[0])
+    out_w = output_size(width, kernel_w, stride[1], padding[1], dilation[1])
+    expected = (channels * kernel_h * kernel_w, n_images * out_h * out_w)
+    if tuple(cols.shape) != expected:
+        raise ValueError(f"col2im: cols must have shape {expected} (C*KH*KW, N*OH*OW) for x_shape "
+                         f"{tuple(x_shape)}, got {tuple(cols.shape)}")
+    return out_h, out_w
+
+
+def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
+    """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col (version 2)."""
+    out_h, out_w = _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
+    cols = numpy.ascontiguousarray(cols)
+    dx = numpy.zeros(tuple(x_shape), dtype=cols.dtype)
+    if dx.size and cols.size:
+        _col2im_planes(cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
+                       dilation[0], dilation[1], out_h, out_w)
+    return dx
+
+
+def col2im_gather(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
+    """The same result as `col2im`, computed one pixel at a time (version 1)."""
+    out_h, out_w = _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
+    n_images, channels, height, width = x_shape
+    cols = numpy.ascontiguousarray(cols)
+    dx = numpy.zeros(tuple(x_shape), dtype=cols.dtype)
+    if dx.size and cols.size:
+        oh_of = _tap_table(height, kernel_h, stride[0], padding[0], dilation[0], out_h)  # (H, KH)
+        ow_of = _tap_table(width, kernel_w, stride[1], padding[1], dilation[1], out_w)   # (W, KW)
+        _col2im_gather_rows(cols, dx, kernel_h, kernel_w, oh_of, ow_of, out_h, out_w)
+    return dx

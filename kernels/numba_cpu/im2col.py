@@ -1,0 +1,82 @@
+"""im2col on the CPU with Numba: unfold every receptive field of an image into a column.
+
+One loop iteration (one `prange` index) fills ONE ROW of `cols`, the row for
+input channel c and kernel tap (kh, kw): for every image n and output
+position (oh, ow) it copies the input pixel that this tap sees there.
+
+    cols[(c, kh, kw), (n, oh, ow)] = x_padded[n, c, oh*SH + kh*DH, ow*SW + kw*DW]
+
+    x     (N, C, H, W)                    float32 or float64
+    cols  (C*KH*KW, N*OH*OW)              rows (c, kh, kw) and columns (n, oh, ow) in C order
+    OH = (H + 2*PH - DH*(KH - 1) - 1) // SH + 1      (OW likewise)
+
+Reads that fall in the zero padding write 0. Along a row of outputs, the
+positions that read real pixels form one interval [lo, hi) (`valid_range`),
+so the copy loop in the middle has no branch. Rows are independent: the
+parallel loop has no races, and each row is written left to right.
+Reference: minigrad.ops.im2col's NumPy path; the two agree bit for bit (a copy,
+no arithmetic).
+"""
+import numpy
+from numba import njit, prange
+
+
+def output_size(size, kernel, stride, padding, dilation):
+    """Number of kernel positions along one axis."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+@njit(inline="always", cache=True)
+def valid_range(n_out, stride, offset, size):
+    """The outputs o in [lo, hi) whose input index o*stride + offset lies in [0, size)."""
+    lo = 0
+    if offset < 0:
+        lo = (-offset + stride - 1) // stride             # ceil(-offset / stride)
+    hi = 0
+    if size - offset > 0:
+        hi = (size - offset - 1) // stride + 1
+    hi = min(hi, n_out)
+    lo = min(lo, hi)
+    return lo, hi
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _im2col_rows(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w):
+    n_images, channels, height, width = x.shape
+    taps = kernel_h * kernel_w
+    for row in prange(channels * taps):
+        c = row // taps
+        kh = (row // kernel_w) % kernel_h
+        kw = row % kernel_w
+        offset_w = kw * dil_w - pad_w                    # input column = ow*SW + offset_w
+        lo, hi = valid_range(out_w, stride_w, offset_w, width)
+        for n in range(n_images):
+            for oh in range(out_h):
+                ih = oh * stride_h - pad_h + kh * dil_h
+                column = (n * out_h + oh) * out_w        # first column of (n, oh, :)
+                if ih < 0 or ih >= height:               # this whole output row reads padding
+                    for ow in range(out_w):
+                        cols[row, column + ow] = 0
+                    continue
+                for ow in range(lo):
+                    cols[row, column + ow] = 0
+                for ow in range(lo, hi):
+                    cols[row, column + ow] = x[n, c, ih, ow * stride_w + offset_w]
+                for ow in range(hi, out_w):
+                    cols[row, column + ow] = 0
+
+
+def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
+    """cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); stride/padding/dilation are (h, w) pairs."""
+    n_images, channels, height, width = x.shape
+    out_h = output_size(height, kernel_h, stride[0], padding[0], dilation[0])
+    out_w = output_size(width, kernel_w, stride[1], padding[1], dilation[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"im2col: the dilated kernel ({kernel_h}x{kernel_w}, dilation {tuple(dilation)}) is "
+                         f"larger than the padded input {height}x{width} (padding {tuple(padding)})")
+    x = numpy.ascontiguousarray(x)
+    cols = numpy.empty((channels * kernel_h * kernel_w, n_images * out_h * out_w), dtype=x.dtype)
+    if cols.size:
+        _im2col_rows(x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
+                     dilation[0], dilation[1], out_h, out_w)
+    return cols

@@ -1,0 +1,201 @@
+"""kernels/numba_cpu: each Numba kernel equals its NumPy reference in minigrad/ops.
+
+im2col and max-pool forward are copies/maxima, so they must agree bit for bit;
+col2im and max-pool backward add floats, compared at float rounding. Shapes,
+strides, paddings and dilations are drawn by hypothesis (small, to stay fast).
+"""
+import subprocess
+import sys
+
+import numpy
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+pytest.importorskip("numba")
+
+from kernels import numba_cpu                                       # noqa: E402
+from minigrad.ops.im2col import col2im_numpy, conv_output_size, im2col_numpy  # noqa: E402
+from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy  # noqa: E402
+
+im2col = numba_cpu.load("im2col")
+col2im = numba_cpu.load("col2im")
+col2im_gather = numba_cpu.load("col2im_gather")
+max_pool_forward = numba_cpu.load("max_pool2d_forward")
+max_pool_backward = numba_cpu.load("max_pool2d_backward")
+
+pairs = st.tuples
+
+
+@st.composite
+def conv_geometries(draw):
+    """(x, kernel_h, kernel_w, stride, padding, dilation) with at least one output position."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    height, width = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    kernel_h, kernel_w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(pairs(st.integers(1, 3), st.integers(1, 3)))
+    padding = draw(pairs(st.integers(0, 2), st.integers(0, 2)))
+    dilation = draw(pairs(st.integers(1, 3), st.integers(1, 3)))
+    assume(conv_output_size(height, kernel_h, stride[0], padding[0], dilation[0]) >= 1)
+    assume(conv_output_size(width, kernel_w, stride[1], padding[1], dilation[1]) >= 1)
+    dtype = draw(st.sampled_from([numpy.float32, numpy.float64]))
+    seed = draw(st.integers(0, 2**16))
+    x = numpy.random.default_rng(seed).standard_normal((n, c, height, width)).astype(dtype)
+    return x, kernel_h, kernel_w, stride, padding, dilation
+
+
+@st.composite
+def pool_geometries(draw):
+    """(x, kernel_h, kernel_w, stride, padding) valid for max_pool2d (padding <= kernel // 2)."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    height, width = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    kernel_h, kernel_w = draw(st.integers(1, min(4, height))), draw(st.integers(1, min(4, width)))
+    stride = draw(pairs(st.integers(1, 3), st.integers(1, 3)))
+    padding = draw(pairs(st.integers(0, kernel_h // 2), st.integers(0, kernel_w // 2)))
+    dtype = draw(st.sampled_from([numpy.float32, numpy.float64]))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**16)))
+    if draw(st.booleans()):   # small integers: many ties inside a window
+        x = rng.integers(-2, 3, size=(n, c, height, width)).astype(dtype)
+    else:
+        x = rng.standard_normal((n, c, height, width)).astype(dtype)
+    return x, kernel_h, kernel_w, stride, padding
+
+
+def _random_cols(x, kernel_h, kernel_w, stride, padding, dilation, seed=1):
+    shape = im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation).shape
+    return numpy.random.default_rng(seed).standard_normal(shape).astype(x.dtype)
+
+
+def _assert_same(name, ours, reference):
+    assert ours.shape == reference.shape, f"{name}: shape {ours.shape}, reference {reference.shape}"
+    assert ours.dtype == reference.dtype, f"{name}: dtype {ours.dtype}, reference {reference.dtype}"
+    if not numpy.array_equal(ours, reference):
+        where = numpy.argwhere(ours != reference)[0]
+        raise AssertionError(f"{name}: differs at index {tuple(where)}: "
+                             f"{ours[tuple(where)]!r} vs reference {reference[tuple(where)]!r}")
+
+
+def _tolerance(dtype):
+    return dict(rtol=1e-5, atol=1e-5) if dtype == numpy.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ im2col
+@given(conv_geometries())
+def test_im2col_equals_numpy_reference_bit_for_bit(geometry):
+    _assert_same("im2col", im2col(*geometry), im2col_numpy(*geometry))
+
+
+def test_im2col_layout_rows_are_channel_tap_and_columns_are_image_position():
+    x = numpy.arange(2 * 3 * 4 * 5, dtype=numpy.float64).reshape(2, 3, 4, 5)
+    cols = im2col(x, 2, 3, (1, 2), (1, 0), (1, 1))
+    out_h, out_w = 4 + 2 - 1, (5 - 3) // 2 + 1
+    for c, kh, kw, n, oh, ow in numpy.ndindex(3, 2, 3, 2, out_h, out_w):
+        h, w = oh * 1 - 1 + kh, ow * 2 + kw
+        expected = x[n, c, h, w] if 0 <= h < 4 else 0.0
+        got = cols[(c * 2 + kh) * 3 + kw, (n * out_h + oh) * out_w + ow]
+        assert got == expected, f"cols at (c={c}, kh={kh}, kw={kw}, n={n}, oh={oh}, ow={ow})"
+
+
+def test_im2col_rejects_kernel_larger_than_padded_input():
+    with pytest.raises(ValueError, match="im2col.*larger than the padded input 3x3"):
+        im2col(numpy.zeros((1, 1, 3, 3)), 5, 1, (1, 1), (0, 0), (1, 1))
+
+
+# ------------------------------------------------------------------ col2im
+@given(conv_geometries())
+def test_col2im_equals_numpy_reference(geometry):
+    x, kernel_h, kernel_w, stride, padding, dilation = geometry
+    cols = _random_cols(*geometry)
+    ours = col2im(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation)
+    reference = col2im_numpy(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation)
+    assert ours.dtype == reference.dtype
+    numpy.testing.assert_allclose(ours, reference, **_tolerance(x.dtype), err_msg="col2im vs col2im_numpy")
+
+
+@given(conv_geometries())
+def test_col2im_gather_equals_col2im_bit_for_bit(geometry):
+    x, kernel_h, kernel_w, stride, padding, dilation = geometry
+    cols = _random_cols(*geometry)
+    args = (cols, x.shape, kernel_h, kernel_w, stride, padding, dilation)
+    _assert_same("col2im_gather", col2im_gather(*args), col2im(*args))
+
+
+@given(conv_geometries())
+def test_col2im_is_the_adjoint_of_im2col(geometry):
+    x, kernel_h, kernel_w, stride, padding, dilation = geometry
+    x = x.astype(numpy.float64)
+    cols = _random_cols(x, kernel_h, kernel_w, stride, padding, dilation)
+    left = numpy.sum(im2col(x, kernel_h, kernel_w, stride, padding, dilation) * cols)      # <A x, c>
+    right = numpy.sum(x * col2im(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation))  # <x, A^T c>
+    assert left == pytest.approx(right, rel=1e-12, abs=1e-12)
+
+
+def test_col2im_is_deterministic_across_runs():
+    x = numpy.zeros((4, 8, 12, 12), dtype=numpy.float32)
+    cols = _random_cols(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    first = col2im(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1))
+    for _ in range(3):
+        _assert_same("col2im rerun", col2im(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1)), first)
+
+
+def test_col2im_rejects_cols_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"col2im: cols must have shape \(9, 16\).*got \(9, 15\)"):
+        col2im(numpy.zeros((9, 15)), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
+
+
+# ------------------------------------------------------------------ max pool
+@given(pool_geometries())
+def test_max_pool_forward_equals_numpy_reference_bit_for_bit(geometry):
+    y, argmax_index = max_pool_forward(*geometry)
+    y_reference, argmax_reference = max_pool2d_forward_numpy(*geometry)
+    _assert_same("max_pool2d y", y, y_reference)
+    _assert_same("max_pool2d argmax_index", argmax_index, argmax_reference.astype(numpy.int64))
+
+
+@given(pool_geometries())
+def test_max_pool_backward_equals_numpy_reference(geometry):
+    x, kernel_h, kernel_w, stride, padding = geometry
+    y, argmax_index = max_pool_forward(*geometry)
+    dy = numpy.random.default_rng(2).standard_normal(y.shape).astype(x.dtype)
+    ours = max_pool_backward(dy, argmax_index, x.shape, kernel_h, kernel_w, stride, padding)
+    reference = max_pool2d_backward_numpy(dy, argmax_index, x.shape, kernel_h, kernel_w, stride, padding)
+    assert ours.dtype == reference.dtype
+    numpy.testing.assert_allclose(ours, reference, **_tolerance(x.dtype), err_msg="max_pool2d backward")
+
+
+def test_max_pool_tie_goes_to_the_first_window_position():
+    x = numpy.ones((1, 1, 2, 2), dtype=numpy.float32)
+    _, argmax_index = max_pool_forward(x, 2, 2, (2, 2), (0, 0))
+    assert argmax_index[0, 0, 0, 0] == 0
+
+
+def test_max_pool_backward_rejects_dy_shaped_unlike_argmax():
+    with pytest.raises(ValueError, match=r"dy has shape \(1, 1, 2, 2\) but argmax_index has shape \(1, 1, 1, 1\)"):
+        max_pool_backward(numpy.zeros((1, 1, 2, 2)), numpy.zeros((1, 1, 1, 1), dtype=numpy.int64),
+                          (1, 1, 2, 2), 2, 2, (2, 2), (0, 0))
+
+
+# ------------------------------------------------------------------ loading
+def test_load_returns_none_when_numba_is_absent(monkeypatch):
+    monkeypatch.setattr(numba_cpu, "numba_available", lambda: False)
+    monkeypatch.setattr(numba_cpu, "_functions", {})
+    assert numba_cpu.load("im2col") is None
+
+
+def test_register_into_registers_nothing_when_numba_is_absent(monkeypatch):
+    monkeypatch.setattr(numba_cpu, "numba_available", lambda: False)
+    registered = []
+    numba_cpu.register_into(lambda *args: registered.append(args), ["im2col"])
+    assert registered == []
+
+
+def test_load_rejects_an_unknown_kernel_name():
+    with pytest.raises(KeyError, match="unknown kernel 'im3col'"):
+        numba_cpu.load("im3col")
+
+
+def test_importing_minigrad_and_building_a_conv_net_does_not_import_numba():
+    code = ("import sys, minigrad, minigrad.nn, minigrad.ops.im2col, minigrad.ops.pool; "
+            "print('numba' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False", result.stdout + result.stderr
