@@ -1,0 +1,169 @@
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d: values, routing of gradients, PyTorch, errors."""
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minigrad
+from minigrad.ops import pool as pool_module
+from minigrad.ops.pool import (
+    adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_backward_numpy, max_pool2d_forward_numpy,
+)
+from torch_compare import compare_with_torch
+
+
+def distinct_values(shape, seed=0):
+    """Random values that are all at least 1e-2 apart, so no max-pool window has a tie."""
+    rng = numpy.random.default_rng(seed)
+    values = rng.permutation(int(numpy.prod(shape))) * 1e-2 + rng.uniform(0, 1e-3, int(numpy.prod(shape)))
+    return values.reshape(shape) - values.mean()
+
+
+@st.composite
+def pool_configs(draw):
+    """Kernel, stride (often smaller than the kernel: overlapping windows), padding <= kernel/2, input."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 6))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 6))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), height, width)
+    return distinct_values(shape, draw(st.integers(0, 2**16))), kernel, stride, padding
+
+
+# ------------------------------------------------------------------ max pooling
+@given(pool_configs())
+def test_max_pool2d_matches_torch_values_and_gradients(config):
+    torch = pytest.importorskip("torch")
+    x, kernel, stride, padding = config
+    compare_with_torch(
+        lambda mg, x: max_pool2d(x, kernel, stride, padding), [x],
+        torch_fn=lambda t, x: torch.nn.functional.max_pool2d(x, kernel, stride, padding),
+    )
+
+
+@settings(max_examples=20)
+@given(pool_configs())
+def test_max_pool2d_gradcheck(config):
+    x, kernel, stride, padding = config
+    x = minigrad.tensor(x, requires_grad=True)
+    assert minigrad.gradcheck(lambda x: max_pool2d(x, kernel, stride, padding), [x])
+
+
+def test_max_pool2d_overlapping_windows_accumulate_at_the_shared_max():
+    x = minigrad.tensor(numpy.array([[[[0.0, 1, 0], [1, 9, 1], [0, 1, 0]]]]), requires_grad=True)
+    max_pool2d(x, 2, stride=1).sum().backward()  # the 9 wins all four 2x2 windows
+    numpy.testing.assert_array_equal(x.grad.numpy()[0, 0], [[0, 0, 0], [0, 4, 0], [0, 0, 0]])
+
+
+def test_max_pool2d_padding_never_wins():
+    x = minigrad.tensor(-1 - numpy.arange(16.0).reshape(1, 1, 4, 4))  # all negative: zero padding would win
+    y = max_pool2d(x, 3, stride=2, padding=1).numpy()
+    assert (y < 0).all()
+
+
+def test_max_pool2d_stride_defaults_to_kernel_size():
+    x = minigrad.tensor(numpy.arange(16.0).reshape(1, 1, 4, 4))
+    numpy.testing.assert_array_equal(max_pool2d(x, 2).numpy()[0, 0], [[5, 7], [13, 15]])
+
+
+def test_max_pool2d_argmax_index_is_flat_index_into_padded_plane():
+    x = distinct_values((2, 3, 5, 4))
+    padding = (1, 1)
+    y, argmax_index = max_pool2d_forward_numpy(x, 3, 2, (2, 1), padding)
+    x_padded = numpy.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-numpy.inf)
+    planes = x_padded.reshape(2, 3, -1)                                  # (N, C, HP*WP)
+    picked = numpy.take_along_axis(planes, argmax_index.reshape(2, 3, -1), axis=2).reshape(y.shape)
+    numpy.testing.assert_array_equal(picked, y)
+
+
+def test_max_pool2d_backward_numpy_puts_each_dy_on_its_window_max():
+    x = distinct_values((1, 2, 4, 4))
+    y, argmax_index = max_pool2d_forward_numpy(x, 2, 2, (2, 2), (0, 0))
+    dy = numpy.arange(1.0, y.size + 1).reshape(y.shape)
+    dx = max_pool2d_backward_numpy(dy, argmax_index, x.shape, 2, 2, (2, 2), (0, 0))
+    window_max = y.repeat(2, axis=2).repeat(2, axis=3)                   # (N, C, H, W)
+    expected = numpy.where(x == window_max, dy.repeat(2, axis=2).repeat(2, axis=3), 0.0)
+    numpy.testing.assert_array_equal(dx, expected)
+
+
+def test_max_pool2d_uses_a_registered_forward_kernel():
+    calls = []
+
+    def fake_forward(x, kh, kw, stride, padding):
+        calls.append((kh, kw, stride, padding))
+        return max_pool2d_forward_numpy(x, kh, kw, stride, padding)
+
+    pool_module.register_kernel("max_pool2d_forward", "cpu", fake_forward)
+    try:
+        max_pool2d(minigrad.zeros(1, 1, 4, 4), 2)
+    finally:
+        pool_module._KERNELS.pop(("max_pool2d_forward", "cpu"))
+    assert calls == [(2, 2, (2, 2), (0, 0))]
+
+
+def test_max_pool2d_padding_larger_than_half_the_kernel_is_an_error():
+    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2, 2\) must be at most half the kernel size"):
+        max_pool2d(minigrad.zeros(1, 1, 5, 5), 3, padding=2)
+
+
+def test_max_pool2d_wrong_rank_is_an_error():
+    with pytest.raises(ValueError, match=r"max_pool2d: input must have 4 dimensions .* got shape \(5, 5\)"):
+        max_pool2d(minigrad.zeros(5, 5), 2)
+
+
+def test_max_pool2d_kernel_larger_than_input_is_an_error():
+    with pytest.raises(ValueError, match=r"max_pool2d: kernel_size \(4, 4\) is larger than the padded input 3x3"):
+        max_pool2d(minigrad.zeros(1, 1, 3, 3), 4)
+
+
+# ------------------------------------------------------------------ average pooling
+@given(pool_configs())
+def test_avg_pool2d_matches_torch_values_and_gradients(config):
+    torch = pytest.importorskip("torch")
+    x, kernel, stride, padding = config
+    compare_with_torch(
+        lambda mg, x: avg_pool2d(x, kernel, stride, padding), [x],
+        torch_fn=lambda t, x: torch.nn.functional.avg_pool2d(x, kernel, stride, padding),
+    )
+
+
+@settings(max_examples=20)
+@given(pool_configs())
+def test_avg_pool2d_gradcheck(config):
+    x, kernel, stride, padding = config
+    x = minigrad.tensor(x, requires_grad=True)
+    assert minigrad.gradcheck(lambda x: avg_pool2d(x, kernel, stride, padding), [x])
+
+
+def test_avg_pool2d_counts_padding_in_the_divisor():
+    y = avg_pool2d(minigrad.ones(1, 1, 2, 2), 2, stride=1, padding=1).numpy()
+    assert y[0, 0, 0, 0] == 0.25  # one real pixel, three zeros of padding, divided by 4
+
+
+# ------------------------------------------------------------------ adaptive average pooling
+@pytest.mark.parametrize("output_size", [1, 2, (3, 4), (5, None), (4, 3)])
+def test_adaptive_avg_pool2d_matches_torch_values_and_gradients(output_size):
+    torch = pytest.importorskip("torch")
+    x = numpy.random.default_rng(4).standard_normal((2, 3, 5, 7))
+    compare_with_torch(
+        lambda mg, x: adaptive_avg_pool2d(x, output_size), [x],
+        torch_fn=lambda t, x: torch.nn.functional.adaptive_avg_pool2d(x, output_size),
+    )
+
+
+def test_adaptive_avg_pool2d_to_one_pixel_is_the_spatial_mean():
+    x = numpy.random.default_rng(5).standard_normal((2, 3, 4, 6))
+    y = adaptive_avg_pool2d(minigrad.tensor(x), 1).numpy()
+    numpy.testing.assert_allclose(y, x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+
+
+@pytest.mark.parametrize("output_size", [(2, 3), (3, 5)])
+def test_adaptive_avg_pool2d_gradcheck(output_size):
+    x = minigrad.tensor(numpy.random.default_rng(6).standard_normal((1, 2, 5, 6)), requires_grad=True)
+    assert minigrad.gradcheck(lambda x: adaptive_avg_pool2d(x, output_size), [x])
+
+
+def test_adaptive_avg_pool2d_wrong_rank_is_an_error():
+    with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: input must have 4 dimensions"):
+        adaptive_avg_pool2d(minigrad.zeros(3, 4, 4), 1)
