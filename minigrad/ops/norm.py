@@ -1,0 +1,138 @@
+"""Batch normalisation (torch.nn.functional.batch_norm) with its analytic backward.
+
+Shapes:  N batch, C channels (features), H x W spatial size (optional; any
+         number of trailing axes works); M = number of values per channel that
+         are normalised together (N for (N, C) input, N*H*W for (N, C, H, W)).
+
+Forward, per channel, over its M values x_i:
+    mu     = (1/M) sum_i x_i
+    var    = (1/M) sum_i (x_i - mu)^2            (biased: what normalises the batch)
+    s      = 1 / sqrt(var + eps)                 ("inv_std")
+    xhat_i = (x_i - mu) s
+    y_i    = gamma xhat_i + beta
+
+Training also updates the running statistics IN PLACE (PyTorch's convention):
+    running_mean = (1 - m) running_mean + m mu
+    running_var  = (1 - m) running_var  + m var * M / (M - 1)   (the UNBIASED variance)
+Evaluation uses running_mean and running_var instead of mu and var.
+
+Backward in training, derived step by step (write dxhat_i = dy_i gamma):
+ 1. dL/dx_i = sum_j dxhat_j * d(xhat_j)/d(x_i), because every xhat_j depends
+    on every x_i through mu and var.
+ 2. d(mu)/d(x_i) = 1/M.
+ 3. d(var)/d(x_i) = (2/M) sum_j (x_j - mu)(delta_ij - 1/M) = (2/M)(x_i - mu),
+    since sum_j (x_j - mu) = 0.
+ 4. d(s)/d(x_i) = -1/2 (var + eps)^(-3/2) d(var)/d(x_i) = -s^3 (x_i - mu) / M
+    = -s^2 xhat_i / M.
+ 5. d(xhat_j)/d(x_i) = s (delta_ij - 1/M) + (x_j - mu) d(s)/d(x_i)
+    = s (delta_ij - 1/M) - s xhat_j xhat_i / M
+    = (s/M) (M delta_ij - 1 - xhat_i xhat_j).
+ 6. Put 5 into 1:
+        dx_i = (s/M) (M dxhat_i - sum_j dxhat_j - xhat_i sum_j dxhat_j xhat_j)
+    Three reductions per channel, no chain of small ops.
+ 7. dgamma = sum_i dy_i xhat_i,   dbeta = sum_i dy_i   (summed over all M values).
+In evaluation mu and var are constants, so y is an affine map of x:
+        dx_i = dy_i gamma s,   dgamma and dbeta as in 7.
+"""
+from minigrad import backend
+from minigrad.function import Function
+
+
+def _channel_shape(x):
+    """(1, C, 1, ...) so that a per-channel vector broadcasts against x."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _reduce_axes(x):
+    """Every axis except the channel axis 1."""
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _raw(array_or_tensor):
+    """The array inside a Tensor (so in-place updates reach the Tensor), or the array itself."""
+    from minigrad.tensor import Tensor
+
+    return array_or_tensor.data if isinstance(array_or_tensor, Tensor) else array_or_tensor
+
+
+class BatchNorm(Function):
+    """y = gamma (x - mu) / sqrt(var + eps) + beta per channel; see the module docstring."""
+
+    def __init__(self, running_mean, running_var, training=False, momentum=0.1, eps=1e-5):
+        self.running_mean = None if running_mean is None else _raw(running_mean)
+        self.running_var = None if running_var is None else _raw(running_var)
+        self.training, self.momentum, self.eps = training, momentum, eps
+
+    def forward(self, x, gamma=None, beta=None):
+        xp = backend.array_module(x)
+        self._check(x, gamma, beta)
+        shape, axes = _channel_shape(x), _reduce_axes(x)
+        count = x.size // x.shape[1]                                     # M
+        if self.training:
+            if count < 2:
+                raise ValueError(
+                    f"batch_norm: training needs more than 1 value per channel to estimate a variance, "
+                    f"got input shape {tuple(x.shape)}"
+                )
+            mu = x.mean(axis=axes)                                       # (C,)
+            var = x.var(axis=axes)                                       # (C,) biased
+            self._update_running_stats(mu, var * count / (count - 1))
+        else:
+            mu, var = self.running_mean, self.running_var
+        inv_std = 1.0 / xp.sqrt(var + self.eps)                          # (C,)
+        xhat = (x - mu.reshape(shape)) * inv_std.reshape(shape)          # (N, C, ...)
+        y = xhat if gamma is None else xhat * gamma.reshape(shape)
+        if beta is not None:
+            y = y + beta.reshape(shape)
+        self.saved = (xhat, inv_std, gamma)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        xhat, inv_std, gamma = self.saved
+        shape, axes = _channel_shape(dy), _reduce_axes(dy)
+        count = dy.size // dy.shape[1]                                   # M
+        dxhat = dy if gamma is None else dy * gamma.reshape(shape)
+        dx = dgamma = dbeta = None
+        if self.needs_input_grad[0]:
+            if self.training:
+                sum_dxhat = dxhat.sum(axis=axes).reshape(shape)                      # (1, C, 1, ...)
+                sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes).reshape(shape)        # (1, C, 1, ...)
+                dx = (inv_std.reshape(shape) / count) * (count * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+            else:
+                dx = dxhat * inv_std.reshape(shape)
+        if self.needs_input_grad[1]:
+            dgamma = (dy * xhat).sum(axis=axes)                          # (C,)
+        if self.needs_input_grad[2]:
+            dbeta = dy.sum(axis=axes)                                    # (C,)
+        return dx, dgamma, dbeta
+
+    def _update_running_stats(self, mu, unbiased_var):
+        m = self.momentum
+        if self.running_mean is not None:
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mu
+        if self.running_var is not None:
+            self.running_var[...] = (1 - m) * self.running_var + m * unbiased_var
+
+    def _check(self, x, gamma, beta):
+        if x.ndim < 2:
+            raise ValueError(f"batch_norm: input must be (N, C) or (N, C, H, W), got shape {tuple(x.shape)}")
+        channels = x.shape[1]
+        arguments = [("weight", gamma), ("bias", beta), ("running_mean", self.running_mean),
+                     ("running_var", self.running_var)]
+        for name, value in arguments:
+            if value is not None and tuple(value.shape) != (channels,):
+                raise ValueError(
+                    f"batch_norm: {name} must have shape ({channels},) for input of shape "
+                    f"{tuple(x.shape)}, got {tuple(value.shape)}"
+                )
+        if not self.training and (self.running_mean is None or self.running_var is None):
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """torch.nn.functional.batch_norm for (N, C) or (N, C, H, W) input.
+
+    running_mean / running_var: arrays or Tensors of shape (C,), updated in place
+    when training=True (may be None then); weight = gamma, bias = beta, each (C,) or None.
+    """
+    return BatchNorm(running_mean, running_var, training, momentum, eps)(x, weight, bias)

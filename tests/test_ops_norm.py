@@ -1,0 +1,135 @@
+"""batch_norm: training and evaluation values, analytic gradients, running statistics, errors."""
+import numpy
+import pytest
+
+import minigrad
+from minigrad.ops.norm import batch_norm
+from torch_compare import compare_with_torch
+
+SHAPES = [(6, 3), (4, 3, 2, 3)]
+
+
+def random_inputs(shape, seed=0):
+    rng = numpy.random.default_rng(seed)
+    channels = shape[1]
+    return rng.standard_normal(shape) * 2 + 1, rng.standard_normal(channels), rng.standard_normal(channels)
+
+
+# ------------------------------------------------------------------ PyTorch
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_training_matches_torch_values_and_gradients(shape):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta = random_inputs(shape)
+    channels = shape[1]
+    compare_with_torch(
+        lambda mg, x, g, b: batch_norm(x, numpy.zeros(channels), numpy.ones(channels), g, b, training=True),
+        [x, gamma, beta],
+        torch_fn=lambda t, x, g, b: torch.nn.functional.batch_norm(
+            x, torch.zeros(channels, dtype=torch.float64), torch.ones(channels, dtype=torch.float64), g, b,
+            training=True,
+        ),
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_eval_matches_torch_values_and_gradients(shape):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta = random_inputs(shape, seed=1)
+    rng = numpy.random.default_rng(2)
+    mean, var = rng.standard_normal(shape[1]), rng.uniform(0.5, 2, shape[1])
+    compare_with_torch(
+        lambda mg, x, g, b: batch_norm(x, mean.copy(), var.copy(), g, b, training=False),
+        [x, gamma, beta],
+        torch_fn=lambda t, x, g, b: torch.nn.functional.batch_norm(
+            x, torch.tensor(mean), torch.tensor(var), g, b, training=False
+        ),
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_running_statistics_match_torch_after_several_steps(shape):
+    torch = pytest.importorskip("torch")
+    channels = shape[1]
+    ours_mean, ours_var = minigrad.zeros(channels, dtype=numpy.float64), minigrad.ones(channels, dtype=numpy.float64)
+    torch_mean = torch.zeros(channels, dtype=torch.float64)
+    torch_var = torch.ones(channels, dtype=torch.float64)
+    for step in range(4):
+        x, gamma, beta = random_inputs(shape, seed=10 + step)
+        batch_norm(minigrad.tensor(x), ours_mean, ours_var, minigrad.tensor(gamma), minigrad.tensor(beta),
+                   training=True, momentum=0.3)
+        torch.nn.functional.batch_norm(torch.tensor(x), torch_mean, torch_var, torch.tensor(gamma),
+                                       torch.tensor(beta), training=True, momentum=0.3)
+    numpy.testing.assert_allclose(ours_mean.numpy(), torch_mean.numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(ours_var.numpy(), torch_var.numpy(), rtol=1e-12)
+
+
+def test_batch_norm_without_affine_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, _, _ = random_inputs((5, 2, 3, 3), seed=3)
+    compare_with_torch(
+        lambda mg, x: batch_norm(x, None, None, training=True), [x],
+        torch_fn=lambda t, x: torch.nn.functional.batch_norm(x, None, None, training=True),
+    )
+
+
+# ------------------------------------------------------------------ gradcheck
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_training_gradcheck(shape):
+    x, gamma, beta = (minigrad.tensor(a, requires_grad=True) for a in random_inputs(shape, seed=4))
+    channels = shape[1]
+    assert minigrad.gradcheck(
+        lambda x, g, b: batch_norm(x, numpy.zeros(channels), numpy.ones(channels), g, b, training=True),
+        [x, gamma, beta],
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_eval_gradcheck(shape):
+    x, gamma, beta = (minigrad.tensor(a, requires_grad=True) for a in random_inputs(shape, seed=5))
+    mean, var = numpy.full(shape[1], 0.3), numpy.full(shape[1], 1.7)
+    assert minigrad.gradcheck(lambda x, g, b: batch_norm(x, mean, var, g, b, training=False), [x, gamma, beta])
+
+
+# ------------------------------------------------------------------ behaviour
+def test_batch_norm_training_output_has_zero_mean_and_unit_variance_per_channel():
+    x, _, _ = random_inputs((8, 3, 2, 2), seed=6)
+    y = batch_norm(minigrad.tensor(x), None, None, training=True).numpy()
+    numpy.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    numpy.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-4)  # eps = 1e-5 shrinks it slightly
+
+
+def test_batch_norm_running_var_uses_the_unbiased_batch_variance():
+    x = numpy.array([[1.0], [2.0], [4.0]])  # one channel, M = 3
+    running_mean, running_var = numpy.zeros(1), numpy.zeros(1)
+    batch_norm(minigrad.tensor(x), running_mean, running_var, training=True, momentum=1.0)
+    assert running_mean[0] == pytest.approx(7 / 3)
+    assert running_var[0] == pytest.approx(x.var(ddof=1))
+
+
+def test_batch_norm_eval_leaves_running_statistics_unchanged():
+    running_mean, running_var = numpy.array([0.5, -0.5]), numpy.array([2.0, 3.0])
+    batch_norm(minigrad.randn(4, 2), running_mean, running_var, training=False)
+    numpy.testing.assert_array_equal(running_mean, [0.5, -0.5])
+    numpy.testing.assert_array_equal(running_var, [2.0, 3.0])
+
+
+def test_batch_norm_keeps_float32():
+    x = minigrad.randn(4, 3, 2, 2)
+    y = batch_norm(x, numpy.zeros(3, numpy.float32), numpy.ones(3, numpy.float32), minigrad.ones(3),
+                   minigrad.zeros(3), training=True)
+    assert y.dtype == numpy.float32
+
+
+def test_batch_norm_weight_of_wrong_shape_is_an_error():
+    with pytest.raises(ValueError, match=r"batch_norm: weight must have shape \(3,\) .* got \(4,\)"):
+        batch_norm(minigrad.randn(4, 3), None, None, minigrad.ones(4), training=True)
+
+
+def test_batch_norm_training_with_one_value_per_channel_is_an_error():
+    with pytest.raises(ValueError, match=r"batch_norm: training needs more than 1 value per channel"):
+        batch_norm(minigrad.randn(1, 3), None, None, training=True)
+
+
+def test_batch_norm_eval_without_running_statistics_is_an_error():
+    with pytest.raises(ValueError, match=r"batch_norm: running_mean and running_var are required"):
+        batch_norm(minigrad.randn(4, 3), None, None, training=False)
