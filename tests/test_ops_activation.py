@@ -1,0 +1,109 @@
+"""Activations and softmax (minigrad/ops/activation.py): gradchecks, PyTorch comparisons, stability.
+
+relu and leaky_relu inputs stay at least 0.2 away from the kink at 0.
+"""
+import numpy
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigrad
+from torch_compare import compare_with_torch
+
+seeds = st.integers(0, 2**32 - 1)
+shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
+
+
+def _away_from_zero(seed, shape):
+    rng = numpy.random.default_rng(seed)
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.2, 3.0, shape)
+
+
+def _leaf(array):
+    return minigrad.tensor(numpy.asarray(array, dtype=numpy.float64), requires_grad=True)
+
+
+ACTIVATIONS = {
+    "relu": (lambda m, x: m.relu(x), None),
+    "leaky_relu": (lambda m, x: m.leaky_relu(x, 0.1), lambda t, x: t.nn.functional.leaky_relu(x, 0.1)),
+    "sigmoid": (lambda m, x: m.sigmoid(x), None),
+    "tanh": (lambda m, x: m.tanh(x), None),
+    "gelu": (lambda m, x: m.gelu(x), lambda t, x: t.nn.functional.gelu(x)),
+    "gelu tanh": (lambda m, x: m.gelu(x, approximate="tanh"),
+                  lambda t, x: t.nn.functional.gelu(x, approximate="tanh")),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@given(shape=shapes, seed=seeds)
+def test_activation_gradcheck(name, shape, seed):
+    fn, _ = ACTIVATIONS[name]
+    assert minigrad.gradcheck(lambda x: fn(minigrad, x), [_leaf(_away_from_zero(seed, shape))])
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@given(shape=shapes, seed=seeds)
+def test_activation_matches_torch(name, shape, seed):
+    pytest.importorskip("torch")
+    fn, torch_fn = ACTIVATIONS[name]
+    compare_with_torch(fn, [_away_from_zero(seed, shape)], torch_fn=torch_fn)
+
+
+@st.composite
+def shape_and_dim(draw):
+    shape = draw(shapes)
+    return shape, draw(st.integers(-len(shape), len(shape) - 1))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@given(case=shape_and_dim(), seed=seeds)
+def test_softmax_gradcheck_along_drawn_dim(name, case, seed):
+    shape, dim = case
+    fn = getattr(minigrad, name)
+    assert minigrad.gradcheck(lambda x: fn(x, dim=dim), [_leaf(_away_from_zero(seed, shape))])
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@given(case=shape_and_dim(), seed=seeds)
+def test_softmax_matches_torch_along_drawn_dim(name, case, seed):
+    pytest.importorskip("torch")
+    shape, dim = case
+    compare_with_torch(lambda m, x: getattr(m, name)(x, dim=dim), [_away_from_zero(seed, shape)])
+
+
+def test_softmax_rows_sum_to_one():
+    y = minigrad.softmax(minigrad.randn(4, 5), dim=1)
+    numpy.testing.assert_allclose(y.numpy().sum(axis=1), numpy.ones(4), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_is_stable_for_large_inputs(name):
+    x = minigrad.tensor(numpy.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0]]))
+    y = getattr(minigrad, name)(x, dim=1).numpy()
+    assert numpy.isfinite(y).all()
+    expected = getattr(minigrad, name)(minigrad.tensor(numpy.array([0.0, 1.0, 2.0])), dim=0).numpy()
+    numpy.testing.assert_allclose(y[0], expected, rtol=1e-12)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    x = minigrad.tensor(numpy.array([-1000.0, 1000.0], dtype=numpy.float32))
+    with numpy.errstate(over="raise"):
+        y = minigrad.sigmoid(x).numpy()
+    numpy.testing.assert_array_equal(y, [0.0, 1.0])
+
+
+def test_relu_gradient_at_zero_is_zero():
+    x = _leaf([0.0, 1.0])
+    minigrad.relu(x).sum().backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0])
+
+
+def test_activations_are_tensor_methods():
+    x = minigrad.tensor(numpy.array([-1.0, 2.0]))
+    numpy.testing.assert_array_equal(x.relu().numpy(), [0.0, 2.0])
+    numpy.testing.assert_allclose(x.leaky_relu(0.5).numpy(), [-0.5, 2.0])
+
+
+def test_gelu_rejects_unknown_approximation():
+    with pytest.raises(ValueError, match="gelu: approximate"):
+        minigrad.gelu(minigrad.zeros(2), approximate="fast")
