@@ -15,4 +15,4 @@ class Dropout(Module):
         return dropout_ops.dropout(x, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace=False"

@@ -54,10 +54,10 @@ class Module:
                 f"is called; add super().__init__() at the top of {type(self).__name__}.__init__"
             )
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, keep="_parameters")
             self._parameters[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keep="_modules")
             self._modules[name] = value
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
@@ -90,21 +90,24 @@ class Module:
         if not self._forget(name):
             object.__delattr__(self, name)
 
-    def _forget(self, name):
-        """Remove `name` from every registry and the instance dict; True if it was registered."""
+    def _forget(self, name, keep=None):
+        """Remove `name` from every registry but `keep` (so a replaced entry keeps its place in
+        the order) and from the instance dict; True if it was registered."""
         found = False
-        for table in (self._parameters, self._buffers, self._modules):
-            if name in table:
+        for registry in ("_parameters", "_buffers", "_modules"):
+            table = self.__dict__[registry]
+            if name in table and registry != keep:
                 del table[name]
                 found = True
-        self._non_persistent_buffers.discard(name)
+        if keep != "_buffers":
+            self._non_persistent_buffers.discard(name)
         self.__dict__.pop(name, None)
         return found
 
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter '{name}': expected a Parameter or None, got {type(param).__name__}")
-        self._forget(name)
+        self._forget(name, keep="_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
@@ -113,15 +116,17 @@ class Module:
             raise KeyError(f"register_buffer: buffer name must be non-empty and contain no '.', got {name!r}")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer '{name}': expected a Tensor or None, got {type(tensor).__name__}")
-        self._forget(name)
+        self._forget(name, keep="_buffers")
         self._buffers[name] = tensor
-        if not persistent:
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
             self._non_persistent_buffers.add(name)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module '{name}': expected a Module or None, got {type(module).__name__}")
-        self._forget(name)
+        self._forget(name, keep="_modules")
         self._modules[name] = module
 
     # ------------------------------------------------------------------ walking the tree
