@@ -1,0 +1,102 @@
+"""The geometry of a sliding window (convolution or pooling), shared by every GPU kernel.
+
+    N, C, H, W      batch, channels, input height and width
+    KH, KW          window (kernel) height and width
+    SH, SW          stride;  PH, PW  zero padding;  DH, DW  dilation
+    OH, OW          output height and width:
+
+        OH = (H + 2 PH - DH (KH - 1) - 1) // SH + 1        (OW likewise)
+
+The same 14 integers, in this order, are
+
+    - the fields of `struct Geometry` in kernels/cuda/*.cu (passed by value to
+      CuPy RawKernels as a NumPy structured scalar, GEOMETRY_DTYPE below),
+    - the tuple that the Numba CUDA kernels in kernels/numba_cuda/ unpack.
+"""
+from collections import namedtuple
+
+import numpy
+
+FIELDS = (
+    "batch", "channels", "height", "width",
+    "kernel_h", "kernel_w", "stride_h", "stride_w",
+    "pad_h", "pad_w", "dilation_h", "dilation_w",
+    "out_h", "out_w",
+)
+
+Geometry = namedtuple("Geometry", FIELDS)
+
+# 14 int32 fields, no padding: the same bytes as the C struct in kernels/cuda/geometry.cuh.
+GEOMETRY_DTYPE = numpy.dtype([(name, numpy.int32) for name in FIELDS], align=True)
+
+
+def pair(value, op, argument):
+    """An int or a pair of ints -> (h, w); an error naming op and argument otherwise."""
+    if isinstance(value, (int, numpy.integer)):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, numpy.integer)) for v in value
+    ):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{op}: {argument} must be an int or a pair of ints, got {value!r}")
+
+
+def output_size(size, kernel, stride, pad, dilation):
+    """Number of window positions along one axis."""
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def make_geometry(op, x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Check a window against an (N, C, H, W) shape and return its Geometry.
+
+    Raises ValueError naming `op` when the shape is not 4-D, an argument is out of
+    range, or the window does not fit in the padded input.
+    """
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: x must have shape (N, C, H, W), got shape {tuple(x_shape)}")
+    kernel_h, kernel_w = pair(kernel_size, op, "kernel_size")
+    stride_h, stride_w = pair(stride, op, "stride")
+    pad_h, pad_w = pair(padding, op, "padding")
+    dilation_h, dilation_w = pair(dilation, op, "dilation")
+    for argument, values, least in (
+        ("kernel_size", (kernel_h, kernel_w), 1),
+        ("stride", (stride_h, stride_w), 1),
+        ("padding", (pad_h, pad_w), 0),
+        ("dilation", (dilation_h, dilation_w), 1),
+    ):
+        if min(values) < least:
+            raise ValueError(f"{op}: {argument} must be >= {least}, got {values}")
+    batch, channels, height, width = (int(s) for s in x_shape)
+    out_h = output_size(height, kernel_h, stride_h, pad_h, dilation_h)
+    out_w = output_size(width, kernel_w, stride_w, pad_w, dilation_w)
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"{op}: a {kernel_h}x{kernel_w} window (dilation {(dilation_h, dilation_w)}) does not fit "
+            f"in input of shape {tuple(x_shape)} with padding {(pad_h, pad_w)}: output would be "
+            f"{out_h}x{out_w}"
+        )
+    return Geometry(
+        batch, channels, height, width, kernel_h, kernel_w, stride_h, stride_w,
+        pad_h, pad_w, dilation_h, dilation_w, out_h, out_w,
+    )
+
+
+def as_struct(geometry):
+    """The Geometry as a one-element NumPy array of GEOMETRY_DTYPE.
+
+    A CuPy RawKernel passes a size-one NumPy array BY VALUE (its bytes become the
+    `struct Geometry g` argument); ctypes passes its address to the CPU references.
+    """
+    return numpy.array([tuple(geometry)], dtype=GEOMETRY_DTYPE)
+
+
+def cols_shape(geometry):
+    """(C*KH*KW, N*OH*OW): the shape of im2col's output."""
+    g = geometry
+    return (g.channels * g.kernel_h * g.kernel_w, g.batch * g.out_h * g.out_w)
+
+
+def pooled_shape(geometry):
+    """(N, C, OH, OW): the shape of a pooling output."""
+    g = geometry
+    return (g.batch, g.channels, g.out_h, g.out_w)

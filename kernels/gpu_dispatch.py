@@ -1,0 +1,193 @@
+"""Run the CUDA C kernels of kernels/cuda/*.cu on CuPy arrays.
+
+    source = read_source("im2col.cu")       # the text, with geometry.cuh pasted in
+    cols = im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))   # x a CuPy array (N, C, H, W)
+
+The .cu files are package data of `kernels.cuda`, found with importlib.resources,
+so an installed minigrad (pip install ., no repository around) finds them too.
+CuPy compiles each file once per process with NVRTC (`cupy.RawModule`), on the
+first call, and caches the binary on disk (~/.cupy/kernel_cache) for later runs.
+
+Every wrapper here has the signature and result of the NumPy reference it stands in
+for, so minigrad's dispatchers can register it as is:
+
+    im2col(x, kernel_h, kernel_w, stride, padding, dilation)           -> cols (C*KH*KW, N*OH*OW)
+    col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation) -> dx (N, C, H, W)
+    max_pool2d_forward(x, kernel_h, kernel_w, stride, padding)  -> y, argmax_index (N, C, OH, OW)
+    max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding) -> dx
+
+`register_all()` puts them into the registries of minigrad/ops/im2col.py and pool.py.
+
+float32 and float64 run the kernels (entry points `<name>_f32` / `<name>_f64`);
+any other dtype falls back to the NumPy/CuPy reference. Importing this module
+imports neither CuPy nor NVRTC.
+"""
+import importlib.resources
+import re
+
+import numpy
+
+from kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
+
+THREADS_PER_BLOCK = 256
+MAX_BLOCKS = 65535 * 32          # the kernels loop (grid-stride), so a capped grid covers any size
+_SUFFIX = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
+_INCLUDE = re.compile(r'^#include "([\w.]+)"\s*$', re.MULTILINE)
+
+_modules = {}                     # source file name -> compiled cupy.RawModule
+
+
+# ------------------------------------------------------------------ finding the sources
+def source_files():
+    """Names of the .cu files shipped in the kernels.cuda package, sorted."""
+    folder = importlib.resources.files("kernels.cuda")
+    return sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".cu"))
+
+
+def source_path(name):
+    """The packaged file `name` (a Traversable; a real path for a normal, unzipped install)."""
+    return importlib.resources.files("kernels.cuda").joinpath(name)
+
+
+def read_source(name):
+    """The text of kernels/cuda/<name> with its local `#include "x.cuh"` lines replaced by the headers.
+
+    NVRTC sees one string and no file system; pasting the headers in also makes
+    CuPy's on-disk cache key (a hash of the source) change whenever a header does.
+    """
+    text = source_path(name).read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda match: read_source(match.group(1)), text)
+
+
+# ------------------------------------------------------------------ compiling and launching
+def kernel_function(source_name, kernel_name):
+    """The compiled `kernel_name` from kernels/cuda/<source_name> (compiled once per process)."""
+    from minigrad import backend
+
+    cupy = backend.cupy_module()
+    if source_name not in _modules:
+        _modules[source_name] = cupy.RawModule(code=read_source(source_name))
+    return _modules[source_name].get_function(kernel_name)
+
+
+def launch(function, total, *args):
+    """Run `function` with one thread per element of a `total`-element grid-stride loop."""
+    if total == 0:
+        return
+    blocks = min((total + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, MAX_BLOCKS)
+    function((blocks,), (THREADS_PER_BLOCK,), args)
+
+
+def _suffix(array):
+    return _SUFFIX.get(numpy.dtype(array.dtype))
+
+
+# ------------------------------------------------------------------ the wrappers
+def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
+    """CUDA im2col (kernels/cuda/im2col.cu): x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW)."""
+    from minigrad import backend
+
+    geometry = make_geometry("im2col", x.shape, (kernel_h, kernel_w), stride, padding, dilation)
+    suffix = _suffix(x)
+    if suffix is None:
+        from minigrad.ops.im2col import im2col_numpy
+
+        return im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation)
+    cupy = backend.cupy_module()
+    x = cupy.ascontiguousarray(x)
+    cols = cupy.empty(cols_shape(geometry), dtype=x.dtype)                      # (C*KH*KW, N*OH*OW)
+    launch(kernel_function("im2col.cu", f"im2col_{suffix}"), cols.size, x, cols, as_struct(geometry))
+    return cols
+
+
+def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
+    """CUDA col2im (kernels/cuda/col2im.cu), a gather: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W)."""
+    from minigrad import backend
+
+    x_shape = tuple(int(s) for s in x_shape)
+    geometry = make_geometry("col2im", x_shape, (kernel_h, kernel_w), stride, padding, dilation)
+    if tuple(cols.shape) != cols_shape(geometry):
+        raise ValueError(
+            f"col2im: cols must have shape (C*KH*KW, N*OH*OW) = {cols_shape(geometry)} for x_shape "
+            f"{x_shape}, got {tuple(cols.shape)}"
+        )
+    suffix = _suffix(cols)
+    if suffix is None:
+        from minigrad.ops.im2col import col2im_numpy
+
+        return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
+    cupy = backend.cupy_module()
+    cols = cupy.ascontiguousarray(cols)
+    dx = cupy.empty(x_shape, dtype=cols.dtype)                                  # (N, C, H, W)
+    launch(kernel_function("col2im.cu", f"col2im_{suffix}"), dx.size, cols, dx, as_struct(geometry))
+    return dx
+
+
+def _pool_geometry(x_shape, kernel_h, kernel_w, stride, padding):
+    """Geometry of a max pool window; padding may be at most half the window (as in minigrad.ops.pool)."""
+    geometry = make_geometry("max_pool2d", x_shape, (kernel_h, kernel_w), stride, padding, 1)
+    if geometry.pad_h > kernel_h // 2 or geometry.pad_w > kernel_w // 2:
+        raise ValueError(
+            f"max_pool2d: padding {(geometry.pad_h, geometry.pad_w)} must be at most half the kernel size "
+            f"{(kernel_h, kernel_w)} (else a window could hold only padding)"
+        )
+    return geometry
+
+
+def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
+    """CUDA max pool (kernels/cuda/maxpool_forward.cu): x (N, C, H, W) -> (y, argmax_index) (N, C, OH, OW).
+
+    argmax_index (int64) is the winner's flat index row * WP + column in the padded plane,
+    the layout of minigrad.ops.pool.max_pool2d_forward_numpy.
+    """
+    from minigrad import backend
+
+    geometry = _pool_geometry(x.shape, kernel_h, kernel_w, stride, padding)
+    suffix = _suffix(x)
+    if suffix is None:
+        from minigrad.ops.pool import max_pool2d_forward_numpy
+
+        return max_pool2d_forward_numpy(x, kernel_h, kernel_w, stride, padding)
+    cupy = backend.cupy_module()
+    x = cupy.ascontiguousarray(x)
+    y = cupy.empty(pooled_shape(geometry), dtype=x.dtype)                       # (N, C, OH, OW)
+    argmax_index = cupy.empty(pooled_shape(geometry), dtype=cupy.int64)         # (N, C, OH, OW)
+    function = kernel_function("maxpool_forward.cu", f"max_pool_forward_{suffix}")
+    launch(function, y.size, x, y, argmax_index, as_struct(geometry))
+    return y, argmax_index
+
+
+def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding):
+    """CUDA max pool backward (kernels/cuda/maxpool_backward.cu), a gather: dy -> dx (N, C, H, W)."""
+    from minigrad import backend
+
+    x_shape = tuple(int(s) for s in x_shape)
+    geometry = _pool_geometry(x_shape, kernel_h, kernel_w, stride, padding)
+    for name, array in (("dy", dy), ("argmax_index", argmax_index)):
+        if tuple(array.shape) != pooled_shape(geometry):
+            raise ValueError(
+                f"max_pool2d backward: {name} must have shape (N, C, OH, OW) = {pooled_shape(geometry)} "
+                f"for x_shape {x_shape}, got {tuple(array.shape)}"
+            )
+    suffix = _suffix(dy)
+    if suffix is None:
+        from minigrad.ops.pool import max_pool2d_backward_numpy
+
+        return max_pool2d_backward_numpy(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding)
+    cupy = backend.cupy_module()
+    dy = cupy.ascontiguousarray(dy)
+    argmax_index = cupy.ascontiguousarray(argmax_index, dtype=cupy.int64)
+    dx = cupy.empty(x_shape, dtype=dy.dtype)                                    # (N, C, H, W)
+    function = kernel_function("maxpool_backward.cu", f"max_pool_backward_{suffix}")
+    launch(function, dx.size, dy, argmax_index, dx, as_struct(geometry))
+    return dx
+
+
+def register_all():
+    """Register these kernels as the "gpu" versions in minigrad's dispatchers (imports no CuPy)."""
+    from minigrad.ops import im2col as im2col_op, pool as pool_op
+
+    im2col_op.register_kernel("im2col", "gpu", im2col)
+    im2col_op.register_kernel("col2im", "gpu", col2im)
+    pool_op.register_kernel("max_pool2d_forward", "gpu", max_pool2d_forward)
+    pool_op.register_kernel("max_pool2d_backward", "gpu", max_pool2d_backward)

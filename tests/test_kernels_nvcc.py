@@ -1,0 +1,254 @@
+"""The CUDA C sources in kernels/cuda/, checked without a GPU: nvcc compiles them, and their CPU
+references (the kernels' own per-thread functions run in a loop, called through ctypes) equal
+the NumPy references in minigrad/ops/im2col.py and pool.py.
+
+Skipped where nvcc is not on PATH. Each source is compiled twice, once: to PTX for sm_80
+(the device code, as NVRTC will see it on a GPU) and to a host shared library (the CPU
+references). The whole module takes a few seconds.
+"""
+import ctypes
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy
+import pytest
+from hypothesis import given, strategies as st
+
+from kernels import gpu_dispatch
+from kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
+from minigrad.ops.im2col import col2im_numpy, im2col_numpy
+from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
+
+NVCC = shutil.which("nvcc")
+pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
+
+SOURCES = ["col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu"]
+ARCH = "sm_80"
+DTYPES = [numpy.float32, numpy.float64]
+SUFFIX = {numpy.float32: "f32", numpy.float64: "f64"}
+
+# (x_shape, kernel (KH, KW), stride, padding, dilation): odd sizes, every argument exercised
+CONV_CASES = [
+    ((2, 3, 5, 5), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((1, 2, 7, 6), (3, 2), (2, 1), (0, 1), (1, 1)),
+    ((2, 1, 8, 7), (2, 3), (2, 3), (1, 2), (2, 1)),
+    ((1, 3, 4, 4), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((3, 2, 6, 9), (3, 3), (3, 2), (2, 0), (1, 2)),
+]
+# (x_shape, kernel (KH, KW), stride, padding): overlapping (stride < kernel) and padded windows
+POOL_CASES = [
+    ((2, 3, 6, 6), (2, 2), (2, 2), (0, 0)),
+    ((1, 2, 7, 5), (3, 3), (1, 1), (1, 1)),
+    ((2, 1, 5, 8), (3, 2), (2, 1), (1, 0)),
+    ((1, 1, 4, 4), (4, 4), (1, 1), (2, 2)),
+]
+
+
+def _compile(source, output, *flags):
+    command = [NVCC, *flags, str(gpu_dispatch.source_path(source)), "-o", str(output)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """{source: (ptx result, library result)}, each (returncode, compiler output, path); built in parallel."""
+    folder = tmp_path_factory.mktemp("nvcc")
+    jobs = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for source in SOURCES:
+            stem = source[:-3]
+            ptx, library = folder / f"{stem}.ptx", folder / f"{stem}.so"
+            jobs[source] = (
+                (pool.submit(_compile, source, ptx, "--ptx", f"-arch={ARCH}"), ptx),
+                (pool.submit(_compile, source, library, "-shared", "-Xcompiler", "-fPIC"), library),
+            )
+    return {
+        source: tuple((*future.result(), path) for future, path in pair)
+        for source, pair in jobs.items()
+    }
+
+
+def _library(built, source):
+    returncode, output, path = built[source][1]
+    assert returncode == 0, f"nvcc -shared {source} failed:\n{output}"
+    return ctypes.CDLL(str(path))
+
+
+def _pointer(array):
+    return array.ctypes.data_as(ctypes.c_void_p)
+
+
+def _call(library, name, *arrays):
+    """Call the extern "C" CPU reference `name` with C-contiguous NumPy arrays (pointers)."""
+    function = getattr(library, name)
+    function.restype = None
+    function.argtypes = [ctypes.c_void_p] * len(arrays)
+    function(*(_pointer(a) for a in arrays))
+
+
+# ------------------------------------------------------------------ the sources and their compilation
+def test_packaged_sources_are_the_four_kernels():
+    assert gpu_dispatch.source_files() == SOURCES
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_source_compiles_to_ptx_for_sm80(built, source):
+    returncode, output, _ = built[source][0]
+    assert returncode == 0, f"nvcc --ptx -arch={ARCH} {source} failed:\n{output}"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_ptx_has_float32_and_float64_entry_points(built, source):
+    _, _, ptx = built[source][0]
+    entries = set(re.findall(r"\.entry\s+(\w+)", ptx.read_text()))
+    stem = {"maxpool_forward.cu": "max_pool_forward", "maxpool_backward.cu": "max_pool_backward"}.get(
+        source, source[:-3]
+    )
+    assert entries == {f"{stem}_f32", f"{stem}_f64"}, f"{source}: entry points {sorted(entries)}"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_device_code_includes_only_local_headers(source):
+    """NVRTC has no system headers: outside the host-only block only "x.cuh" includes may appear."""
+    text = gpu_dispatch.source_path(source).read_text()
+    device_part = re.sub(r"#ifndef __CUDACC_RTC__.*?#endif", "", text, flags=re.DOTALL)
+    includes = re.findall(r"#include\s*(\S+)", device_part)
+    assert all(re.fullmatch(r'"\w+\.cuh"', name) for name in includes), f"{source} includes {includes}"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_read_source_pastes_the_geometry_header(source):
+    text = gpu_dispatch.read_source(source)
+    assert "#include" not in text and "struct Geometry" in text
+
+
+# ------------------------------------------------------------------ CPU references vs NumPy references
+def _conv_geometry(case):
+    x_shape, kernel, stride, padding, dilation = case
+    return make_geometry("test", x_shape, kernel, stride, padding, dilation)
+
+
+def _c_im2col(library, x, geometry):
+    cols = numpy.empty(cols_shape(geometry), dtype=x.dtype)
+    _call(library, f"im2col_cpu_{SUFFIX[x.dtype.type]}", x, cols, as_struct(geometry))
+    return cols
+
+
+def _c_col2im(library, cols, geometry):
+    dx = numpy.empty(tuple(geometry)[:4], dtype=cols.dtype)
+    _call(library, f"col2im_cpu_{SUFFIX[cols.dtype.type]}", cols, dx, as_struct(geometry))
+    return dx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_cpu_reference_equals_numpy_bit_for_bit(built, case, dtype):
+    x = numpy.random.default_rng(0).standard_normal(case[0]).astype(dtype)
+    expected = im2col_numpy(x, *case[1], *case[2:])
+    numpy.testing.assert_array_equal(_c_im2col(_library(built, "im2col.cu"), x, _conv_geometry(case)), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_col2im_cpu_reference_equals_numpy(built, case, dtype):
+    geometry = _conv_geometry(case)
+    cols = numpy.random.default_rng(1).standard_normal(cols_shape(geometry)).astype(dtype)
+    expected = col2im_numpy(cols, case[0], *case[1], *case[2:])
+    tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
+    numpy.testing.assert_allclose(_c_col2im(_library(built, "col2im.cu"), cols, geometry), expected,
+                                  rtol=tolerance, atol=tolerance)
+
+
+@given(
+    shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7)),
+    kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+)
+def test_im2col_and_col2im_cpu_references_match_numpy_for_any_geometry(built, shape, kernel, stride, padding,
+                                                                       dilation):
+    try:
+        geometry = make_geometry("test", shape, kernel, stride, padding, dilation)
+    except ValueError:
+        return                                            # the window does not fit: nothing to compare
+    rng = numpy.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    cols = rng.standard_normal(cols_shape(geometry))
+    numpy.testing.assert_array_equal(_c_im2col(_library(built, "im2col.cu"), x, geometry),
+                                     im2col_numpy(x, *kernel, stride, padding, dilation))
+    numpy.testing.assert_allclose(_c_col2im(_library(built, "col2im.cu"), cols, geometry),
+                                  col2im_numpy(cols, shape, *kernel, stride, padding, dilation),
+                                  rtol=1e-12, atol=1e-12)
+
+
+def test_col2im_cpu_reference_is_the_adjoint_of_im2col(built):
+    """<im2col(x), c> == <x, col2im(c)>: col2im is im2col's transpose."""
+    geometry = _conv_geometry(CONV_CASES[2])
+    rng = numpy.random.default_rng(3)
+    x, c = rng.standard_normal(tuple(geometry)[:4]), rng.standard_normal(cols_shape(geometry))
+    left = numpy.sum(_c_im2col(_library(built, "im2col.cu"), x, geometry) * c)
+    right = numpy.sum(x * _c_col2im(_library(built, "col2im.cu"), c, geometry))
+    assert abs(left - right) <= 1e-10 * abs(left)
+
+
+def _pool_geometry(case):
+    x_shape, kernel, stride, padding = case
+    return make_geometry("test", x_shape, kernel, stride, padding, 1)
+
+
+def _c_max_pool_forward(library, x, geometry):
+    y = numpy.empty(pooled_shape(geometry), dtype=x.dtype)
+    index = numpy.empty(pooled_shape(geometry), dtype=numpy.int64)
+    _call(library, f"max_pool_forward_cpu_{SUFFIX[x.dtype.type]}", x, y, index, as_struct(geometry))
+    return y, index
+
+
+def _c_max_pool_backward(library, dy, index, geometry):
+    dx = numpy.empty(tuple(geometry)[:4], dtype=dy.dtype)
+    _call(library, f"max_pool_backward_cpu_{SUFFIX[dy.dtype.type]}", dy, index, dx, as_struct(geometry))
+    return dx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_max_pool_forward_cpu_reference_equals_numpy_values_and_argmax(built, case, dtype):
+    x = numpy.random.default_rng(4).standard_normal(case[0]).astype(dtype)
+    y, index = _c_max_pool_forward(_library(built, "maxpool_forward.cu"), x, _pool_geometry(case))
+    y_expected, index_expected = max_pool2d_forward_numpy(x, *case[1], *case[2:])
+    numpy.testing.assert_array_equal(y, y_expected)
+    numpy.testing.assert_array_equal(index, index_expected)
+
+
+def test_max_pool_forward_cpu_reference_breaks_ties_like_numpy(built):
+    """Many equal values: the first tap in (kh, kw) order must win, as in the NumPy reference."""
+    case = POOL_CASES[1]
+    x = numpy.random.default_rng(5).integers(0, 2, size=case[0]).astype(numpy.float64)
+    _, index = _c_max_pool_forward(_library(built, "maxpool_forward.cu"), x, _pool_geometry(case))
+    numpy.testing.assert_array_equal(index, max_pool2d_forward_numpy(x, *case[1], *case[2:])[1])
+
+
+def test_max_pool_forward_cpu_reference_keeps_a_leading_nan_like_numpy(built):
+    case = POOL_CASES[0]
+    x = numpy.random.default_rng(6).standard_normal(case[0])
+    x[0, 0, 0, 0] = x[1, 2, 3, 3] = numpy.nan             # first tap of one window, last tap of another
+    y, index = _c_max_pool_forward(_library(built, "maxpool_forward.cu"), x, _pool_geometry(case))
+    y_expected, index_expected = max_pool2d_forward_numpy(x, *case[1], *case[2:])
+    numpy.testing.assert_array_equal(y, y_expected)       # assert_array_equal treats NaN == NaN
+    numpy.testing.assert_array_equal(index, index_expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_max_pool_backward_cpu_reference_equals_numpy(built, case, dtype):
+    rng = numpy.random.default_rng(7)
+    x = rng.integers(0, 3, size=case[0]).astype(dtype)   # ties, so several windows share winners
+    _, index = max_pool2d_forward_numpy(x, *case[1], *case[2:])
+    dy = rng.standard_normal(index.shape).astype(dtype)
+    dx = _c_max_pool_backward(_library(built, "maxpool_backward.cu"), dy, index, _pool_geometry(case))
+    tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
+    numpy.testing.assert_allclose(dx, max_pool2d_backward_numpy(dy, index, case[0], *case[1], *case[2:]),
+                                  rtol=tolerance, atol=tolerance)
