@@ -178,3 +178,21 @@ def test_expand_to_incompatible_shape_is_rejected():
 def test_permute_with_wrong_order_is_rejected():
     with pytest.raises(ValueError, match="permute"):
         minigrad.zeros(2, 3).permute(0, 0)
+
+
+@given(shape=shapes, seed=seeds)
+def test_clone_gradcheck(shape, seed):
+    _check(lambda m, x: x.clone() * 2.0, [_values(seed, shape)])
+
+
+def test_clone_does_not_share_memory():
+    x = minigrad.tensor(_values(0, (3,)))
+    y = x.clone()
+    y.zero_()
+    assert (x.numpy() != 0).all()
+
+
+def test_cast_to_float32_and_back_passes_gradient():
+    x = _leaf(_values(0, (2, 3)))
+    (x.float().double() * 3.0).sum().backward()
+    numpy.testing.assert_array_equal(x.grad.numpy(), numpy.full((2, 3), 3.0))
