@@ -1,0 +1,214 @@
+"""Train LeNet-5 (two convolutions, two poolings, three linear layers) on MNIST.
+
+    python examples/mnist_cnn.py                       # Adam + one-cycle schedule, 3 epochs
+    python examples/mnist_cnn.py --optimizer sgd --lr 0.1
+    python examples/mnist_cnn.py --resume runs/mnist_cnn/last.ckpt
+
+The same script as mnist_mlp.py with two changes: the model is convolutional
+(it sees the 28 x 28 image, not 784 unrelated numbers), and the learning rate
+follows the one-cycle policy, stepped after every BATCH: up for the first 30%
+of the steps, then down to almost zero.
+
+What happens, top to bottom:
+ 1. the config (argparse) and the random seed;
+ 2. data: the 60,000 training digits, of which the LAST --val-size are held out
+    for validation, and the 10,000 official test digits, touched once at the end;
+ 3. model, optimizer, learning-rate schedule;
+ 4. the epoch loop: train (progress bar with loss, accuracy, images/s), validate,
+    log a CSV/JSON row, save a checkpoint, maybe stop early;
+ 5. test accuracy, plots, one summary line.
+
+Ctrl-C saves <out>/interrupted.ckpt and exits with code 130; --resume continues
+from any checkpoint (last.ckpt continues exactly as if never stopped).
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # so the script runs from a checkout without `pip install -e .`
+
+import numpy  # noqa: E402
+
+import minigrad  # noqa: E402
+import minigrad.nn.functional as F  # noqa: E402
+from minigrad import backend, optim  # noqa: E402
+from minigrad.data import (  # noqa: E402
+    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, Subset, ToFloat,
+    train_val_split,
+)
+from minigrad.models import LeNet5  # noqa: E402
+from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
+from minigrad.utils.history import MetricHistory  # noqa: E402
+from minigrad.utils.metrics import RunningMean, confusion_matrix  # noqa: E402
+from minigrad.utils.plots import (  # noqa: E402
+    plot_confusion_matrix, plot_sample_predictions, plot_training_curves,
+)
+from minigrad.utils.progress import TrainingProgress  # noqa: E402
+
+
+def default_data_dir():
+    """$MINIGRAD_DATA, else ../shared/data next to the repository if it exists, else ~/.cache/minigrad."""
+    if os.environ.get("MINIGRAD_DATA"):
+        return os.environ["MINIGRAD_DATA"]
+    shared = REPO.parent / "shared" / "data"
+    return str(shared) if shared.is_dir() else str(Path.home() / ".cache" / "minigrad")
+
+
+# ---------------------------------------------------------------------------------------- 1. config
+parser = argparse.ArgumentParser(description="Train LeNet-5 on MNIST.")
+parser.add_argument("--data-dir", default=default_data_dir(), help="folder holding mnist/ (default: %(default)s)")
+parser.add_argument("--out", default="runs/mnist_cnn", help="checkpoints, logs and plots go here")
+parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+parser.add_argument("--lr", type=float, default=3e-3, help="the peak lr of the cycle")
+parser.add_argument("--weight-decay", type=float, default=0.0)
+parser.add_argument("--epochs", type=int, default=3)
+parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--val-size", type=int, default=5000, help="last N training digits held out")
+parser.add_argument("--limit-train", type=int, default=None, help="train on the first N digits only (smoke tests)")
+parser.add_argument("--stop-after", type=int, default=None,
+                    help="train at most this many epochs in this run (to fit a time slot); --resume continues")
+parser.add_argument("--patience", type=int, default=0, help="early stopping on val accuracy; 0 = off")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--resume", default=None, help="checkpoint to continue from")
+parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+args = parser.parse_args()
+
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+try:
+    backend.module_for(args.device)  # fail now, with one clear message, if the GPU is missing
+except backend.DeviceError as error:
+    print(f"mnist_cnn.py: error: {error}", file=sys.stderr)
+    sys.exit(2)
+minigrad.manual_seed(args.seed)
+
+# ---------------------------------------------------------------------------------------- 2. data
+try:
+    full_train = MNIST(args.data_dir, train=True)
+    test_set = MNIST(args.data_dir, train=False)
+except (DatasetNotFoundError, DatasetFormatError) as error:
+    print(f"mnist_cnn.py: error: {error}", file=sys.stderr)
+    sys.exit(2)
+train_set, val_set = train_val_split(full_train, args.val_size)   # validation = the LAST val_size digits
+if args.limit_train is not None:
+    train_set = Subset(full_train, numpy.arange(min(args.limit_train, len(train_set))))
+
+transform = Compose([ToFloat(), Normalize(mean=0.1307, std=0.3081)])   # MNIST pixel statistics
+train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed,
+                          transform=transform, device=args.device)
+val_loader = DataLoader(val_set, 1000, seed=0, transform=transform, device=args.device)
+test_loader = DataLoader(test_set, 1000, seed=0, transform=transform, device=args.device)
+print(f"data: {len(train_set)} train, {len(val_set)} validation, {len(test_set)} test digits from {args.data_dir}")
+
+# ---------------------------------------------------------------------------------------- 3. model
+model = LeNet5(num_classes=10).to(args.device)
+if args.optimizer == "adam":
+    optimizer = optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+else:
+    optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
+                          weight_decay=args.weight_decay)
+scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
+                                          steps_per_epoch=len(train_loader))   # stepped once per batch
+print(f"model: LeNet5, {model.num_parameters():,} parameters, {args.optimizer} peak lr={args.lr}, "
+      f"one-cycle schedule over {args.epochs} epochs, device {args.device}")
+
+history = MetricHistory(out / "metrics")
+stopper = EarlyStopping(patience=args.patience, mode="max") if args.patience > 0 else None
+start_epoch, best_val_acc = 0, 0.0
+if args.resume:
+    meta = load_checkpoint(args.resume, model, optimizer, scheduler, loaders={"train": train_loader})
+    start_epoch, best_val_acc = meta["epoch"] + 1, meta["best_metric"]
+    history.rows = meta["extra"]["history"]
+    history.truncate(start_epoch)
+    if stopper is not None and meta["extra"].get("early_stopping"):
+        stopper.load_state_dict(meta["extra"]["early_stopping"])
+    print(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}")
+    planned = meta["extra"]["config"]["epochs"]
+    if planned != args.epochs:
+        print(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
+
+
+def evaluate(loader):
+    """Mean loss, accuracy, and all predicted / true classes over a loader, without a graph."""
+    model.eval()
+    loss_meter, predicted, targets = RunningMean(), [], []
+    with minigrad.no_grad():
+        for images, labels in loader:
+            logits = model(images)                                           # (B, 10)
+            loss_meter.update(F.cross_entropy(logits, labels).item(), count=len(labels))
+            predicted.append(logits.numpy().argmax(axis=1))
+            targets.append(labels.numpy())
+    predicted, targets = numpy.concatenate(predicted), numpy.concatenate(targets)
+    return loss_meter.mean, float((predicted == targets).mean()), predicted, targets
+
+
+def checkpoint_state(epoch):
+    extra = {"history": history.rows, "config": vars(args),
+             "early_stopping": stopper.state_dict() if stopper is not None else None}
+    return dict(model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+                best_metric=best_val_acc, extra=extra, loaders={"train": train_loader})
+
+
+# ---------------------------------------------------------------------------------------- 4. train
+epoch = start_epoch - 1
+try:
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        bar = TrainingProgress(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}",
+                               enabled=not args.no_progress)
+        for images, labels in bar:
+            logits = model(images)                                           # (B, 10)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            correct = int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
+            bar.update(loss=loss.item(), correct=correct, count=len(labels))
+        lr = optimizer.param_groups[0]["lr"]
+
+        val_loss, val_acc, _, _ = evaluate(val_loader)
+        history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
+                    val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
+                    images_per_second=round(bar.images_per_second, 1))
+        print(f"epoch {epoch + 1}/{args.epochs}: train loss {bar.loss:.4f} acc {bar.accuracy:.2%} | "
+              f"val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
+              f"{bar.images_per_second:,.0f} img/s")
+        improved = val_acc > best_val_acc
+        best_val_acc = max(best_val_acc, val_acc)
+        stop = stopper is not None and stopper.step(val_acc)
+        save_checkpoint(out / "last.ckpt", **checkpoint_state(epoch))
+        if improved:
+            save_checkpoint(out / "best.ckpt", **checkpoint_state(epoch))
+        if stop:
+            print(f"early stopping: no val accuracy gain for {args.patience} epochs")
+            break
+        if args.stop_after is not None and epoch + 1 - start_epoch >= args.stop_after:
+            print(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
+            break
+except KeyboardInterrupt:
+    # The weights are mid-epoch; the checkpoint records the last COMPLETED epoch, so resuming
+    # from it redoes the interrupted epoch from these weights (last.ckpt is the exact one).
+    path = save_checkpoint(out / "interrupted.ckpt", **checkpoint_state(epoch))
+    print(f"\ninterrupted: checkpoint saved to {path}; continue with --resume {path}", file=sys.stderr)
+    sys.exit(130)
+
+# ---------------------------------------------------------------------------------------- 5. report
+test_loss, test_acc, predicted, targets = evaluate(test_loader)
+plot_training_curves(history, out / "curves.png", title="MNIST LeNet-5")
+plot_confusion_matrix(confusion_matrix(predicted, targets, 10), out / "confusion.png",
+                      title=f"MNIST test set, accuracy {test_acc:.2%}")
+images, labels = test_set.get_batch(numpy.arange(min(32, len(test_set))))
+with minigrad.no_grad():
+    model.eval()
+    scores = model(minigrad.Tensor(transform(images), device=args.device)).numpy()
+plot_sample_predictions(images, labels, scores, out / "samples.png")
+last = history.rows[-1] if history.rows else {}
+print(f"summary: mnist_cnn test_acc={test_acc:.4f} test_loss={test_loss:.4f} "
+      f"best_val_acc={best_val_acc:.4f} train_loss={last.get('train_loss', float('nan')):.4f} "
+      f"epochs={len(history)} | checkpoint {out / 'last.ckpt'} | log {history.csv_path} | "
+      f"plots {out / 'curves.png'}, {out / 'confusion.png'}, {out / 'samples.png'}")

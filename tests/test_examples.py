@@ -1,0 +1,186 @@
+"""The example scripts, run as subprocesses on tiny synthetic data sets in the official formats.
+
+MNIST: gzip-compressed IDX files (big-endian header, magic 2051 for images, 2049 for
+labels). CIFAR-10: pickled dicts data_batch_1..5 and batches.meta, `data` (n, 3072)
+uint8 and `labels` a list of ints. The images are random noise, so nothing is
+learned; these tests check the plumbing: exit codes, the summary line, the
+files written, exact resume, Ctrl-C, and the GPU message.
+"""
+import gzip
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+# Columns that must match exactly between a straight run and a resumed one (not timings).
+EXACT_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def write_idx(path, array, magic):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(numpy.uint8).tobytes()))
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "mnist"
+    folder.mkdir()
+    rng = numpy.random.default_rng(0)
+    for prefix, n in (("train", 80), ("t10k", 20)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), 2051)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n), 2049)
+    return root
+
+
+def write_cifar(root, images_per_batch=12, test=False):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = numpy.random.default_rng(1)
+    names = [f"data_batch_{k}" for k in range(1, 6)] + (["test_batch"] if test else [])
+    for name in names:
+        # bytes keys, as Python 2's cPickle wrote them in the official files
+        batch = {b"batch_label": name.encode(),
+                 b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=numpy.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, images_per_batch)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
+    meta = {b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog",
+                             b"horse", b"ship", b"truck"], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=4))
+    return root
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    return write_cifar(tmp_path_factory.mktemp("cifar"))
+
+
+def run_example(script, *args, env=None, timeout=120):
+    environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", **(env or {}))
+    command = [sys.executable, str(EXAMPLES / script), "--no-progress", *map(str, args)]
+    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def summary_line(result):
+    lines = [line for line in result.stdout.splitlines() if line.startswith("summary:")]
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert len(lines) == 1, result.stdout
+    return lines[0]
+
+
+def assert_run_files(out):
+    for name in ("last.ckpt", "metrics.csv", "metrics.json", "curves.png", "confusion.png", "samples.png"):
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
+
+
+def exact_columns(out):
+    rows = json.loads((out / "metrics.json").read_text())
+    return [{k: row[k] for k in EXACT_COLUMNS if k in row} for row in rows]
+
+
+TINY_MNIST = ("--val-size", 20, "--batch-size", 16, "--hidden", 32)
+TINY_CIFAR = ("--val-size", 8, "--limit-train", 16, "--batch-size", 8, "--arch", "resnet20")
+
+
+# ---------------------------------------------------------------------------------------- mnist_mlp
+def test_mnist_mlp_runs_and_writes_checkpoint_log_and_plots(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    line = summary_line(run_example("mnist_mlp.py", "--data-dir", mnist_dir, "--out", out,
+                                    "--epochs", 2, *TINY_MNIST))
+    assert "test_acc=" in line and "epochs=2" in line and str(out / "last.ckpt") in line
+    assert_run_files(out)
+    assert len(exact_columns(out)) == 2
+
+
+def test_mnist_mlp_resume_continues_exactly(mnist_dir, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    summary_line(run_example("mnist_mlp.py", "--data-dir", mnist_dir, "--out", straight,
+                             "--epochs", 3, *TINY_MNIST))
+    summary_line(run_example("mnist_mlp.py", "--data-dir", mnist_dir, "--out", resumed,
+                             "--epochs", 3, "--stop-after", 1, *TINY_MNIST))
+    summary_line(run_example("mnist_mlp.py", "--data-dir", mnist_dir, "--out", resumed,
+                             "--epochs", 3, "--resume", resumed / "last.ckpt", *TINY_MNIST))
+    assert exact_columns(resumed) == exact_columns(straight)
+
+
+def test_mnist_mlp_ctrl_c_saves_checkpoint_and_exits_130(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    command = [sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--no-progress", "--data-dir", str(mnist_dir),
+               "--out", str(out), "--epochs", "100000", *map(str, TINY_MNIST)]
+    process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.json").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)                                   # wait until training is under way
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, f"{stdout}\n{stderr}"
+    assert (out / "interrupted.ckpt").is_file()
+    assert f"checkpoint saved to {out / 'interrupted.ckpt'}" in stderr and "Traceback" not in stderr
+
+
+def test_missing_data_gives_one_clear_message(tmp_path):
+    result = run_example("mnist_mlp.py", "--data-dir", tmp_path / "empty", "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------- mnist_cnn
+def test_mnist_cnn_runs_and_writes_checkpoint_log_and_plots(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    line = summary_line(run_example("mnist_cnn.py", "--data-dir", mnist_dir, "--out", out,
+                                    "--epochs", 1, "--limit-train", 16, "--val-size", 20, "--batch-size", 8))
+    assert line.startswith("summary: mnist_cnn test_acc=") and "epochs=1" in line
+    assert_run_files(out)
+
+
+# ---------------------------------------------------------------------------------------- cifar_resnet
+def test_cifar_resnet_reports_held_out_validation_without_test_batch(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    line = summary_line(run_example("cifar_resnet.py", "--data-dir", cifar_dir, "--out", out,
+                                    "--epochs", 1, *TINY_CIFAR))
+    assert "val_acc=" in line and "held-out validation, last 8 training images" in line
+    assert "test_acc=n/a" in line
+    assert_run_files(out)
+
+
+def test_cifar_resnet_reports_official_test_accuracy_when_test_batch_exists(tmp_path):
+    data = write_cifar(tmp_path / "data", images_per_batch=4, test=True)
+    line = summary_line(run_example("cifar_resnet.py", "--data-dir", data, "--out", tmp_path / "run",
+                                    "--epochs", 1, "--schedule", "cosine", "--optimizer", "adam",
+                                    *TINY_CIFAR))
+    assert "(official test_batch, 4 images)" in line
+
+
+def test_cifar_resnet_resume_continues_exactly(cifar_dir, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    summary_line(run_example("cifar_resnet.py", "--data-dir", cifar_dir, "--out", straight,
+                             "--epochs", 2, *TINY_CIFAR))
+    summary_line(run_example("cifar_resnet.py", "--data-dir", cifar_dir, "--out", resumed,
+                             "--epochs", 2, "--stop-after", 1, *TINY_CIFAR))
+    summary_line(run_example("cifar_resnet.py", "--data-dir", cifar_dir, "--out", resumed,
+                             "--epochs", 2, "--resume", resumed / "last.ckpt", *TINY_CIFAR))
+    assert exact_columns(resumed) == exact_columns(straight)
+
+
+def test_cifar_resnet_gpu_without_cuda_gives_one_clear_message(cifar_dir, tmp_path):
+    from minigrad import backend
+
+    if backend.gpu_available():
+        pytest.skip("this machine has a GPU")
+    result = run_example("cifar_resnet.py", "--device", "gpu", "--data-dir", cifar_dir, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GPU" in lines[0] and "pip install" in lines[0], result.stderr
