@@ -199,3 +199,40 @@ def test_importing_minigrad_and_building_a_conv_net_does_not_import_numba():
             "print('numba' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False", result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ wiring into minigrad's dispatchers
+def test_conv_dispatcher_picks_the_numba_kernels_on_cpu():
+    from minigrad.ops import im2col as im2col_ops
+
+    x = numpy.zeros((1, 1, 3, 3))
+    for name in ("im2col", "col2im"):
+        kernel = im2col_ops.find_kernel(name, x)
+        assert kernel is not None and kernel.__name__ == f"{name}_numba", f"{name}: registered {kernel!r}"
+
+
+def test_pool_dispatcher_picks_the_numba_kernels_on_cpu():
+    from minigrad.ops import pool as pool_ops
+
+    for name in ("max_pool2d_forward", "max_pool2d_backward"):
+        kernel = pool_ops._KERNELS.get((name, "cpu"))
+        assert kernel is not None and kernel.__name__ == f"{name}_numba", f"{name}: registered {kernel!r}"
+
+
+def test_conv2d_gradcheck_through_numba_kernels_with_stride_padding_dilation():
+    import minigrad
+    from minigrad.ops.conv import conv2d
+
+    rng = numpy.random.default_rng(3)
+    x = minigrad.tensor(rng.standard_normal((2, 2, 6, 5)), requires_grad=True)
+    w = minigrad.tensor(rng.standard_normal((3, 2, 2, 3)), requires_grad=True)
+    assert minigrad.gradcheck(lambda x, w: conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(2, 1)), [x, w])
+
+
+def test_max_pool2d_gradcheck_through_numba_kernels():
+    import minigrad
+    from minigrad.ops.pool import max_pool2d
+
+    x = minigrad.tensor(numpy.random.default_rng(4).permutation(2 * 2 * 5 * 5).reshape(2, 2, 5, 5) / 7.0,
+                        requires_grad=True)      # distinct values: no ties for finite differences to straddle
+    assert minigrad.gradcheck(lambda x: max_pool2d(x, 3, stride=2, padding=1), [x])

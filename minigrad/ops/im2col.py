@@ -144,3 +144,14 @@ def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
             rows, columns = _window(kh, kw, out_h, out_w, stride, dilation)
             dx_padded[:, :, rows, columns] += cols[:, kh, kw].transpose(1, 0, 2, 3)  # (N, C, OH, OW)
     return xp.ascontiguousarray(dx_padded[:, :, ph:ph + height, pw:pw + width])  # (N, C, H, W)
+
+
+# ------------------------------------------------------------------ Numba CPU kernels
+# kernels/numba_cpu registers lazy stand-ins: Numba compiles on the first CPU convolution,
+# not at import. Without Numba (or the kernels package) the NumPy versions above run.
+try:
+    from kernels import numba_cpu as _numba_cpu
+except ImportError:
+    _numba_cpu = None
+if _numba_cpu is not None:
+    _numba_cpu.register_into(register_kernel, ["im2col", "col2im"])

@@ -239,3 +239,13 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 def adaptive_avg_pool2d(x, output_size):
     """torch.nn.functional.adaptive_avg_pool2d: output_size is an int or (OH, OW) (None keeps that size)."""
     return AdaptiveAvgPool2d(output_size)(x)
+
+
+# ------------------------------------------------------------------ Numba CPU kernels
+# Lazy stand-ins from kernels/numba_cpu (compiled on first use); without Numba the NumPy code runs.
+try:
+    from kernels import numba_cpu as _numba_cpu
+except ImportError:
+    _numba_cpu = None
+if _numba_cpu is not None:
+    _numba_cpu.register_into(register_kernel, ["max_pool2d_forward", "max_pool2d_backward"])

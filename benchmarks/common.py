@@ -1,0 +1,188 @@
+"""Shared helpers for the benchmarks: threads, timing, memory, tables.
+
+Every benchmark times minigrad and PyTorch IN THE SAME PROCESS with the SAME
+number of threads (BLAS, Numba and torch all set to --threads), runs a few
+warm-up calls first (Numba compiles, caches fill), then alternates the two
+sides, one call each, for --repeats rounds and reports the median of each.
+Alternating matters on a shared machine: a burst of load from elsewhere hits
+both sides instead of only one. Benchmarks print tables; they never assert.
+
+Peak memory (`peak_memory`), the method:
+  - minigrad: tracemalloc's peak during the call (NumPy reports its array
+    buffers to tracemalloc), minus what was allocated before;
+  - both sides: the process's peak resident set size during the call, read from
+    /proc/self/status (VmHWM) after resetting it by writing 5 to
+    /proc/self/clear_refs (Linux), minus the resident size before. This counts
+    torch's CPU allocator, which tracemalloc does not see. Memory that the C
+    allocator had already freed but kept can be reused without raising RSS, so
+    it is a lower bound; the column says "n/a" where /proc is not available.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)   # run from anywhere without installing minigrad
+
+
+def parser(description):
+    """argparse with the flags every benchmark takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where both libraries run")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for BLAS, Numba and torch")
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument("--no-numba", action="store_true", help="leave minigrad on its NumPy kernels")
+    p.add_argument("--memory", action="store_true", help="also measure peak memory (one extra call each)")
+    return p
+
+
+def setup(args):
+    """Set every thread pool to args.threads, import torch; print the set-up. Returns torch."""
+    import numpy
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
+    torch.set_num_threads(args.threads)
+    try:
+        import numba
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        numba_text = f"numba {numba.__version__} ({numba.get_num_threads()} threads)"
+    except ImportError:
+        numba_text = "numba absent"
+    if args.no_numba:
+        disable_numba_kernels()
+        numba_text += ", minigrad kernels: NumPy (--no-numba)"
+    elif enable_numba_kernels():
+        numba_text += ", minigrad kernels: Numba"
+    if args.device == "gpu" and not torch.cuda.is_available():
+        sys.exit("--device gpu: this torch build has no CUDA; install a CUDA torch and CuPy")
+    print(f"python {sys.version.split()[0]}, numpy {numpy.__version__}, torch {torch.__version__}, {numba_text}")
+    print(f"threads: {args.threads} (torch {torch.get_num_threads()}), device: {args.device}, "
+          f"median of {args.repeats} after {args.warmup} warm-up")
+    print_blas()
+    return torch
+
+
+def print_blas():
+    """The BLAS / OpenMP libraries loaded in this process, with their kernel and thread count."""
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        if pool.get("user_api") != "blas":
+            continue
+        arch = pool.get("architecture") or "?"
+        print(f"BLAS: {pool['internal_api']} {pool.get('version')} kernel={arch} "
+              f"threads={pool['num_threads']} ({os.path.basename(pool['filepath'])})")
+
+
+def enable_numba_kernels():
+    """Register the Numba CPU kernels with minigrad's dispatchers (a no-op if already done)."""
+    from kernels import numba_cpu
+    from minigrad.ops import im2col, pool
+
+    return (numba_cpu.register_into(im2col.register_kernel, ["im2col", "col2im"])
+            and numba_cpu.register_into(pool.register_kernel, ["max_pool2d_forward", "max_pool2d_backward"]))
+
+
+def disable_numba_kernels():
+    """Empty minigrad's CPU kernel registries, so the NumPy references run."""
+    from minigrad.ops import im2col, pool
+
+    for registry in (im2col._KERNELS, pool._KERNELS):
+        for key in [key for key in registry if key[1] == "cpu"]:
+            del registry[key]
+
+
+def synchronize(device):
+    if device == "gpu":
+        import cupy
+        import torch
+        cupy.cuda.Device().synchronize()
+        torch.cuda.synchronize()
+
+
+def time_pair(run_minigrad, run_torch, args):
+    """Median seconds per call of each, alternating calls after warm-up."""
+    for _ in range(args.warmup):
+        run_minigrad()
+        run_torch()
+    synchronize(args.device)
+    ours, theirs = [], []
+    for _ in range(args.repeats):
+        for run, times in ((run_minigrad, ours), (run_torch, theirs)):
+            start = time.perf_counter()
+            run()
+            synchronize(args.device)
+            times.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def _vm_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_rss_mib(run):
+    """Peak resident memory added during run(), in MiB (Linux only; None elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")                     # reset VmHWM to the current RSS
+        before = _vm_kib("VmRSS")
+    except OSError:
+        run()
+        return None
+    run()
+    return (_vm_kib("VmHWM") - before) / 1024
+
+
+def peak_tracemalloc_mib(run):
+    """Peak Python/NumPy allocation during run(), in MiB (blind to torch's allocator)."""
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return (peak - base) / 2**20
+
+
+def peak_memory(run_minigrad, run_torch):
+    """(minigrad tracemalloc MiB, minigrad RSS MiB, torch RSS MiB)."""
+    return peak_tracemalloc_mib(run_minigrad), peak_rss_mib(run_minigrad), peak_rss_mib(run_torch)
+
+
+def fmt_mib(value):
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def print_table(headers, rows):
+    """A plain-text table, columns right-aligned except the first."""
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
+    line = "  ".join(str(h).ljust(w) if i == 0 else str(h).rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def ms(seconds):
+    return f"{1e3 * seconds:.1f}"
+
+
+def to_device_minigrad(array, device, requires_grad=False):
+    import minigrad
+    return minigrad.tensor(array, requires_grad=requires_grad, device=device)
+
+
+def to_device_torch(torch, array, device, requires_grad=False):
+    t = torch.from_numpy(array).to("cuda" if device == "gpu" else "cpu")
+    return t.requires_grad_(requires_grad)
