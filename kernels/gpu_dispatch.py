@@ -16,7 +16,8 @@ for, so minigrad's dispatchers can register it as is:
     max_pool2d_forward(x, kernel_h, kernel_w, stride, padding)  -> y, argmax_index (N, C, OH, OW)
     max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding) -> dx
 
-`register_all()` puts them into the registries of minigrad/ops/im2col.py and pool.py.
+`register_into(register_kernel, names)` puts them into the registries of minigrad/ops/im2col.py
+and pool.py (the dispatchers call it when they are imported).
 
 float32 and float64 run the kernels (entry points `<name>_f32` / `<name>_f64`);
 any other dtype falls back to the NumPy/CuPy reference. Importing this module
@@ -183,11 +184,19 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
     return dx
 
 
-def register_all():
-    """Register these kernels as the "gpu" versions in minigrad's dispatchers (imports no CuPy)."""
-    from minigrad.ops import im2col as im2col_op, pool as pool_op
+# the dispatcher names (minigrad/ops/im2col.py and pool.py) -> the wrappers above
+KERNELS = {
+    "im2col": im2col,
+    "col2im": col2im,
+    "max_pool2d_forward": max_pool2d_forward,
+    "max_pool2d_backward": max_pool2d_backward,
+}
 
-    im2col_op.register_kernel("im2col", "gpu", im2col)
-    im2col_op.register_kernel("col2im", "gpu", col2im)
-    pool_op.register_kernel("max_pool2d_forward", "gpu", max_pool2d_forward)
-    pool_op.register_kernel("max_pool2d_backward", "gpu", max_pool2d_backward)
+
+def register_into(register_kernel, names):
+    """Register the GPU kernels `names` with a dispatcher's register_kernel(name, device, function).
+
+    Imports no CuPy: the CUDA sources are compiled on the first call on a GPU array.
+    """
+    for name in names:
+        register_kernel(name, "gpu", KERNELS[name])

@@ -252,3 +252,85 @@ def test_max_pool_backward_cpu_reference_equals_numpy(built, case, dtype):
     tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
     numpy.testing.assert_allclose(dx, max_pool2d_backward_numpy(dy, index, case[0], *case[1], *case[2:]),
                                   rtol=tolerance, atol=tolerance)
+
+
+# ------------------------------------------------------------------ gpu_dispatch's launches, with the GPU played by the CPU references
+@pytest.fixture
+def cpu_as_gpu(built, monkeypatch):
+    """Make gpu_dispatch run on NumPy arrays: CuPy is played by NumPy, and each kernel launch
+    calls the CPU reference of the same kernel (`im2col_f32` -> `im2col_cpu_f32`) with the
+    same arguments. That checks the wrappers' shapes, dtypes and argument order without a GPU."""
+    from minigrad import backend
+
+    sources = {"im2col": "im2col.cu", "col2im": "col2im.cu",
+               "max_pool_forward": "maxpool_forward.cu", "max_pool_backward": "maxpool_backward.cu"}
+    launches = []
+
+    def kernel_function(source_name, kernel_name):
+        stem, suffix = kernel_name.rsplit("_", 1)
+        assert sources[stem] == source_name, f"{kernel_name} is not in {source_name}"
+
+        def launch(grid, block, args):
+            launches.append((kernel_name, grid, block))
+            assert all(a.flags.c_contiguous for a in args), f"{kernel_name}: non-contiguous argument"
+            _call(_library(built, source_name), f"{stem}_cpu_{suffix}", *args)
+
+        return launch
+
+    monkeypatch.setattr(backend, "cupy_module", lambda: numpy)
+    monkeypatch.setattr(gpu_dispatch, "kernel_function", kernel_function)
+    return launches
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dispatch_im2col_and_col2im_launch_the_kernels_with_the_right_arguments(cpu_as_gpu, dtype):
+    shape, kernel, stride, padding, dilation = CONV_CASES[2]
+    x = numpy.random.default_rng(8).standard_normal(shape).astype(dtype)
+    cols = gpu_dispatch.im2col(x, *kernel, stride, padding, dilation)
+    numpy.testing.assert_array_equal(cols, im2col_numpy(x, *kernel, stride, padding, dilation))
+    dx = gpu_dispatch.col2im(cols, shape, *kernel, stride, padding, dilation)
+    numpy.testing.assert_allclose(dx, col2im_numpy(cols, shape, *kernel, stride, padding, dilation), rtol=1e-5)
+    assert [name for name, _, _ in cpu_as_gpu] == [f"im2col_{SUFFIX[dtype]}", f"col2im_{SUFFIX[dtype]}"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dispatch_max_pool_launches_the_kernels_with_the_right_arguments(cpu_as_gpu, dtype):
+    shape, kernel, stride, padding = POOL_CASES[2]
+    x = numpy.random.default_rng(9).integers(0, 3, size=shape).astype(dtype)
+    y, index = gpu_dispatch.max_pool2d_forward(x, *kernel, stride, padding)
+    y_expected, index_expected = max_pool2d_forward_numpy(x, *kernel, stride, padding)
+    numpy.testing.assert_array_equal(y, y_expected)
+    numpy.testing.assert_array_equal(index, index_expected)
+    dy = numpy.random.default_rng(10).standard_normal(y.shape).astype(dtype)
+    dx = gpu_dispatch.max_pool2d_backward(dy, index, shape, *kernel, stride, padding)
+    numpy.testing.assert_allclose(dx, max_pool2d_backward_numpy(dy, index, shape, *kernel, stride, padding),
+                                  rtol=1e-5)
+
+
+def test_dispatch_non_contiguous_input_is_made_contiguous_before_the_launch(cpu_as_gpu):
+    x = numpy.random.default_rng(11).standard_normal((2, 5, 3, 6)).transpose(0, 2, 1, 3)   # (2, 3, 5, 6)
+    cols = gpu_dispatch.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    numpy.testing.assert_array_equal(cols, im2col_numpy(x, 3, 3, (1, 1), (1, 1), (1, 1)))
+
+
+def test_dispatch_launches_enough_threads_for_every_element(cpu_as_gpu):
+    x = numpy.zeros((3, 2, 9, 9))
+    cols = gpu_dispatch.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    (_, (blocks,), (threads,)), = cpu_as_gpu
+    assert blocks * threads >= cols.size
+
+
+def test_dispatch_float16_falls_back_to_the_reference_without_a_launch(cpu_as_gpu):
+    x = numpy.ones((1, 1, 4, 4), dtype=numpy.float16)
+    cols = gpu_dispatch.im2col(x, 2, 2, (1, 1), (0, 0), (1, 1))
+    assert cols.dtype == numpy.float16 and cpu_as_gpu == []
+
+
+def test_dispatch_col2im_rejects_cols_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"col2im: cols must have shape .*\(9, 16\).* got \(5, 5\)"):
+        gpu_dispatch.col2im(numpy.zeros((5, 5)), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
+
+
+def test_dispatch_max_pool_rejects_padding_over_half_the_window():
+    with pytest.raises(ValueError, match="max_pool2d: padding"):
+        gpu_dispatch.max_pool2d_forward(numpy.zeros((1, 1, 4, 4)), 2, 2, (1, 1), (2, 2))

@@ -1,0 +1,325 @@
+"""The GPU suite: every op and its gradients on CuPy vs NumPy, the CUDA kernels vs their references,
+and a few training steps of examples/cifar_resnet.py on the GPU.
+
+Every test is marked `gpu`; conftest.py skips them where CuPy or a CUDA device is missing,
+so `pytest -m gpu` on a machine with a GPU runs exactly this file. CuPy is imported only
+inside tests (through minigrad.backend), never at collection.
+"""
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+
+import minigrad
+from kernels import gpu_dispatch
+from kernels.geometry import cols_shape, make_geometry
+from minigrad import backend
+from minigrad.ops import activation, conv, elementwise, im2col as im2col_op, loss, matmul, norm, pool, reduce
+from minigrad.ops.im2col import col2im_numpy, im2col_numpy
+from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
+
+pytestmark = pytest.mark.gpu
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+RTOL = 1e-9                      # float64: the devices differ only in the order of float sums
+
+
+def _on(device, fn, arrays, grad_inputs, seed):
+    """fn(*tensors) on `device`; returns (output, [gradients of sum(output * w)]) as NumPy arrays."""
+    tensors = [minigrad.tensor(a, requires_grad=g, device=device) for a, g in zip(arrays, grad_inputs)]
+    out = fn(*tensors)
+    weight = numpy.random.default_rng(seed).standard_normal(out.shape)
+    out.backward(minigrad.tensor(weight, dtype=out.dtype, device=device))
+    return out.numpy(), [t.grad.numpy() for t, g in zip(tensors, grad_inputs) if g]
+
+
+def assert_gpu_matches_cpu(fn, arrays, grad_inputs=None, rtol=RTOL, atol=1e-12, seed=0):
+    """fn on the GPU equals fn on the CPU: outputs and every input gradient (float64)."""
+    arrays = [numpy.asarray(a) for a in arrays]
+    if grad_inputs is None:
+        grad_inputs = [a.dtype.kind == "f" for a in arrays]
+    out_cpu, grads_cpu = _on("cpu", fn, arrays, grad_inputs, seed)
+    out_gpu, grads_gpu = _on("gpu", fn, arrays, grad_inputs, seed)
+    numpy.testing.assert_allclose(out_gpu, out_cpu, rtol=rtol, atol=atol, err_msg="output")
+    for index, (a, b) in enumerate(zip(grads_gpu, grads_cpu)):
+        numpy.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"gradient of input {index}")
+
+
+def randn(*shape, seed=0):
+    return numpy.random.default_rng(seed).standard_normal(shape)
+
+
+# ------------------------------------------------------------------ ops: CuPy vs NumPy, values and gradients
+def test_elementwise_arithmetic_with_broadcasting_matches_cpu():
+    assert_gpu_matches_cpu(
+        lambda a, b: elementwise.div(elementwise.mul(elementwise.add(a, b), elementwise.sub(a, b)),
+                                     elementwise.add(elementwise.mul(b, b), 1.0)),
+        [randn(3, 4), randn(1, 4, seed=1)],
+    )
+
+
+def test_elementwise_exp_log_sqrt_pow_match_cpu():
+    assert_gpu_matches_cpu(
+        lambda a: elementwise.exp(a) + elementwise.log(elementwise.abs(a) + 1.0)
+        + elementwise.sqrt(a * a + 1.0) + elementwise.pow(a, 3),
+        [randn(4, 5)],
+    )
+
+
+def test_elementwise_maximum_and_where_match_cpu():
+    a, b = randn(6, 3), randn(6, 3, seed=1)
+    assert_gpu_matches_cpu(lambda x, y: elementwise.maximum(x, y) + elementwise.where(x > 0, x, y * 2.0), [a, b])
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"])
+def test_activation_matches_cpu(name):
+    function = getattr(activation, name)
+    assert_gpu_matches_cpu(lambda x: function(x) if name not in ("softmax", "log_softmax") else function(x, -1),
+                           [randn(4, 7)])
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "amax", "var", "logsumexp"])
+def test_reduction_over_an_axis_matches_cpu(name):
+    function = getattr(reduce, name)
+    assert_gpu_matches_cpu(lambda x: function(x, 1), [randn(3, 5, 4)])
+
+
+def test_full_sum_matches_cpu():
+    assert_gpu_matches_cpu(lambda x: reduce.sum(x * x), [randn(7, 9)])
+
+
+def test_matmul_2d_matches_cpu():
+    assert_gpu_matches_cpu(matmul.matmul, [randn(5, 7), randn(7, 3, seed=1)])
+
+
+def test_batched_matmul_with_broadcasting_matches_cpu():
+    assert_gpu_matches_cpu(matmul.matmul, [randn(2, 3, 4, 5), randn(5, 2, seed=1)])
+
+
+@pytest.mark.parametrize(
+    "stride, padding, dilation, groups",
+    [(1, 1, 1, 1), (2, 0, 1, 1), ((2, 1), (1, 2), (2, 1), 1), (1, 1, 1, 2)],
+)
+def test_conv2d_matches_cpu(stride, padding, dilation, groups):
+    x, w, b = randn(2, 4, 7, 6), randn(6, 4 // groups, 3, 3, seed=1), randn(6, seed=2)
+    assert_gpu_matches_cpu(
+        lambda x, w, b: conv.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups),
+        [x, w, b],
+    )
+
+
+def test_conv2d_float32_on_gpu_is_close_to_cpu():
+    x = randn(2, 3, 8, 8).astype(numpy.float32)
+    w = randn(4, 3, 3, 3, seed=1).astype(numpy.float32)
+    y_cpu = conv.conv2d(minigrad.tensor(x), minigrad.tensor(w), padding=1).numpy()
+    y_gpu = conv.conv2d(minigrad.tensor(x, device="gpu"), minigrad.tensor(w, device="gpu"), padding=1)
+    assert y_gpu.dtype == numpy.float32
+    numpy.testing.assert_allclose(y_gpu.numpy(), y_cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_conv2d_gradcheck_on_gpu():
+    x = minigrad.tensor(randn(1, 2, 5, 5), requires_grad=True, device="gpu")
+    w = minigrad.tensor(randn(3, 2, 3, 3, seed=1), requires_grad=True, device="gpu")
+    assert minigrad.gradcheck(lambda x, w: conv.conv2d(x, w, stride=2, padding=1), [x, w])
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 1, 1), ((3, 2), (2, 1), (1, 0))])
+def test_max_pool2d_matches_cpu(kernel, stride, padding):
+    assert_gpu_matches_cpu(lambda x: pool.max_pool2d(x, kernel, stride, padding), [randn(2, 3, 7, 6)])
+
+
+def test_avg_pool2d_matches_cpu():
+    assert_gpu_matches_cpu(lambda x: pool.avg_pool2d(x, 3, 2, 1), [randn(2, 3, 7, 6)])
+
+
+def test_adaptive_avg_pool2d_matches_cpu():
+    assert_gpu_matches_cpu(lambda x: pool.adaptive_avg_pool2d(x, (3, 2)), [randn(2, 3, 7, 5)])
+
+
+def test_batch_norm_training_matches_cpu():
+    assert_gpu_matches_cpu(
+        lambda x, gamma, beta: norm.batch_norm(x, None, None, gamma, beta, training=True),
+        [randn(4, 3, 5, 5), randn(3, seed=1), randn(3, seed=2)],
+    )
+
+
+def test_batch_norm_updates_running_statistics_like_cpu():
+    x = randn(4, 3, 5, 5)
+    stats = {}
+    for device in ("cpu", "gpu"):
+        xp = backend.module_for(device)
+        mean, var = xp.zeros(3), xp.ones(3)
+        norm.batch_norm(minigrad.tensor(x, device=device), mean, var, training=True)
+        stats[device] = (backend.to_numpy(mean), backend.to_numpy(var))
+    for got, expected in zip(stats["gpu"], stats["cpu"]):
+        numpy.testing.assert_allclose(got, expected, rtol=RTOL)
+
+
+def test_cross_entropy_with_label_smoothing_matches_cpu():
+    labels = numpy.random.default_rng(3).integers(0, 5, 6)
+    assert_gpu_matches_cpu(lambda z, t: loss.cross_entropy(z, t, label_smoothing=0.1),
+                           [randn(6, 5), labels], grad_inputs=[True, False])
+
+
+# ------------------------------------------------------------------ the CUDA C kernels vs the NumPy references
+CONV_CASES = [
+    ((2, 3, 5, 5), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 2, 9, 7), (3, 2), (2, 1), (2, 1), (1, 2)),
+    ((1, 4, 6, 6), (1, 1), (2, 2), (0, 0), (1, 1)),
+]
+POOL_CASES = [
+    ((2, 3, 6, 6), (2, 2), (2, 2), (0, 0)),
+    ((2, 2, 7, 5), (3, 3), (1, 1), (1, 1)),
+    ((1, 3, 5, 8), (3, 2), (2, 1), (1, 0)),
+]
+
+
+def _gpu(array):
+    return backend.to_device(array, "gpu")
+
+
+def test_the_gpu_kernels_are_registered_in_the_dispatchers():
+    registered = {**im2col_op._KERNELS, **pool._KERNELS}
+    for name, function in gpu_dispatch.KERNELS.items():
+        assert registered.get((name, "gpu")) is function, f"{name} is not registered for the GPU"
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_cuda_im2col_equals_numpy_bit_for_bit(case, dtype):
+    shape, (kh, kw), stride, padding, dilation = case
+    x = randn(*shape).astype(dtype)
+    cols = gpu_dispatch.im2col(_gpu(x), kh, kw, stride, padding, dilation)
+    numpy.testing.assert_array_equal(backend.to_numpy(cols), im2col_numpy(x, kh, kw, stride, padding, dilation))
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_cuda_col2im_equals_numpy(case, dtype):
+    shape, (kh, kw), stride, padding, dilation = case
+    cols = randn(*cols_shape(make_geometry("test", shape, (kh, kw), stride, padding, dilation))).astype(dtype)
+    dx = gpu_dispatch.col2im(_gpu(cols), shape, kh, kw, stride, padding, dilation)
+    tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
+    numpy.testing.assert_allclose(backend.to_numpy(dx), col2im_numpy(cols, shape, kh, kw, stride, padding, dilation),
+                                  rtol=tolerance, atol=tolerance)
+
+
+def test_cuda_col2im_is_deterministic():
+    shape, (kh, kw), stride, padding, dilation = CONV_CASES[1]
+    cols = _gpu(randn(*cols_shape(make_geometry("test", shape, (kh, kw), stride, padding, dilation))))
+    first = gpu_dispatch.col2im(cols, shape, kh, kw, stride, padding, dilation)
+    second = gpu_dispatch.col2im(cols, shape, kh, kw, stride, padding, dilation)
+    numpy.testing.assert_array_equal(backend.to_numpy(first), backend.to_numpy(second))
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_cuda_max_pool_forward_equals_numpy_values_and_argmax(case, dtype):
+    shape, (kh, kw), stride, padding = case
+    x = numpy.random.default_rng(4).integers(0, 4, size=shape).astype(dtype)   # ties
+    y, index = gpu_dispatch.max_pool2d_forward(_gpu(x), kh, kw, stride, padding)
+    y_expected, index_expected = max_pool2d_forward_numpy(x, kh, kw, stride, padding)
+    numpy.testing.assert_array_equal(backend.to_numpy(y), y_expected)
+    numpy.testing.assert_array_equal(backend.to_numpy(index), index_expected)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_cuda_max_pool_backward_equals_numpy(case, dtype):
+    shape, (kh, kw), stride, padding = case
+    x = numpy.random.default_rng(5).integers(0, 4, size=shape).astype(dtype)
+    _, index = max_pool2d_forward_numpy(x, kh, kw, stride, padding)
+    dy = randn(*index.shape).astype(dtype)
+    dx = gpu_dispatch.max_pool2d_backward(_gpu(dy), _gpu(index), shape, kh, kw, stride, padding)
+    tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
+    numpy.testing.assert_allclose(backend.to_numpy(dx),
+                                  max_pool2d_backward_numpy(dy, index, shape, kh, kw, stride, padding),
+                                  rtol=tolerance, atol=tolerance)
+
+
+def test_cuda_im2col_of_a_non_contiguous_input_equals_numpy():
+    x = randn(2, 5, 3, 6).transpose(0, 2, 1, 3)          # (2, 3, 5, 6), not C-contiguous
+    cols = gpu_dispatch.im2col(_gpu(x), 3, 3, (1, 1), (1, 1), (1, 1))
+    numpy.testing.assert_array_equal(backend.to_numpy(cols), im2col_numpy(x, 3, 3, (1, 1), (1, 1), (1, 1)))
+
+
+def test_cuda_col2im_rejects_cols_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="col2im: cols must have shape"):
+        gpu_dispatch.col2im(_gpu(numpy.zeros((5, 5))), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
+
+
+# ------------------------------------------------------------------ the Numba CUDA kernels on a real GPU
+def _numba_cuda():
+    try:
+        from numba import cuda
+
+        if cuda.is_available():
+            return cuda
+    except Exception:                                     # numba without a usable CUDA target
+        pass
+    pytest.skip("numba.cuda cannot use this GPU (numba-cuda not installed or driver mismatch)")
+
+
+def test_numba_cuda_im2col_and_col2im_on_gpu_equal_numpy():
+    _numba_cuda()
+    from kernels.numba_cuda import col2im as numba_col2im, im2col as numba_im2col
+
+    shape, (kh, kw), stride, padding, dilation = CONV_CASES[1]
+    x = randn(*shape)
+    cols = numba_im2col.im2col(_gpu(x), kh, kw, stride, padding, dilation)
+    numpy.testing.assert_array_equal(backend.to_numpy(cols), im2col_numpy(x, kh, kw, stride, padding, dilation))
+    c = randn(*cols.shape, seed=1)
+    dx = numba_col2im.col2im(_gpu(c), shape, kh, kw, stride, padding, dilation)
+    numpy.testing.assert_allclose(backend.to_numpy(dx), col2im_numpy(c, shape, kh, kw, stride, padding, dilation),
+                                  rtol=1e-13, atol=1e-13)
+
+
+def test_numba_cuda_max_pool_on_gpu_equals_numpy():
+    _numba_cuda()
+    from kernels.numba_cuda import maxpool
+
+    shape, (kh, kw), stride, padding = POOL_CASES[1]
+    x = numpy.random.default_rng(6).integers(0, 4, size=shape).astype(numpy.float64)
+    y, index = maxpool.max_pool_forward(_gpu(x), kh, kw, stride, padding)
+    y_expected, index_expected = max_pool2d_forward_numpy(x, kh, kw, stride, padding)
+    numpy.testing.assert_array_equal(backend.to_numpy(y), y_expected)
+    numpy.testing.assert_array_equal(backend.to_numpy(index), index_expected)
+    dy = randn(*y_expected.shape)
+    dx = maxpool.max_pool_backward(_gpu(dy), _gpu(index_expected), shape, kh, kw, stride, padding)
+    numpy.testing.assert_allclose(backend.to_numpy(dx),
+                                  max_pool2d_backward_numpy(dy, index_expected, shape, kh, kw, stride, padding),
+                                  rtol=1e-13, atol=1e-13)
+
+
+# ------------------------------------------------------------------ a few training steps of the CIFAR example
+def _write_tiny_cifar(root, images_per_batch=12):
+    """cifar-10-batches-py/ in the official format (pickled dicts, bytes keys), random images."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = numpy.random.default_rng(0)
+    for k in range(1, 6):
+        batch = {b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=numpy.uint8),
+                 b"labels": [int(v) for v in rng.integers(0, 10, images_per_batch)]}
+        (folder / f"data_batch_{k}").write_bytes(pickle.dumps(batch, protocol=4))
+    meta = {b"label_names": [name.encode() for name in
+                             ("airplane automobile bird cat deer dog frog horse ship truck").split()]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=4))
+    return root
+
+
+def test_cifar_resnet_example_trains_a_few_steps_on_the_gpu(tmp_path):
+    script = REPOSITORY / "examples" / "cifar_resnet.py"
+    if not script.is_file():
+        pytest.skip("examples/cifar_resnet.py is absent")
+    data = _write_tiny_cifar(tmp_path / "data")
+    command = [sys.executable, str(script), "--device", "gpu", "--arch", "resnet20", "--epochs", "1",
+               "--batch-size", "16", "--val-size", "12", "--data-dir", str(data), "--out", str(tmp_path / "run"),
+               "--no-progress"]
+    environment = dict(os.environ, MPLBACKEND="Agg")
+    done = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert any(line.startswith("summary:") for line in done.stdout.splitlines()), done.stdout[-3000:]
