@@ -71,9 +71,9 @@ class Tensor:
     def dtype(self):
         return self.data.dtype
 
-    @property
-    def size(self):
-        return self.data.size
+    def size(self, dim=None):
+        """The shape, like PyTorch's x.size(); x.size(d) is the length of axis d."""
+        return self.data.shape if dim is None else self.data.shape[dim]
 
     def numel(self):
         return self.data.size
@@ -124,7 +124,7 @@ class Tensor:
         return self.numpy().tolist()
 
     def item(self):
-        if self.size != 1:
+        if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
@@ -135,7 +135,7 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        if self.size != 1:
+        if self.data.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
             )
@@ -239,7 +239,7 @@ class Tensor:
             )
         xp = backend.array_module(self.data)
         if gradient is None:
-            if self.size != 1:
+            if self.data.size != 1:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for a tensor with one element, "
                     f"but this tensor has shape {self.shape}; pass gradient= of that shape"

@@ -19,7 +19,7 @@ from test_nn_layers import compare_module, randn
     (lambda: models.MLP(784, [256, 128], 10), 235_146),
 ])
 def test_parameter_count(build, count):
-    assert sum(p.size for p in build().parameters()) == count
+    assert sum(p.numel() for p in build().parameters()) == count
 
 
 def test_resnet20_forward_gives_logits_and_backward_fills_every_grad():

@@ -59,7 +59,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=2000, see
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
         analytic = backend.to_numpy(x.grad.data) if x.grad is not None else numpy.zeros(x.shape)
-        if x.size <= max_elements:
+        if x.numel() <= max_elements:
             ok, message = _check_elementwise(x, analytic, loss_value, eps, atol, rtol)
         else:
             ok, message = _check_directions(x, analytic, loss_value, eps, atol, rtol, rng)
