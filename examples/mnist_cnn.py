@@ -57,6 +57,12 @@ def default_data_dir():
     return str(shared) if shared.is_dir() else str(Path.home() / ".cache" / "minigrad")
 
 
+def fail(message):
+    """One clear message and exit code 2, no traceback (bad device, missing data or checkpoint)."""
+    print(f"mnist_cnn.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 # ---------------------------------------------------------------------------------------- 1. config
 parser = argparse.ArgumentParser(description="Train LeNet-5 on MNIST.")
 parser.add_argument("--data-dir", default=default_data_dir(), help="folder holding mnist/ (default: %(default)s)")
@@ -82,8 +88,7 @@ out.mkdir(parents=True, exist_ok=True)
 try:
     backend.module_for(args.device)  # fail now, with one clear message, if the GPU is missing
 except backend.DeviceError as error:
-    print(f"mnist_cnn.py: error: {error}", file=sys.stderr)
-    sys.exit(2)
+    fail(error)
 minigrad.manual_seed(args.seed)
 
 # ---------------------------------------------------------------------------------------- 2. data
@@ -91,8 +96,7 @@ try:
     full_train = MNIST(args.data_dir, train=True)
     test_set = MNIST(args.data_dir, train=False)
 except (DatasetNotFoundError, DatasetFormatError) as error:
-    print(f"mnist_cnn.py: error: {error}", file=sys.stderr)
-    sys.exit(2)
+    fail(error)
 train_set, val_set = train_val_split(full_train, args.val_size)   # validation = the LAST val_size digits
 if args.limit_train is not None:
     train_set = Subset(full_train, numpy.arange(min(args.limit_train, len(train_set))))
@@ -120,7 +124,10 @@ history = MetricHistory(out / "metrics")
 stopper = EarlyStopping(patience=args.patience, mode="max") if args.patience > 0 else None
 start_epoch, best_val_acc = 0, 0.0
 if args.resume:
-    meta = load_checkpoint(args.resume, model, optimizer, scheduler, loaders={"train": train_loader})
+    try:
+        meta = load_checkpoint(args.resume, model, optimizer, scheduler, loaders={"train": train_loader})
+    except (FileNotFoundError, ValueError) as error:
+        fail(error)
     start_epoch, best_val_acc = meta["epoch"] + 1, meta["best_metric"]
     history.rows = meta["extra"]["history"]
     history.truncate(start_epoch)
@@ -158,6 +165,7 @@ epoch = start_epoch - 1
 try:
     for epoch in range(start_epoch, args.epochs):
         model.train()
+        lr = optimizer.param_groups[0]["lr"]
         bar = TrainingProgress(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}",
                                enabled=not args.no_progress)
         for images, labels in bar:
@@ -169,7 +177,6 @@ try:
             scheduler.step()
             correct = int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
             bar.update(loss=loss.item(), correct=correct, count=len(labels))
-        lr = optimizer.param_groups[0]["lr"]
 
         val_loss, val_acc, _, _ = evaluate(val_loader)
         history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,

@@ -136,6 +136,13 @@ def test_missing_data_gives_one_clear_message(tmp_path):
     assert "not found" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_resume_from_missing_checkpoint_gives_one_clear_message(mnist_dir, tmp_path):
+    result = run_example("mnist_mlp.py", "--data-dir", mnist_dir, "--out", tmp_path / "run",
+                         "--resume", tmp_path / "nope.ckpt", *TINY_MNIST)
+    assert result.returncode == 2
+    assert "nope.ckpt not found" in result.stderr and "Traceback" not in result.stderr
+
+
 # ---------------------------------------------------------------------------------------- mnist_cnn
 def test_mnist_cnn_runs_and_writes_checkpoint_log_and_plots(mnist_dir, tmp_path):
     out = tmp_path / "run"
