@@ -155,3 +155,14 @@ except ImportError:
     _numba_cpu = None
 if _numba_cpu is not None:
     _numba_cpu.register_into(register_kernel, ["im2col", "col2im"])
+
+
+# ------------------------------------------------------------------ CUDA kernels (GPU)
+# kernels/gpu_dispatch: CUDA C (kernels/cuda/*.cu) that CuPy compiles on the first GPU call;
+# registering imports no CuPy. Without the kernels package the CuPy versions above run.
+try:
+    from kernels import gpu_dispatch as _gpu_dispatch
+except ImportError:
+    _gpu_dispatch = None
+if _gpu_dispatch is not None:
+    _gpu_dispatch.register_into(register_kernel, ["im2col", "col2im"])

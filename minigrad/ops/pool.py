@@ -249,3 +249,13 @@ except ImportError:
     _numba_cpu = None
 if _numba_cpu is not None:
     _numba_cpu.register_into(register_kernel, ["max_pool2d_forward", "max_pool2d_backward"])
+
+
+# ------------------------------------------------------------------ CUDA kernels (GPU)
+# kernels/gpu_dispatch: CUDA C compiled by CuPy on the first GPU call (gather backward, no atomics).
+try:
+    from kernels import gpu_dispatch as _gpu_dispatch
+except ImportError:
+    _gpu_dispatch = None
+if _gpu_dispatch is not None:
+    _gpu_dispatch.register_into(register_kernel, ["max_pool2d_forward", "max_pool2d_backward"])

@@ -1,0 +1,85 @@
+"""minigrad installed NON-editably (`pip install .`) finds its CUDA sources through the package.
+
+.ci/run installs minigrad into a fresh venv and runs this file from /tmp, so nothing can
+be found through the current directory or the checkout: the .cu files must be package
+data of `kernels.cuda` and be read with importlib.resources. In the normal test run
+(an editable install, from the checkout) the checks that need the installed copy skip;
+the others run in both places.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kernels
+import minigrad
+from kernels import gpu_dispatch
+
+REPOSITORY = Path(os.environ.get("MINIGRAD_REPO") or Path(__file__).resolve().parents[1]).resolve()
+INSTALLED = Path(minigrad.__file__).resolve().parent != REPOSITORY / "minigrad"
+installed_only = pytest.mark.skipif(
+    not INSTALLED, reason="minigrad comes from the checkout here; .ci/run runs this file against `pip install .`"
+)
+NVCC = shutil.which("nvcc")
+SOURCES = ["col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu"]
+
+
+def _on_disk(name):
+    return Path(str(gpu_dispatch.source_path(name))).resolve()
+
+
+def test_import_minigrad_works_and_differentiates():
+    x = minigrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    assert x.grad.numpy().tolist() == [2.0, 4.0, 6.0]
+
+
+def test_every_cuda_source_ships_in_the_kernels_cuda_package():
+    assert gpu_dispatch.source_files() == SOURCES
+
+
+def test_the_shared_geometry_header_ships_too():
+    assert "struct Geometry" in gpu_dispatch.source_path("geometry.cuh").read_text()
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_read_source_pastes_the_header_in(source):
+    text = gpu_dispatch.read_source(source)
+    assert "#include" not in text and "struct Geometry" in text
+
+
+def test_gpu_kernels_are_registered_without_importing_cupy():
+    code = (
+        "import sys; from minigrad.ops import im2col, pool; from kernels import gpu_dispatch\n"
+        "registered = {**im2col._KERNELS, **pool._KERNELS}\n"
+        "assert all(registered.get((n, 'gpu')) is f for n, f in gpu_dispatch.KERNELS.items()), registered\n"
+        "assert 'cupy' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@installed_only
+def test_minigrad_and_kernels_are_imported_from_the_same_installed_location():
+    assert Path(kernels.__file__).resolve().parent.parent == Path(minigrad.__file__).resolve().parent.parent
+
+
+@installed_only
+@pytest.mark.parametrize("source", SOURCES)
+def test_cuda_source_is_found_in_the_installed_package_not_the_checkout(source):
+    path = _on_disk(source)
+    assert path.is_file()
+    assert path.is_relative_to(Path(kernels.__file__).resolve().parent), path
+    assert not path.is_relative_to(REPOSITORY / "kernels"), f"{path} comes from the checkout"
+
+
+@installed_only
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
+@pytest.mark.parametrize("source", SOURCES)
+def test_installed_cuda_source_compiles_with_nvcc(source, tmp_path):
+    command = [NVCC, "--ptx", "-arch=sm_80", str(_on_disk(source)), "-o", str(tmp_path / "kernel.ptx")]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"nvcc failed on the installed {source}:\n{done.stdout}{done.stderr}"
