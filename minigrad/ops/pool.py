@@ -132,6 +132,7 @@ class MaxPool2d(Function):
         self.padding = pair(padding, "padding", "max_pool2d")
 
     def forward(self, x):
+        _pool_output_hw("max_pool2d", x.shape, self.kernel, self.stride, self.padding)  # checks, for every kernel
         forward = _find_kernel("max_pool2d_forward", x, max_pool2d_forward_numpy)
         y, argmax_index = forward(x, *self.kernel, self.stride, self.padding)
         self.saved = (argmax_index, x.shape)
