@@ -175,6 +175,37 @@ def test_max_pool_backward_rejects_dy_shaped_unlike_argmax():
                           (1, 1, 2, 2), 2, 2, (2, 2), (0, 0))
 
 
+# ------------------------------------------------------------------ workspace (buffer pool)
+def test_workspace_never_hands_out_a_buffer_that_a_view_still_uses():
+    from kernels.numba_cpu import workspace
+
+    first = workspace.empty((512, 1024), numpy.float32)        # 2 MiB: pooled
+    view = first.reshape(1024, 512).T[3:]                       # a view outlives the array itself
+    first_address = first.__array_interface__["data"][0]
+    del first
+    second = workspace.empty((512, 1024), numpy.float32)
+    assert second.__array_interface__["data"][0] != first_address
+    del view, second
+
+
+def test_workspace_reuses_a_buffer_once_every_view_is_gone():
+    from kernels.numba_cpu import workspace
+
+    first = workspace.empty((512, 1024), numpy.float32)
+    address = first.__array_interface__["data"][0]
+    del first
+    assert workspace.empty((512, 1024), numpy.float32).__array_interface__["data"][0] == address
+
+
+def test_col2im_overwrites_a_reused_workspace_buffer_completely():
+    x = numpy.zeros((64, 4, 32, 32), dtype=numpy.float32)       # dx is 1 MiB: from the workspace
+    cols = _random_cols(x, 3, 3, (2, 2), (1, 1), (1, 1))
+    garbage = col2im(cols * 1e6, x.shape, 3, 3, (2, 2), (1, 1), (1, 1))   # leaves large values behind
+    del garbage
+    ours = col2im(cols, x.shape, 3, 3, (2, 2), (1, 1), (1, 1))
+    numpy.testing.assert_allclose(ours, col2im_numpy(cols, x.shape, 3, 3, (2, 2), (1, 1), (1, 1)), rtol=1e-5, atol=1e-5)
+
+
 # ------------------------------------------------------------------ loading
 def test_load_returns_none_when_numba_is_absent(monkeypatch):
     monkeypatch.setattr(numba_cpu, "numba_available", lambda: False)

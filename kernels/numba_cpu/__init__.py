@@ -3,6 +3,7 @@
     im2col.py    image -> columns           reference: minigrad.ops.im2col.im2col_numpy
     col2im.py    columns -> image (adjoint) reference: minigrad.ops.im2col.col2im_numpy
     maxpool.py   max pool forward/backward  reference: minigrad.ops.pool.max_pool2d_*_numpy
+    workspace.py a small caching allocator: im2col/col2im outputs reuse idle buffers
 
 Every kernel has the signature and result of the NumPy reference it stands in
 for. `import kernels.numba_cpu` does not import Numba: `load(name)` imports the

@@ -30,6 +30,7 @@ results agree to float rounding (in practice bit for bit).
 import numpy
 from numba import njit, prange
 
+from kernels.numba_cpu import workspace
 from kernels.numba_cpu.im2col import output_size, valid_range
 
 
@@ -70,6 +71,7 @@ def _col2im_planes(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
     for plane in prange(n_images * channels):
         n = plane // channels
         c = plane % channels
+        dx[n, c] = 0                                     # dx comes uninitialised from the workspace
         for kh in range(kernel_h):
             for kw in range(kernel_w):
                 row = c * taps + kh * kernel_w + kw
@@ -99,8 +101,10 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col (version 2)."""
     out_h, out_w = _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
     cols = numpy.ascontiguousarray(cols)
-    dx = numpy.zeros(tuple(x_shape), dtype=cols.dtype)
-    if dx.size and cols.size:
+    dx = workspace.empty(x_shape, cols.dtype)
+    if dx.size and not cols.size:
+        dx[...] = 0
+    elif dx.size:
         _col2im_planes(cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                        dilation[0], dilation[1], out_h, out_w)
     return dx

@@ -20,6 +20,8 @@ no arithmetic).
 import numpy
 from numba import njit, prange
 
+from kernels.numba_cpu import workspace
+
 
 def output_size(size, kernel, stride, padding, dilation):
     """Number of kernel positions along one axis."""
@@ -75,7 +77,7 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
         raise ValueError(f"im2col: the dilated kernel ({kernel_h}x{kernel_w}, dilation {tuple(dilation)}) is "
                          f"larger than the padded input {height}x{width} (padding {tuple(padding)})")
     x = numpy.ascontiguousarray(x)
-    cols = numpy.empty((channels * kernel_h * kernel_w, n_images * out_h * out_w), dtype=x.dtype)
+    cols = workspace.empty((channels * kernel_h * kernel_w, n_images * out_h * out_w), x.dtype)  # see workspace.py
     if cols.size:
         _im2col_rows(x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)
