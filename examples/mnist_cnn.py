@@ -78,6 +78,13 @@ parser.add_argument("--limit-train", type=int, default=None, help="train on the 
 parser.add_argument("--stop-after", type=int, default=None,
                     help="train at most this many epochs in this run (to fit a time slot); --resume continues")
 parser.add_argument("--patience", type=int, default=0, help="early stopping on val accuracy; 0 = off")
+parser.add_argument("--channels", type=int, nargs=2, default=[32, 64],
+                    help="filters of the two convolutions (classic LeNet-5: 6 16)")
+parser.add_argument("--hidden", type=int, nargs="*", default=[256],
+                    help="sizes of the hidden linear layers (classic LeNet-5: 120 84)")
+parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True,
+                    help="BatchNorm2d after each convolution (classic LeNet-5: --no-batch-norm)")
+parser.add_argument("--dropout", type=float, default=0.25, help="dropout before each hidden linear layer")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--resume", default=None, help="checkpoint to continue from")
 parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -109,7 +116,8 @@ test_loader = DataLoader(test_set, 1000, seed=0, transform=transform, device=arg
 print(f"data: {len(train_set)} train, {len(val_set)} validation, {len(test_set)} test digits from {args.data_dir}")
 
 # ---------------------------------------------------------------------------------------- 3. model
-model = LeNet5(num_classes=10).to(args.device)
+model = LeNet5(num_classes=10, channels=args.channels, hidden=args.hidden,
+               batch_norm=args.batch_norm, dropout=args.dropout).to(args.device)
 if args.optimizer == "adam":
     optimizer = optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 else:

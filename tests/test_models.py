@@ -130,3 +130,10 @@ def test_mlp_accepts_one_hidden_size_and_inserts_dropout():
 def test_models_take_num_classes():
     assert models.resnet20(num_classes=7).fc.out_features == 7
     assert models.LeNet5(num_classes=4).classifier[-1].out_features == 4
+
+
+def test_wide_lenet5_with_batch_norm_has_the_expected_layers_and_parameter_count():
+    model = models.LeNet5(channels=(32, 64), hidden=(256,), batch_norm=True, dropout=0.25)
+    # conv 32*25 + bn 2*32 + conv 64*32*25 + bn 2*64 + fc 1600*256+256 + fc 256*10+10
+    assert model.num_parameters() == 464_618
+    assert model(minigrad.randn(2, 1, 28, 28)).shape == (2, 10)
