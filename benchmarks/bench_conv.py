@@ -42,16 +42,16 @@ def main():
     rng = numpy.random.default_rng(0)
     mg = lambda a, g=False: common.to_device_minigrad(a, args.device, g)        # noqa: E731
     th = lambda a, g=False: common.to_device_torch(torch, a, args.device, g)    # noqa: E731
-    headers = ["layer", "minigrad ms", "torch ms", "ratio"] + (["mg tracemalloc MiB", "mg RSS MiB", "torch RSS MiB"]
-                                                                if args.memory else [])
+    headers = ["layer", "minigrad ms", "torch ms", "ratio"] + (["mg tracemalloc MiB"] if args.memory else [])
 
     def measure(name, build):
         """build() -> (run_minigrad, run_torch); append one table row."""
         run_minigrad, run_torch = build()
         ours, theirs = common.time_pair(run_minigrad, run_torch, args)
         row = [name, common.ms(ours), common.ms(theirs), f"{ours / theirs:.2f}"]
-        if args.memory:
-            row += [common.fmt_mib(m) for m in common.peak_memory(run_minigrad, run_torch)]
+        if args.memory:                  # torch's memory: see bench_resnet_step.py --memory
+            common.clear_workspace()
+            row.append(common.fmt_mib(common.peak_tracemalloc_mib(run_minigrad)))
         print("  " + "  ".join(row), flush=True)
         return row
 

@@ -7,15 +7,17 @@ sides, one call each, for --repeats rounds and reports the median of each.
 Alternating matters on a shared machine: a burst of load from elsewhere hits
 both sides instead of only one. Benchmarks print tables; they never assert.
 
-Peak memory (`peak_memory`), the method:
-  - minigrad: tracemalloc's peak during the call (NumPy reports its array
-    buffers to tracemalloc), minus what was allocated before;
-  - both sides: the process's peak resident set size during the call, read from
-    /proc/self/status (VmHWM) after resetting it by writing 5 to
-    /proc/self/clear_refs (Linux), minus the resident size before. This counts
-    torch's CPU allocator, which tracemalloc does not see. Memory that the C
-    allocator had already freed but kept can be reused without raising RSS, so
-    it is a lower bound; the column says "n/a" where /proc is not available.
+Peak memory, two methods:
+  - minigrad: tracemalloc's peak during one call (NumPy reports its array
+    buffers to tracemalloc), minus what was allocated before, with the Numba
+    kernels' buffer pool emptied first (`clear_workspace`) so its buffers count;
+  - both sides (bench_resnet_step.py --memory): the peak resident set size
+    added by the FIRST training step in a fresh child process (`peak_rss_mib`:
+    reset /proc/self/status VmHWM by writing 5 to /proc/self/clear_refs, run,
+    read VmHWM minus the RSS before). This counts torch's CPU allocator, which
+    tracemalloc does not see. A fresh process matters: after the first step
+    both allocators keep freed memory and reuse it, and an RSS delta reads ~0.
+    Linux only ("n/a" elsewhere).
 """
 import argparse
 import os
@@ -132,7 +134,11 @@ def _vm_kib(field):
 
 
 def peak_rss_mib(run):
-    """Peak resident memory added during run(), in MiB (Linux only; None elsewhere)."""
+    """Peak resident memory added during run(), in MiB (Linux only; None elsewhere).
+
+    Memory the C allocator freed earlier and reuses does not raise the RSS, so
+    call it on a fresh process (see the module docstring).
+    """
     try:
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")                     # reset VmHWM to the current RSS
@@ -154,9 +160,12 @@ def peak_tracemalloc_mib(run):
     return (peak - base) / 2**20
 
 
-def peak_memory(run_minigrad, run_torch):
-    """(minigrad tracemalloc MiB, minigrad RSS MiB, torch RSS MiB)."""
-    return peak_tracemalloc_mib(run_minigrad), peak_rss_mib(run_minigrad), peak_rss_mib(run_torch)
+def clear_workspace():
+    try:
+        from kernels.numba_cpu import workspace
+    except ImportError:
+        return
+    workspace.clear()
 
 
 def fmt_mib(value):
