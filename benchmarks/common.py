@@ -88,8 +88,10 @@ def enable_numba_kernels():
     from kernels import numba_cpu
     from minigrad.ops import im2col, pool
 
-    return (numba_cpu.register_into(im2col.register_kernel, ["im2col", "col2im"])
-            and numba_cpu.register_into(pool.register_kernel, ["max_pool2d_forward", "max_pool2d_backward"]))
+    return (numba_cpu.register_into(im2col.register_kernel, {"im2col": im2col.im2col_numpy,
+                                                             "col2im": im2col.col2im_numpy})
+            and numba_cpu.register_into(pool.register_kernel, {"max_pool2d_forward": pool.max_pool2d_forward_numpy,
+                                                               "max_pool2d_backward": pool.max_pool2d_backward_numpy}))
 
 
 def disable_numba_kernels():

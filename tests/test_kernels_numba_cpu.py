@@ -216,8 +216,16 @@ def test_load_returns_none_when_numba_is_absent(monkeypatch):
 def test_register_into_registers_nothing_when_numba_is_absent(monkeypatch):
     monkeypatch.setattr(numba_cpu, "numba_available", lambda: False)
     registered = []
-    numba_cpu.register_into(lambda *args: registered.append(args), ["im2col"])
+    numba_cpu.register_into(lambda *args: registered.append(args), {"im2col": im2col_numpy})
     assert registered == []
+
+
+def test_registered_kernel_sends_float16_to_the_numpy_fallback():
+    from minigrad.ops.im2col import im2col as dispatch_im2col
+
+    x = numpy.random.default_rng(5).standard_normal((1, 2, 4, 4)).astype(numpy.float16)
+    _assert_same("float16 im2col", dispatch_im2col(x, 3, 3, (1, 1), (1, 1), (1, 1)),
+                 im2col_numpy(x, 3, 3, (1, 1), (1, 1), (1, 1)))
 
 
 def test_load_rejects_an_unknown_kernel_name():

@@ -11,12 +11,17 @@ kernel module on first use (Numba then compiles, or reads its on-disk cache)
 and returns the function, or None when Numba is not installed. The op
 dispatchers in minigrad/ops/ register lazy stand-ins with `register_into`:
 
-    register_into(register_kernel, ["im2col", "col2im"])   # in minigrad/ops/im2col.py
+    register_into(register_kernel, {"im2col": im2col_numpy, "col2im": col2im_numpy})
 
 so nothing compiles until a convolution first runs on the CPU.
 """
 import importlib
 import importlib.util
+
+import numpy
+
+# The kernels are compiled for these; other dtypes (float16, ints) take the NumPy fallback.
+KERNEL_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 # public name -> (module, function)
 KERNELS = {
@@ -48,24 +53,30 @@ def load(name):
     return _functions[name]
 
 
-def lazy(name):
-    """A stand-in for kernel `name` that loads (and compiles) it on its first call."""
-    def run(*args):
+def lazy(name, fallback):
+    """A stand-in for kernel `name` that loads (and compiles) it on its first call.
+
+    Arrays whose dtype is not in KERNEL_DTYPES go to `fallback` (the NumPy reference).
+    """
+    def run(array, *args):
+        if array.dtype not in KERNEL_DTYPES:
+            return fallback(array, *args)
         function = _functions.get(name) or load(name)
-        return function(*args)
+        return function(array, *args)
 
     run.__name__ = f"{name}_numba"
     run.__doc__ = f"kernels.numba_cpu kernel {name!r}, loaded on first call."
     return run
 
 
-def register_into(register_kernel, names):
-    """Register lazy CPU kernels `names` with a dispatcher's register_kernel(name, device, function).
+def register_into(register_kernel, fallbacks):
+    """Register lazy CPU kernels with a dispatcher's register_kernel(name, device, function).
 
+    fallbacks: {kernel name: the NumPy function to use for dtypes the kernels do not take}.
     Does nothing when Numba is absent, so the dispatcher keeps its NumPy path.
     """
     if not numba_available():
         return False
-    for name in names:
-        register_kernel(name, "cpu", lazy(name))
+    for name, fallback in fallbacks.items():
+        register_kernel(name, "cpu", lazy(name, fallback))
     return True

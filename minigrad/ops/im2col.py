@@ -154,7 +154,7 @@ try:
 except ImportError:
     _numba_cpu = None
 if _numba_cpu is not None:
-    _numba_cpu.register_into(register_kernel, ["im2col", "col2im"])
+    _numba_cpu.register_into(register_kernel, {"im2col": im2col_numpy, "col2im": col2im_numpy})
 
 
 # ------------------------------------------------------------------ CUDA kernels (GPU)

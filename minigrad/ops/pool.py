@@ -249,7 +249,8 @@ try:
 except ImportError:
     _numba_cpu = None
 if _numba_cpu is not None:
-    _numba_cpu.register_into(register_kernel, ["max_pool2d_forward", "max_pool2d_backward"])
+    _numba_cpu.register_into(register_kernel, {"max_pool2d_forward": max_pool2d_forward_numpy,
+                                                "max_pool2d_backward": max_pool2d_backward_numpy})
 
 
 # ------------------------------------------------------------------ CUDA kernels (GPU)
