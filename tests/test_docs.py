@@ -60,9 +60,9 @@ def test_every_linked_code_name_is_in_the_linked_file(page):
         match = CODE_NAME.match(text.strip())
         if not match or not target.is_file() or target.suffix not in (".py", ".cu", ".cuh"):
             continue
-        name = match.group(1).split(".")[-1]                  # Function.__call__ -> __call__
-        if name in (target.name, target.stem):
+        if match.group(1) in (target.name, target.stem):      # [`sgd.py`](../minigrad/optim/sgd.py)
             continue
+        name = match.group(1).split(".")[-1]                  # Function.__call__ -> __call__
         if not re.search(rf"\b{re.escape(name)}\b", target.read_text(encoding="utf-8")):
             wrong.append(f"`{match.group(1)}` is not in {target.relative_to(REPO)}")
     assert not wrong, f"{page.name}: {wrong}"
