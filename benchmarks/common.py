@@ -51,10 +51,11 @@ def setup(args):
 
     threadpool_limits(args.threads)
     torch.set_num_threads(args.threads)
+    import kernels.numba_cpu  # noqa: F401  (picks Numba's threading layer before numba starts threads)
     try:
         import numba
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-        numba_text = f"numba {numba.__version__} ({numba.get_num_threads()} threads)"
+        numba_text = f"numba {numba.__version__} ({numba.get_num_threads()} threads, {numba.threading_layer()} layer)"
     except ImportError:
         numba_text = "numba absent"
     if args.no_numba:

@@ -275,3 +275,56 @@ def test_max_pool2d_gradcheck_through_numba_kernels():
     x = minigrad.tensor(numpy.random.default_rng(4).permutation(2 * 2 * 5 * 5).reshape(2, 2, 5, 5) / 7.0,
                         requires_grad=True)      # distinct values: no ties for finite differences to straddle
     assert minigrad.gradcheck(lambda x: max_pool2d(x, 3, stride=2, padding=1), [x])
+
+
+# ------------------------------------------------------------------ threading layer
+_LAYER_SCRIPT = (
+    "import numpy, numba, minigrad\n"
+    "from minigrad.ops.conv import conv2d\n"
+    "conv2d(minigrad.tensor(numpy.ones((1, 1, 4, 4), numpy.float32)),"
+    " minigrad.tensor(numpy.ones((1, 1, 3, 3), numpy.float32)))\n"
+    "print(numba.threading_layer())\n"
+)
+
+
+def _threading_layer_in_child(extra_env):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env.update(extra_env)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", _LAYER_SCRIPT], env=env, cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[-1]
+
+
+def test_kernels_select_the_workqueue_threading_layer_by_default():
+    assert _threading_layer_in_child({}) == "workqueue"
+
+
+def test_kernels_keep_a_threading_layer_the_user_chose():
+    assert _threading_layer_in_child({"NUMBA_THREADING_LAYER": "omp"}) == "omp"
+
+
+def test_kernels_called_from_two_python_threads_give_the_reference_result():
+    import threading
+
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 9, 9)).astype(numpy.float32)
+    expected = im2col_numpy(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(numpy.array_equal(im2col(x, 3, 3, (1, 1), (1, 1), (1, 1)), expected))
+        except Exception as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 60 and all(results)
