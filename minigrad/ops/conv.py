@@ -20,12 +20,16 @@ Backward, with dY_g = dy for group g's filters laid out as (F/G, P):
     dcols_g = W_g^T @ dY_g                             (K, F/G) @ (F/G, P) -> (K, P)
     dx      = col2im(dcols)                            (N, C, H, W)
 col2im is the adjoint of im2col, which is what the chain rule asks for.
+
+Memory: forward keeps x, not cols (KH*KW times larger); backward rebuilds cols
+with im2col. The (F, P) product and dcols are written into `scratch` buffers
+(reused between layers and steps on the CPU, see im2col.py).
 """
 import numpy
 
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair
+from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair, scratch
 
 
 class Conv2d(Function):
@@ -54,27 +58,36 @@ class Conv2d(Function):
         cols = im2col(x, kernel_h, kernel_w, self.stride, self.padding, self.dilation)  # (C*KH*KW, P)
         cols = cols.reshape(groups, c_group * kernel_h * kernel_w, -1)                  # (G, K, P)
         w_2d = weight.reshape(groups, filters // groups, -1)                            # (G, F/G, K)
-        y = xp.matmul(w_2d, cols)                          # (G, F/G, K) @ (G, K, P) -> (G, F/G, P)
-        y = y.reshape(filters, n, out_h, out_w).transpose(1, 0, 2, 3)                   # (N, F, OH, OW)
+        y_2d = scratch((filters, cols.shape[-1]), cols.dtype, x)                       # (F, P)
+        xp.matmul(w_2d, cols, out=y_2d.reshape(groups, filters // groups, -1))                    # (G, F/G, K) @ (G, K, P) -> (G, F/G, P)
+        del cols                                           # its buffer serves the next layer
+        y = y_2d.reshape(filters, n, out_h, out_w).transpose(1, 0, 2, 3)                # (N, F, OH, OW)
         if bias is not None:
             y = y + bias.reshape(1, filters, 1, 1)
-        self.saved = (cols, w_2d, x.shape, weight.shape, bias is not None)
+        # Keep x, not cols: cols is KH*KW times larger than x and backward rebuilds it in
+        # one cheap copy (im2col), so a deep network does not hold every layer's cols at once.
+        self.saved = (x, w_2d, weight.shape, bias is not None)
         return xp.ascontiguousarray(y)
 
     def backward(self, dy):
-        cols, w_2d, x_shape, w_shape, has_bias = self.saved
+        x, w_2d, w_shape, has_bias = self.saved
         xp = backend.array_module(dy)
         groups = self.groups
         filters, _, kernel_h, kernel_w = w_shape
         dy_2d = dy.transpose(1, 0, 2, 3).reshape(groups, filters // groups, -1)        # (G, F/G, P)
         dx = dw = db = None
-        if self.needs_input_grad[0]:
-            dcols = xp.matmul(w_2d.transpose(0, 2, 1), dy_2d)  # (G, K, F/G) @ (G, F/G, P) -> (G, K, P)
-            dcols = dcols.reshape(-1, dcols.shape[-1])                                   # (C*KH*KW, P)
-            dx = col2im(dcols, x_shape, kernel_h, kernel_w, self.stride, self.padding, self.dilation)
         if self.needs_input_grad[1]:
+            cols = im2col(x, kernel_h, kernel_w, self.stride, self.padding, self.dilation)  # (C*KH*KW, P)
+            cols = cols.reshape(groups, -1, cols.shape[-1])                              # (G, K, P)
             dw = xp.matmul(dy_2d, cols.transpose(0, 2, 1))  # (G, F/G, P) @ (G, P, K) -> (G, F/G, K)
             dw = dw.reshape(w_shape)                                                     # (F, C/G, KH, KW)
+            del cols
+        if self.needs_input_grad[0]:
+            w_t = w_2d.transpose(0, 2, 1)                                                # (G, K, F/G)
+            dcols = scratch((groups * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)     # (C*KH*KW, P)
+            xp.matmul(w_t, dy_2d, out=dcols.reshape(groups, -1, dcols.shape[-1]))
+            #         (G, K, F/G) @ (G, F/G, P) -> (G, K, P), the same buffer shape as cols
+            dx = col2im(dcols, x.shape, kernel_h, kernel_w, self.stride, self.padding, self.dilation)
         if has_bias and self.needs_input_grad[2]:
             db = dy.sum(axis=(0, 2, 3))                                                  # (F,)
         return dx, dw, db

@@ -74,6 +74,18 @@ def find_kernel(name, array):
     return _KERNELS.get((name, backend.device_of(array)))
 
 
+def scratch(shape, dtype, like):
+    """An uninitialised array on the device of `like`, for a result that dies within the op.
+
+    On the CPU the kernels' buffer pool (kernels/numba_cpu/workspace.py) hands out
+    an idle buffer of this shape when it has one: no fresh pages to fault in.
+    """
+    kernel = find_kernel("workspace", like)
+    if kernel is not None:
+        return kernel(shape, dtype)
+    return backend.array_module(like).empty(shape, dtype=dtype)
+
+
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); stride, padding, dilation are (h, w) pairs."""
     kernel = find_kernel("im2col", x)
@@ -155,6 +167,8 @@ except ImportError:
     _numba_cpu = None
 if _numba_cpu is not None:
     _numba_cpu.register_into(register_kernel, {"im2col": im2col_numpy, "col2im": col2im_numpy})
+    from kernels.numba_cpu import workspace as _workspace   # NumPy only: needs no Numba
+    register_kernel("workspace", "cpu", _workspace.empty)
 
 
 # ------------------------------------------------------------------ CUDA kernels (GPU)
