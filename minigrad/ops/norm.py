@@ -31,6 +31,9 @@ Backward in training, derived step by step (write dxhat_i = dy_i gamma):
         dx_i = (s/M) (M dxhat_i - sum_j dxhat_j - xhat_i sum_j dxhat_j xhat_j)
     Three reductions per channel, no chain of small ops.
  7. dgamma = sum_i dy_i xhat_i,   dbeta = sum_i dy_i   (summed over all M values).
+ 8. With dxhat = gamma dy, the sums of 6 are gamma dbeta and gamma dgamma, so
+        dx_i = gamma s (dy_i - dbeta/M - xhat_i dgamma/M)
+    and the whole backward needs only the two reductions of 7.
 In evaluation mu and var are constants, so y is an affine map of x:
         dx_i = dy_i gamma s,   dgamma and dbeta as in 7.
 """
@@ -41,11 +44,6 @@ from minigrad.function import Function
 def _channel_shape(x):
     """(1, C, 1, ...) so that a per-channel vector broadcasts against x."""
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
-
-
-def _reduce_axes(x):
-    """Every axis except the channel axis 1."""
-    return (0,) + tuple(range(2, x.ndim))
 
 
 def _raw(array_or_tensor):
@@ -66,7 +64,8 @@ class BatchNorm(Function):
     def forward(self, x, gamma=None, beta=None):
         xp = backend.array_module(x)
         self._check(x, gamma, beta)
-        shape, axes = _channel_shape(x), _reduce_axes(x)
+        shape = _channel_shape(x)
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)                       # (N, C, M/N)
         count = x.size // x.shape[1]                                     # M
         if self.training:
             if count < 2:
@@ -74,36 +73,51 @@ class BatchNorm(Function):
                     f"batch_norm: training needs more than 1 value per channel to estimate a variance, "
                     f"got input shape {tuple(x.shape)}"
                 )
-            mu = x.mean(axis=axes)                                       # (C,)
-            var = x.var(axis=axes)                                       # (C,) biased
+            mu = x3.mean(axis=(0, 2))                                    # (C,)
+            centred = x - mu.reshape(shape)                              # (N, C, ...), becomes y below
+            c3 = centred.reshape(x3.shape)                               # (N, C, M/N)
+            var = xp.einsum("ncm,ncm->c", c3, c3) / count                # (C,) biased, no squared temporary
             self._update_running_stats(mu, var * count / (count - 1))
         else:
             mu, var = self.running_mean, self.running_var
+            centred = x - mu.reshape(shape).astype(x.dtype, copy=False)  # float32 x stays float32
         inv_std = 1.0 / xp.sqrt(var + self.eps)                          # (C,)
-        xhat = (x - mu.reshape(shape)) * inv_std.reshape(shape)          # (N, C, ...)
-        y = xhat if gamma is None else xhat * gamma.reshape(shape)
+        scale = inv_std if gamma is None else gamma * inv_std            # (C,) fused: y = centred*scale + beta
+        y = centred
+        y *= scale.reshape(shape).astype(y.dtype, copy=False)            # in place: one pass, no new array
         if beta is not None:
-            y = y + beta.reshape(shape)
-        self.saved = (xhat, inv_std, gamma)
-        return y.astype(x.dtype, copy=False)
+            y += beta.reshape(shape).astype(y.dtype, copy=False)
+        # Keep x (alive anyway as this op's input), not xhat: backward rebuilds xhat in one pass.
+        self.saved = (x, mu, inv_std, gamma)
+        return y
 
     def backward(self, dy):
-        xhat, inv_std, gamma = self.saved
-        shape, axes = _channel_shape(dy), _reduce_axes(dy)
+        x, mu, inv_std, gamma = self.saved
+        xp = backend.array_module(dy)
+        shape = _channel_shape(dy)
         count = dy.size // dy.shape[1]                                   # M
-        dxhat = dy if gamma is None else dy * gamma.reshape(shape)
-        dx = dgamma = dbeta = None
+        dy3 = dy.reshape(dy.shape[0], dy.shape[1], -1)                   # (N, C, M/N)
+        xhat = x - mu.reshape(shape).astype(x.dtype, copy=False)         # (N, C, ...)
+        xhat *= inv_std.reshape(shape).astype(x.dtype, copy=False)
+        # The two reductions of step 7; step 6's sums are gamma times these:
+        #   sum_j dxhat_j = gamma dbeta,   sum_j dxhat_j xhat_j = gamma dgamma.
+        dbeta = dy3.sum(axis=(0, 2))                                     # (C,)
+        dgamma = xp.einsum("ncm,ncm->c", dy3, xhat.reshape(dy3.shape))   # (C,)
+        dx = None
         if self.needs_input_grad[0]:
+            scale = inv_std if gamma is None else gamma * inv_std        # (C,) = gamma s
             if self.training:
-                sum_dxhat = dxhat.sum(axis=axes).reshape(shape)                      # (1, C, 1, ...)
-                sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes).reshape(shape)        # (1, C, 1, ...)
-                dx = (inv_std.reshape(shape) / count) * (count * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+                # dx = gamma s (dy - dbeta/M - xhat dgamma/M), step 6 divided through by M,
+                # computed in place in xhat's buffer.
+                dx = xhat
+                dx *= (-dgamma / count).reshape(shape).astype(dx.dtype, copy=False)
+                dx += dy
+                dx -= (dbeta / count).reshape(shape).astype(dx.dtype, copy=False)
+                dx *= scale.reshape(shape).astype(dx.dtype, copy=False)
             else:
-                dx = dxhat * inv_std.reshape(shape)
-        if self.needs_input_grad[1]:
-            dgamma = (dy * xhat).sum(axis=axes)                          # (C,)
-        if self.needs_input_grad[2]:
-            dbeta = dy.sum(axis=axes)                                    # (C,)
+                dx = dy * scale.reshape(shape).astype(dy.dtype, copy=False)
+        dgamma = dgamma if self.needs_input_grad[1] else None
+        dbeta = dbeta if self.needs_input_grad[2] else None
         return dx, dgamma, dbeta
 
     def _update_running_stats(self, mu, unbiased_var):
