@@ -44,21 +44,30 @@ class Function:
         return type(self).__name__
 
     def __call__(self, *inputs):
-        from minigrad.tensor import Tensor
-
-        device = _common_device(self.name, inputs)
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        # One pass over the inputs collects the arrays, the common device and which inputs
+        # need a gradient: this runs for every op, so it is kept lean (no helper calls).
+        arrays, needs_grad, device = [], [], None
+        for index, t in enumerate(inputs):
+            if isinstance(t, Tensor):
+                if device is None:
+                    device, first = t.device, index
+                elif t.device != device:
+                    raise _device_error(self.name, first, device, index, t.device)
+                arrays.append(t.data)
+                needs_grad.append(t.requires_grad)
+            else:
+                arrays.append(t)
+                needs_grad.append(False)
         output = self.forward(*arrays)
         if isinstance(output, numpy.generic):
             output = numpy.asarray(output)  # NumPy gives scalars for 0-d results; keep arrays
-        needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        record = grad_mode.is_grad_enabled() and any(needs_grad)
+        record = grad_mode._grad_enabled and True in needs_grad
         if record:
             self.inputs = tuple(t if isinstance(t, Tensor) else None for t in inputs)
-            self.needs_input_grad = needs_grad
+            self.needs_input_grad = tuple(needs_grad)
         else:
             self.saved = None  # nothing will call backward: free memory now
-        return Tensor._make(output, device, requires_grad=record, creator=self if record else None)
+        return Tensor._make(output, device or backend.CPU, record, self if record else None)
 
     def release(self):
         """Free what forward saved; a second backward through this op then fails clearly."""
@@ -66,18 +75,12 @@ class Function:
         self.released = True
 
 
-def _common_device(op_name, inputs):
-    """The one device of all Tensor inputs; an error naming both if they differ."""
-    from minigrad.tensor import Tensor
+def _device_error(op_name, first, first_device, index, device):
+    """The error for inputs on two devices, naming both."""
+    return backend.DeviceError(
+        f"{op_name}: input {first} is on device '{first_device}' but input {index} is on "
+        f"device '{device}'; move them to one device with .to(device)"
+    )
 
-    device = None
-    for index, t in enumerate(inputs):
-        if isinstance(t, Tensor):
-            if device is None:
-                device, first = t.device, index
-            elif t.device != device:
-                raise backend.DeviceError(
-                    f"{op_name}: input {first} is on device '{device}' but input {index} is on "
-                    f"device '{t.device}'; move them to one device with .to(device)"
-                )
-    return device or backend.CPU
+
+from minigrad.tensor import Tensor  # noqa: E402  (after Function: tensor.py may grow to need it)

@@ -5,8 +5,11 @@ x (N, C) + b (C,) adds b to every row. In the backward pass each element of b
 received N copies of the gradient, so db is dy summed over the stretched axes:
 `unbroadcast(dy, b.shape)` does that sum.
 """
+import numpy
+
 from minigrad import backend
 from minigrad.function import Function
+from minigrad.tensor import Tensor
 
 
 def unbroadcast(grad, shape):
@@ -23,8 +26,10 @@ def unbroadcast(grad, shape):
 
 def _check_broadcast(op_name, a, b):
     """Raise a clear error when a and b cannot broadcast together."""
+    if a.shape == b.shape:                     # the common case, without NumPy's general rule
+        return a.shape
     try:
-        return backend.array_module(a).broadcast_shapes(a.shape, b.shape)
+        return numpy.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(
             f"{op_name}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot broadcast "
@@ -243,8 +248,6 @@ class Clamp(Function):
 # ---------------------------------------------------------------- user-facing wrappers
 def _pair(a, b):
     """Turn Python numbers / arrays into Tensors matching the other operand's dtype and device."""
-    from minigrad.tensor import Tensor
-
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return a, b
     like = a if isinstance(a, Tensor) else b
