@@ -82,8 +82,14 @@ def _col2im_planes(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                     if h < 0 or h >= height:
                         continue
                     column = (n * out_h + oh) * out_w    # first column of (n, oh, :)
-                    for ow in range(lo, hi):
-                        dx[n, c, h, ow * stride_w + offset_w] += cols[row, column + ow]
+                    if stride_w == 1:                    # unit stride: contiguous runs (SIMD)
+                        dx_row = dx[n, c, h]
+                        cols_row = cols[row]
+                        for ow in range(lo, hi):
+                            dx_row[ow + offset_w] += cols_row[column + ow]
+                    else:
+                        for ow in range(lo, hi):
+                            dx[n, c, h, ow * stride_w + offset_w] += cols[row, column + ow]
 
 
 def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):

@@ -62,8 +62,11 @@ def _im2col_rows(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, 
                     continue
                 for ow in range(lo):
                     cols[row, column + ow] = 0
-                for ow in range(lo, hi):
-                    cols[row, column + ow] = x[n, c, ih, ow * stride_w + offset_w]
+                if stride_w == 1:                        # unit stride: a contiguous copy (SIMD)
+                    cols[row, column + lo:column + hi] = x[n, c, ih, lo + offset_w:hi + offset_w]
+                else:
+                    for ow in range(lo, hi):
+                        cols[row, column + ow] = x[n, c, ih, ow * stride_w + offset_w]
                 for ow in range(hi, out_w):
                     cols[row, column + ow] = 0
 
