@@ -328,3 +328,15 @@ def test_kernels_called_from_two_python_threads_give_the_reference_result():
     for t in threads:
         t.join()
     assert not errors and len(results) == 60 and all(results)
+
+
+def test_workspace_reuses_an_idle_buffer_for_a_smaller_array_of_another_shape_and_dtype():
+    from kernels.numba_cpu import workspace
+
+    workspace.clear()                                           # no smaller idle buffer from other tests
+    first = workspace.empty((512, 1024), numpy.float64)         # 4 MiB
+    address = first.__array_interface__["data"][0]
+    del first
+    second = workspace.empty((300, 1024), numpy.float32)        # 1.2 MiB fits in the idle 4 MiB
+    assert second.__array_interface__["data"][0] == address
+    assert second.shape == (300, 1024) and second.dtype == numpy.float32 and second.flags.c_contiguous

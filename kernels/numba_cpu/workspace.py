@@ -9,10 +9,10 @@ the caching allocators of PyTorch and CuPy, we keep the buffers and hand them
 out again once nobody uses them any more.
 
 How "nobody uses it" is known: the pool owns each buffer as an instance of the
-private subclass `_PoolBuffer` and hands out a plain ndarray VIEW of it. NumPy
-points every further view (reshape, transpose, slice) of that handed-out array
-at the handed-out array itself (it stops at the subclass boundary), so the
-buffer is in use exactly while the handed-out array is alive, which a weak
+private subclass `_PoolBuffer` and makes one plain ndarray VIEW of it, the
+owner view. NumPy points every further view (reshape, transpose, slice, the
+array handed out) at that owner view (it stops at the subclass boundary), so
+the buffer is in use exactly while the owner view is alive, which a weak
 reference tells us. No reference counting by hand, no explicit free.
 
     cols = workspace.empty((rows, columns), numpy.float32)   # contents are garbage, like numpy.empty
@@ -30,7 +30,7 @@ MIN_BYTES = 1 << 20        # smaller arrays: NumPy's own small-block cache is fi
 MAX_BYTES = 2 << 30        # at most 2 GiB kept in the pool
 
 _lock = threading.Lock()
-_slots = {}                # (shape, dtype) -> list of [buffer, weakref to the handed-out view or None]
+_slots = []                # [buffer of raw bytes, weakref to the handed-out view or None], smallest first
 _pooled_bytes = 0
 
 
@@ -39,34 +39,38 @@ class _PoolBuffer(numpy.ndarray):
 
 
 def empty(shape, dtype):
-    """An uninitialised array of `shape` and `dtype`, reusing an idle pooled buffer when one fits."""
+    """An uninitialised array of `shape` and `dtype`, reusing an idle pooled buffer when one fits.
+
+    Buffers are raw bytes, so one buffer serves any shape and dtype that fits in it:
+    the idle buffer with the fewest bytes that are enough is taken (a layer's cols, the
+    next layer's dcols ...), and a new one is made only when none fits.
+    """
     global _pooled_bytes
     shape, dtype = tuple(int(s) for s in shape), numpy.dtype(dtype)
     nbytes = int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
     if nbytes < MIN_BYTES:
         return numpy.empty(shape, dtype)
     with _lock:
-        slots = _slots.setdefault((shape, dtype), [])
-        slot = next((s for s in slots if s[1] is None or s[1]() is None), None)
+        slot = next((s for s in _slots if s[0].nbytes >= nbytes and (s[1] is None or s[1]() is None)), None)
         if slot is None:
             if _pooled_bytes + nbytes > MAX_BYTES:
                 return numpy.empty(shape, dtype)
-            slot = [_PoolBuffer(shape, dtype), None]
-            slots.append(slot)
+            slot = [_PoolBuffer((nbytes,), numpy.uint8), None]
+            _slots.append(slot)
+            _slots.sort(key=lambda s: s[0].nbytes)
             _pooled_bytes += nbytes
-        view = slot[0].view(numpy.ndarray)
-        slot[1] = weakref.ref(view)
-        return view
+        owner = slot[0].view(numpy.ndarray)          # every view below points back to `owner`
+        slot[1] = weakref.ref(owner)
+        return owner[:nbytes].view(dtype).reshape(shape)
 
 
 def clear():
     """Release every idle buffer to the operating system; buffers in use stay."""
     global _pooled_bytes
     with _lock:
-        for key, slots in list(_slots.items()):
-            busy = [s for s in slots if s[1] is not None and s[1]() is not None]
-            _pooled_bytes -= sum(s[0].nbytes for s in slots if s not in busy)
-            _slots[key] = busy
+        busy = [s for s in _slots if s[1] is not None and s[1]() is not None]
+        _pooled_bytes = sum(s[0].nbytes for s in busy)
+        _slots[:] = busy
 
 
 def pooled_bytes():
