@@ -56,9 +56,9 @@ def first_step_rss(args, side):
     """Peak RSS added by the first training step of `side`, measured in a fresh child process.
 
     In this process both allocators already hold the memory from earlier steps
-    (an RSS delta would read ~0), so a child builds the model and data, then
-    runs ONE step between resetting and reading the peak RSS. Numba kernels load
-    from their on-disk cache, so compilation adds little.
+    (an RSS delta would read ~0), so a child builds the model and data, runs a
+    tiny convolution on each side (loads Numba's and oneDNN's code), then runs
+    ONE step between resetting and reading the peak RSS.
     """
     command = [sys.executable, __file__, "--memory-child", side, "--threads", str(args.threads),
                "--batch", str(args.batch), "--device", args.device] + (["--no-numba"] if args.no_numba else [])
@@ -78,6 +78,7 @@ def main():
     import minigrad
     from minigrad.models.resnet import resnet20
     from minigrad.nn.functional import cross_entropy
+    from minigrad.ops.conv import conv2d
 
     rng = numpy.random.default_rng(0)
     images = rng.standard_normal((args.batch, 3, 32, 32)).astype(numpy.float32)
@@ -105,6 +106,12 @@ def main():
 
     if args.memory_child:      # a fresh process: peak RSS of its FIRST step (see common.first_step_rss_mib)
         step = step_minigrad if args.memory_child == "minigrad" else step_torch
+        # Load the kernels first (Numba's compiled code, oneDNN's), with a tiny conv on both
+        # sides, so that the figure is the step's memory, not the one-off cost of loading code.
+        tiny = numpy.ones((2, 3, 8, 8), numpy.float32)
+        conv2d(minigrad.tensor(tiny, requires_grad=True), minigrad.tensor(numpy.ones((2, 3, 3, 3), numpy.float32)),
+               padding=1).sum().backward()
+        torch.nn.functional.conv2d(torch.tensor(tiny, requires_grad=True), torch.ones(2, 3, 3, 3), padding=1).sum().backward()
         print(json.dumps({"rss_mib": common.peak_rss_mib(step), "tracemalloc_mib": None}))
         return
 
