@@ -23,7 +23,6 @@ Top to bottom:
 Ctrl-C saves <out>/interrupted.ckpt and exits with code 130.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -37,28 +36,20 @@ import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, models, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
     CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, RandomCrop,
-    RandomHorizontalFlip, Subset, ToFloat, train_val_split,
+    RandomHorizontalFlip, Subset, ToFloat, default_data_dir, train_val_split,
 )
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
 from minigrad.utils.history import MetricHistory  # noqa: E402
-from minigrad.utils.metrics import RunningMean, confusion_matrix  # noqa: E402
+from minigrad.utils.metrics import confusion_matrix  # noqa: E402
 from minigrad.utils.plots import (  # noqa: E402
     plot_confusion_matrix, plot_sample_predictions, plot_training_curves,
 )
-from minigrad.utils.progress import TrainingProgress  # noqa: E402
+from minigrad.utils.training import evaluate, train_one_epoch  # noqa: E402
 
 ARCHITECTURES = {"resnet20": models.resnet20, "resnet32": models.resnet32,
                  "resnet56": models.resnet56, "resnet18": models.resnet18}
 DEFAULT_LR = {"sgd": 0.1, "adam": 2e-3, "rmsprop": 1e-3}
-
-
-def default_data_dir():
-    """$MINIGRAD_DATA, else ../shared/data next to the repository if it exists, else ~/.cache/minigrad."""
-    if os.environ.get("MINIGRAD_DATA"):
-        return os.environ["MINIGRAD_DATA"]
-    shared = REPO.parent / "shared" / "data"
-    return str(shared) if shared.is_dir() else str(Path.home() / ".cache" / "minigrad")
 
 
 def fail(message):
@@ -78,7 +69,7 @@ parser.add_argument("--lr", type=float, default=None, help="peak lr; default sgd
 parser.add_argument("--weight-decay", type=float, default=5e-4)
 parser.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "multistep"])
 parser.add_argument("--label-smoothing", type=float, default=0.1)
-parser.add_argument("--data-dir", default=default_data_dir(), help="folder holding cifar-10-batches-py/ (default: %(default)s)")
+parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/ (default: %(default)s)")
 parser.add_argument("--out", default=None, help="default runs/cifar_<arch>")
 parser.add_argument("--resume", default=None, help="checkpoint to continue from")
 parser.add_argument("--limit-train", type=int, default=None, help="train on the first N images only (smoke tests)")
@@ -178,20 +169,6 @@ if args.resume:
         print(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
 
 
-def evaluate(loader):
-    """Mean loss (without label smoothing), accuracy, predicted and true classes; no graph."""
-    model.eval()
-    loss_meter, predicted, targets = RunningMean(), [], []
-    with minigrad.no_grad():
-        for images, labels in loader:
-            logits = model(images)                                           # (B, 10)
-            loss_meter.update(F.cross_entropy(logits, labels).item(), count=len(labels))
-            predicted.append(logits.numpy().argmax(axis=1))
-            targets.append(labels.numpy())
-    predicted, targets = numpy.concatenate(predicted), numpy.concatenate(targets)
-    return loss_meter.mean, float((predicted == targets).mean()), predicted, targets
-
-
 def checkpoint_state(epoch):
     extra = {"history": history.rows, "config": vars(args),
              "early_stopping": stopper.state_dict() if stopper is not None else None}
@@ -200,27 +177,22 @@ def checkpoint_state(epoch):
 
 
 # ---------------------------------------------------------------------------------------- 4. train
+def training_loss(logits, labels):
+    """Cross-entropy with label smoothing (validation uses the plain loss)."""
+    return F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+
+
 epoch = start_epoch - 1
 try:
     for epoch in range(start_epoch, args.epochs):
-        model.train()
+        model.train()                      # dropout on, batch norm on batch statistics
         lr = optimizer.param_groups[0]["lr"]
-        bar = TrainingProgress(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}",
-                               enabled=not args.no_progress)
-        for images, labels in bar:
-            logits = model(images)                                           # (B, 10)
-            loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if step_every_batch:
-                scheduler.step()
-            correct = int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
-            bar.update(loss=loss.item(), correct=correct, count=len(labels))
+        bar = train_one_epoch(model, train_loader, optimizer, training_loss,
+                              scheduler=scheduler if step_every_batch else None, desc=f"epoch {epoch + 1}/{args.epochs}", progress=not args.no_progress)
         if not step_every_batch:
             scheduler.step()
 
-        val_loss, val_acc, _, _ = evaluate(val_loader)
+        val_loss, val_acc, _, _ = evaluate(model, val_loader)
         history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
                     val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
                     images_per_second=round(bar.images_per_second, 1))
@@ -247,7 +219,7 @@ except KeyboardInterrupt:
     sys.exit(130)
 
 # ---------------------------------------------------------------------------------------- 5. report
-val_loss, val_acc, predicted, targets = evaluate(val_loader)
+val_loss, val_acc, predicted, targets = evaluate(model, val_loader)
 names = full_train.classes
 plot_training_curves(history, out / "curves.png", title=f"CIFAR-10 {args.arch}")
 plot_confusion_matrix(confusion_matrix(predicted, targets, 10), out / "confusion.png", class_names=names,
@@ -263,7 +235,7 @@ except DatasetNotFoundError:
     test_set = None
 if test_set is not None:
     test_loader = DataLoader(test_set, 500, seed=0, transform=eval_transform, device=args.device)
-    test_loss, test_acc, _, _ = evaluate(test_loader)
+    test_loss, test_acc, _, _ = evaluate(model, test_loader)
     test_text = f"test_acc={test_acc:.4f} (official test_batch, {len(test_set)} images)"
 last = history.rows[-1] if history.rows else {}
 print(f"summary: cifar_resnet {args.arch} val_acc={val_acc:.4f} (held-out validation, last "

@@ -40,7 +40,6 @@ Top to bottom:
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -55,13 +54,12 @@ import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, models, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
     CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, RandomCrop,
-    RandomHorizontalFlip, TensorDataset, ToFloat, Transform, train_val_split,
+    RandomHorizontalFlip, TensorDataset, ToFloat, Transform, default_data_dir, train_val_split,
 )
 from minigrad.utils.checkpoint import CheckpointError, read_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.history import MetricHistory, write_text_atomically  # noqa: E402
-from minigrad.utils.metrics import RunningMean  # noqa: E402
 from minigrad.utils.plots import plot_training_curves  # noqa: E402
-from minigrad.utils.progress import TrainingProgress  # noqa: E402
+from minigrad.utils.training import evaluate, train_one_epoch  # noqa: E402
 from minigrad.utils.torch_import import load_torch_state_dict  # noqa: E402
 
 ARCHITECTURES = {"resnet20": models.resnet20, "resnet18": models.resnet18,
@@ -70,14 +68,6 @@ SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
 METHODS = ("scratch", "linear_probe", "finetune")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # torchvision's weights
-
-
-def default_data_dir():
-    """$MINIGRAD_DATA, else ../shared/data next to the repository if it exists, else ~/.cache/minigrad."""
-    if os.environ.get("MINIGRAD_DATA"):
-        return os.environ["MINIGRAD_DATA"]
-    shared = REPO.parent / "shared" / "data"
-    return str(shared) if shared.is_dir() else str(Path.home() / ".cache" / "minigrad")
 
 
 def fail(message):
@@ -90,7 +80,7 @@ def fail(message):
 parser = argparse.ArgumentParser(description="Pre-train on CIFAR-10 classes 0-4, transfer to 5-9 with few labels.")
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--arch", default="resnet20", choices=sorted(ARCHITECTURES))
-parser.add_argument("--data-dir", default=default_data_dir(), help="folder holding cifar-10-batches-py/ (default: %(default)s)")
+parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/ (default: %(default)s)")
 parser.add_argument("--out", default=None, help="default runs/finetune_<arch>")
 parser.add_argument("--pretrained", default=None,
                     help="backbone weights: a .ckpt written by this script, or a state_dict as .npz/.pt/.pth "
@@ -202,35 +192,6 @@ def loaders(train_indices, val_indices, classes, batch_size, mean, std):
     return train_loader, val_loader
 
 
-def evaluate(model, loader):
-    """Mean cross-entropy and accuracy over a loader, in eval mode and without a graph."""
-    model.eval()
-    loss_meter, correct, count = RunningMean(), 0, 0
-    with minigrad.no_grad():
-        for images, targets in loader:
-            logits = model(images)                                                  # (B, classes)
-            loss_meter.update(F.cross_entropy(logits, targets).item(), count=len(targets))
-            correct += int((logits.numpy().argmax(axis=1) == targets.numpy()).sum())
-            count += len(targets)
-    return loss_meter.mean, correct / max(count, 1)
-
-
-def train_one_epoch(model, loader, optimizer, desc, scheduler=None):
-    """One pass over `loader`; `scheduler` (if given) is stepped every batch. Returns the progress bar."""
-    bar = TrainingProgress(loader, desc=desc, enabled=not args.no_progress)
-    for images, targets in bar:
-        logits = model(images)                                                      # (B, classes)
-        loss = F.cross_entropy(logits, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        bar.update(loss=loss.item(), correct=int((logits.numpy().argmax(axis=1) == targets.numpy()).sum()),
-                   count=len(targets))
-    return bar
-
-
 # ---------------------------------------------------------------------------------------- 3. backbone
 pretrained_path = Path(args.pretrained) if args.pretrained is not None else out / "pretrained.ckpt"
 pretrain_info = {"source": str(pretrained_path)}
@@ -277,9 +238,10 @@ if backbone_state is None:
     pretrain_start, source_val_acc = time.perf_counter(), float("nan")
     for epoch in range(args.pretrain_epochs):
         model.train()
-        bar = train_one_epoch(model, pre_train_loader, optimizer, f"pretrain {epoch + 1}/{args.pretrain_epochs}",
-                              scheduler)
-        _, source_val_acc = evaluate(model, pre_val_loader) if len(source_val) else (None, float("nan"))
+        bar = train_one_epoch(model, pre_train_loader, optimizer, F.cross_entropy,
+                              desc=f"pretrain {epoch + 1}/{args.pretrain_epochs}", progress=not args.no_progress,
+                              scheduler=scheduler)
+        source_val_acc = evaluate(model, pre_val_loader).accuracy if len(source_val) else float("nan")
         print(f"pretrain epoch {epoch + 1}/{args.pretrain_epochs}: train loss {bar.loss:.4f} acc "
               f"{bar.accuracy:.2%} | source held-out acc {source_val_acc:.2%} | {bar.elapsed:.1f} s")
     pretrain_seconds = time.perf_counter() - pretrain_start
@@ -333,9 +295,10 @@ for method in METHODS:
         # linear probe: BN layers of the frozen backbone stay in eval mode (their running statistics
         # are part of the pre-trained features); the other two train BN normally.
         model.train(method != "linear_probe")
-        bar = train_one_epoch(model, train_loader, optimizer, f"{method} {epoch + 1}/{args.epochs}")
+        bar = train_one_epoch(model, train_loader, optimizer, F.cross_entropy,
+                              desc=f"{method} {epoch + 1}/{args.epochs}", progress=not args.no_progress)
         scheduler.step()
-        val_loss, val_acc = evaluate(model, val_loader)
+        val_loss, val_acc, _, _ = evaluate(model, val_loader)
         accuracies.append(val_acc)
         history.log(method=method, epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy,
                     val_loss=val_loss, val_acc=val_acc, seconds=round(bar.elapsed, 2))

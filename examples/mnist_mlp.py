@@ -17,7 +17,6 @@ Ctrl-C saves <out>/interrupted.ckpt and exits with code 130; --resume continues
 from any checkpoint (last.ckpt continues exactly as if never stopped).
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -31,25 +30,17 @@ import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
     MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, Subset, ToFloat,
-    train_val_split,
+    default_data_dir, train_val_split,
 )
 from minigrad.models import MLP  # noqa: E402
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
 from minigrad.utils.history import MetricHistory  # noqa: E402
-from minigrad.utils.metrics import RunningMean, confusion_matrix  # noqa: E402
+from minigrad.utils.metrics import confusion_matrix  # noqa: E402
 from minigrad.utils.plots import (  # noqa: E402
     plot_confusion_matrix, plot_sample_predictions, plot_training_curves,
 )
-from minigrad.utils.progress import TrainingProgress  # noqa: E402
-
-
-def default_data_dir():
-    """$MINIGRAD_DATA, else ../shared/data next to the repository if it exists, else ~/.cache/minigrad."""
-    if os.environ.get("MINIGRAD_DATA"):
-        return os.environ["MINIGRAD_DATA"]
-    shared = REPO.parent / "shared" / "data"
-    return str(shared) if shared.is_dir() else str(Path.home() / ".cache" / "minigrad")
+from minigrad.utils.training import evaluate, train_one_epoch  # noqa: E402
 
 
 def fail(message):
@@ -60,7 +51,7 @@ def fail(message):
 
 # ---------------------------------------------------------------------------------------- 1. config
 parser = argparse.ArgumentParser(description="Train an MLP on MNIST.")
-parser.add_argument("--data-dir", default=default_data_dir(), help="folder holding mnist/ (default: %(default)s)")
+parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding mnist/ (default: %(default)s)")
 parser.add_argument("--out", default="runs/mnist_mlp", help="checkpoints, logs and plots go here")
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--hidden", default="512,256", help="hidden layer widths, comma-separated")
@@ -136,20 +127,6 @@ if args.resume:
         print(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
 
 
-def evaluate(loader):
-    """Mean loss, accuracy, and all predicted / true classes over a loader, without a graph."""
-    model.eval()
-    loss_meter, predicted, targets = RunningMean(), [], []
-    with minigrad.no_grad():
-        for images, labels in loader:
-            logits = model(images)                                           # (B, 10)
-            loss_meter.update(F.cross_entropy(logits, labels).item(), count=len(labels))
-            predicted.append(logits.numpy().argmax(axis=1))
-            targets.append(labels.numpy())
-    predicted, targets = numpy.concatenate(predicted), numpy.concatenate(targets)
-    return loss_meter.mean, float((predicted == targets).mean()), predicted, targets
-
-
 def checkpoint_state(epoch):
     extra = {"history": history.rows, "config": vars(args),
              "early_stopping": stopper.state_dict() if stopper is not None else None}
@@ -161,21 +138,13 @@ def checkpoint_state(epoch):
 epoch = start_epoch - 1
 try:
     for epoch in range(start_epoch, args.epochs):
-        model.train()
+        model.train()                      # dropout on, batch norm on batch statistics
         lr = optimizer.param_groups[0]["lr"]
-        bar = TrainingProgress(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}",
-                               enabled=not args.no_progress)
-        for images, labels in bar:
-            logits = model(images)                                           # (B, 10)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            correct = int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
-            bar.update(loss=loss.item(), correct=correct, count=len(labels))
+        bar = train_one_epoch(model, train_loader, optimizer, F.cross_entropy, scheduler=None,
+                              desc=f"epoch {epoch + 1}/{args.epochs}", progress=not args.no_progress)
         scheduler.step()
 
-        val_loss, val_acc, _, _ = evaluate(val_loader)
+        val_loss, val_acc, _, _ = evaluate(model, val_loader)
         history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
                     val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
                     images_per_second=round(bar.images_per_second, 1))
@@ -202,7 +171,7 @@ except KeyboardInterrupt:
     sys.exit(130)
 
 # ---------------------------------------------------------------------------------------- 5. report
-test_loss, test_acc, predicted, targets = evaluate(test_loader)
+test_loss, test_acc, predicted, targets = evaluate(model, test_loader)
 plot_training_curves(history, out / "curves.png", title="MNIST MLP")
 plot_confusion_matrix(confusion_matrix(predicted, targets, 10), out / "confusion.png",
                       title=f"MNIST test set, accuracy {test_acc:.2%}")

@@ -28,7 +28,7 @@ from minigrad.data.transforms import (
     Transform,
 )
 from minigrad.data.loader import DataLoader
-from minigrad.data.download import data_root, download_resource
+from minigrad.data.download import data_root, default_data_dir, download_resource
 from minigrad.data.safe_pickle import load_pickle
 from minigrad.data.mnist import MNIST
 from minigrad.data.cifar10 import CIFAR10

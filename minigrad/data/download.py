@@ -46,6 +46,15 @@ def data_root(root=None):
     return Path.home() / ".cache" / "minigrad"
 
 
+def default_data_dir():
+    """Where the examples look for data: $MINIGRAD_DATA, else a `shared/data` folder beside this
+    checkout (the project's own machines keep the real data sets there), else ~/.cache/minigrad."""
+    if os.environ.get("MINIGRAD_DATA"):
+        return Path(os.environ["MINIGRAD_DATA"]).expanduser()
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return shared if shared.is_dir() else data_root()
+
+
 def sha256_of(path):
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
