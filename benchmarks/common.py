@@ -40,6 +40,9 @@ def parser(description):
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument("--no-numba", action="store_true", help="leave minigrad on its NumPy kernels")
     p.add_argument("--memory", action="store_true", help="also measure peak memory (one extra call each)")
+    p.add_argument("--blocks", action="store_true",
+                   help="time all minigrad rounds, then all torch rounds, instead of alternating call by call "
+                        "(with several threads, one library's idle pool spins while the other works)")
     return p
 
 
@@ -113,7 +116,9 @@ def synchronize(device):
 
 
 def time_pair(run_minigrad, run_torch, args):
-    """Median seconds per call of each, alternating calls after warm-up."""
+    """Median seconds per call of each, alternating calls after warm-up (or in blocks, --blocks)."""
+    if getattr(args, "blocks", False):
+        return time_one(run_minigrad, args), time_one(run_torch, args)
     for _ in range(args.warmup):
         run_minigrad()
         run_torch()
@@ -126,6 +131,20 @@ def time_pair(run_minigrad, run_torch, args):
             synchronize(args.device)
             times.append(time.perf_counter() - start)
     return statistics.median(ours), statistics.median(theirs)
+
+
+def time_one(run, args):
+    """Median seconds per call of run() alone: warm-up calls, then --repeats timed calls."""
+    for _ in range(args.warmup):
+        run()
+    synchronize(args.device)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        run()
+        synchronize(args.device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _vm_kib(field):
