@@ -40,7 +40,7 @@ from minigrad.utils.metrics import confusion_matrix  # noqa: E402
 from minigrad.utils.plots import (  # noqa: E402
     plot_confusion_matrix, plot_sample_predictions, plot_training_curves,
 )
-from minigrad.utils.training import evaluate, train_one_epoch  # noqa: E402
+from minigrad.utils.training import evaluate, interrupt_on_sigterm, train_one_epoch  # noqa: E402
 
 
 def fail(message):
@@ -136,6 +136,7 @@ def checkpoint_state(epoch):
 
 # ---------------------------------------------------------------------------------------- 4. train
 epoch = start_epoch - 1
+interrupt_on_sigterm()                     # `kill` saves a checkpoint too, like Ctrl-C
 try:
     for epoch in range(start_epoch, args.epochs):
         model.train()                      # dropout on, batch norm on batch statistics

@@ -113,7 +113,8 @@ def test_mnist_mlp_resume_continues_exactly(mnist_dir, tmp_path):
     assert exact_columns(resumed) == exact_columns(straight)
 
 
-def test_mnist_mlp_ctrl_c_saves_checkpoint_and_exits_130(mnist_dir, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_mnist_mlp_interrupt_saves_checkpoint_and_exits_130(mnist_dir, tmp_path, stop_signal):
     out = tmp_path / "run"
     environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     command = [sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--no-progress", "--data-dir", str(mnist_dir),
@@ -123,7 +124,7 @@ def test_mnist_mlp_ctrl_c_saves_checkpoint_and_exits_130(mnist_dir, tmp_path):
     deadline = time.monotonic() + 60
     while not (out / "metrics.json").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)                                   # wait until training is under way
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop_signal)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, f"{stdout}\n{stderr}"
     assert (out / "interrupted.ckpt").is_file()

@@ -66,3 +66,18 @@ def evaluate(model, loader, loss_fn=cross_entropy):
         return Evaluation(float("nan"), float("nan"), numpy.zeros(0, int), numpy.zeros(0, int))
     predicted, targets = numpy.concatenate(predicted), numpy.concatenate(targets)
     return Evaluation(loss_meter.mean, float((predicted == targets).mean()), predicted, targets)
+
+
+def interrupt_on_sigterm():
+    """Treat SIGTERM (a job scheduler or a closing session ending the run) like Ctrl-C.
+
+    The examples catch KeyboardInterrupt to save a checkpoint before they exit;
+    with this handler installed, `kill PID` takes the same path, so a long run
+    that is stopped from outside can still be resumed.
+    """
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
