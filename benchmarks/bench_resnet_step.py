@@ -88,9 +88,10 @@ def main():
     optimizer = minigrad.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x_m, y_m = common.to_device_minigrad(images, args.device), common.to_device_minigrad(labels, args.device)
 
-    torch_model = torch_resnet20(torch).to("cuda" if args.device == "gpu" else "cpu")
-    torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
-    x_t, y_t = common.to_device_torch(torch, images, args.device), common.to_device_torch(torch, labels, args.device)
+    if torch is not None:
+        torch_model = torch_resnet20(torch).to("cuda" if args.device == "gpu" else "cpu")
+        torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
+        x_t, y_t = common.to_device_torch(torch, images, args.device), common.to_device_torch(torch, labels, args.device)
 
     def step_minigrad():
         optimizer.zero_grad()
@@ -127,7 +128,9 @@ def main():
 
     ours, theirs = common.time_pair(step_minigrad, step_torch, args)
     headers = ["ResNet-20 training step", "minigrad ms", "torch ms", "ratio"]
-    row = [f"batch {args.batch}, SGD momentum", common.ms(ours), common.ms(theirs), f"{ours / theirs:.2f}"]
+    ratio = "n/a (--only)" if ours is None or theirs is None else f"{ours / theirs:.2f}"
+    row = [f"batch {args.batch}, SGD momentum", "-" if ours is None else common.ms(ours),
+           "-" if theirs is None else common.ms(theirs), ratio]
     if args.memory:
         headers += ["mg tracemalloc MiB", "mg first-step RSS MiB", "torch first-step RSS MiB"]
         common.clear_workspace()

@@ -40,6 +40,9 @@ def parser(description):
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument("--no-numba", action="store_true", help="leave minigrad on its NumPy kernels")
     p.add_argument("--memory", action="store_true", help="also measure peak memory (one extra call each)")
+    p.add_argument("--only", choices=["minigrad", "torch"],
+                   help="time one library alone in this process (torch is not even imported for minigrad): "
+                        "run it once per library and divide, when the two thread pools disturb each other")
     p.add_argument("--blocks", action="store_true",
                    help="time all minigrad rounds, then all torch rounds, instead of alternating call by call "
                         "(with several threads, one library's idle pool spins while the other works)")
@@ -47,13 +50,14 @@ def parser(description):
 
 
 def setup(args):
-    """Set every thread pool to args.threads, import torch; print the set-up. Returns torch."""
+    """Set every thread pool to args.threads, import torch; print the set-up. Returns torch (None: --only minigrad)."""
     import numpy
-    import torch
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(args.threads)
-    torch.set_num_threads(args.threads)
+    torch = None
+    if getattr(args, "only", None) != "minigrad":
+        import torch
+        torch.set_num_threads(args.threads)
     import kernels.numba_cpu  # noqa: F401  (picks Numba's threading layer before numba starts threads)
     try:
         import numba
@@ -61,16 +65,18 @@ def setup(args):
         numba_text = f"numba {numba.__version__} ({numba.get_num_threads()} threads, {numba.threading_layer()} layer)"
     except ImportError:
         numba_text = "numba absent"
+    threadpool_limits(args.threads)
     if args.no_numba:
         disable_numba_kernels()
         numba_text += ", minigrad kernels: NumPy (--no-numba)"
     elif enable_numba_kernels():
         numba_text += ", minigrad kernels: Numba"
-    if args.device == "gpu" and not torch.cuda.is_available():
+    if args.device == "gpu" and torch is not None and not torch.cuda.is_available():
         sys.exit("--device gpu: this torch build has no CUDA; install a CUDA torch and CuPy")
-    print(f"python {sys.version.split()[0]}, numpy {numpy.__version__}, torch {torch.__version__}, {numba_text}")
-    print(f"threads: {args.threads} (torch {torch.get_num_threads()}), device: {args.device}, "
-          f"median of {args.repeats} after {args.warmup} warm-up")
+    torch_text = "not imported" if torch is None else f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    print(f"python {sys.version.split()[0]}, numpy {numpy.__version__}, torch {torch_text}, {numba_text}")
+    print(f"threads: {args.threads}, device: {args.device}, median of {args.repeats} after {args.warmup} warm-up"
+          + (f", only {args.only}" if getattr(args, "only", None) else ""))
     print_blas()
     return torch
 
@@ -117,6 +123,9 @@ def synchronize(device):
 
 def time_pair(run_minigrad, run_torch, args):
     """Median seconds per call of each, alternating calls after warm-up (or in blocks, --blocks)."""
+    only = getattr(args, "only", None)
+    if only:
+        return (time_one(run_minigrad, args), None) if only == "minigrad" else (None, time_one(run_torch, args))
     if getattr(args, "blocks", False):
         return time_one(run_minigrad, args), time_one(run_torch, args)
     for _ in range(args.warmup):
