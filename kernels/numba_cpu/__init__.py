@@ -17,18 +17,20 @@ so nothing compiles until a convolution first runs on the CPU.
 
 Threads: the `workqueue` threading layer, one kernel at a time.
 NumPy's OpenBLAS keeps its own pool of threads, and the two pools take turns
-(a GEMM, then an im2col, then a GEMM ...). Numba's default `omp` layer
-(GNU OpenMP) and OpenBLAS both keep their idle threads spinning for a while,
-so with 2 threads on a 2-core machine each pool's spinning threads steal the
-cores the other pool needs. Measured, one ResNet-20 training step (batch 128)
-at 2 threads on the shared 2-core benchmark machine, wall / process CPU time:
+(a GEMM, then an im2col, then a GEMM ...). Numba's default `omp` layer loads
+GNU OpenMP (libgomp); with it in the process, OpenBLAS's 2-thread GEMMs were
+erratic on the 2-core benchmark machine (the same product took 2.6 ms or 800
+ms, one core busy), and OpenMP's idle workers spin while OpenBLAS works.
+Measured, one ResNet-20 training step (batch 128), minigrad alone, 2 threads,
+wall / process CPU time (benchmarks/RESULTS.md; the machine was shared):
 
-    omp layer (default)                  29 s / 15 s   (1 thread: 3.0 s / 1.6 s)
+    omp layer (Numba's default)          29 s / 15 s,  22.9 s / 22.9 s,  1.85 s / 3.55 s
     omp + OMP_WAIT_POLICY=passive        33 s / 17 s
     omp + OPENBLAS_THREAD_TIMEOUT=4      17 s / 10 s
-    workqueue layer                      4.2-6.7 s / 2.5-3.5 s
+    workqueue layer                      0.97-0.99 s / 1.9 s (earlier, busier: 4-7 s)
+    1 thread (either layer)              1.2 s / 1.2 s
 
-The workqueue layer's workers sleep instead of spinning, so minigrad selects it
+The workqueue layer loads no OpenMP and its workers sleep, so minigrad selects it
 when this package is imported (by `import minigrad`), unless the user chose a
 layer (the environment variable NUMBA_THREADING_LAYER, or
 numba.config.THREADING_LAYER changed from its default). Numba fixes its layer
