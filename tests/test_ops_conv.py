@@ -168,3 +168,23 @@ def test_conv2d_groups_must_divide_channels():
 def test_conv2d_bias_of_wrong_shape_is_an_error():
     with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(4,\)"):
         conv2d(minigrad.zeros(1, 3, 5, 5), minigrad.zeros(4, 3, 3, 3), minigrad.zeros(3))
+
+
+def test_conv2d_in_chunks_of_one_image_gives_the_whole_batch_result(monkeypatch):
+    from minigrad.ops import conv as conv_module
+
+    rng = numpy.random.default_rng(5)
+    x_np, w_np, b_np = rng.standard_normal((3, 4, 6, 5)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    dy = rng.standard_normal((3, 6, 3, 5))
+
+    def run():
+        x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+        y = conv2d(x, w, b, stride=(2, 1), padding=1, groups=2)
+        y.backward(dy)
+        return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+
+    whole = run()
+    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)           # every image is its own chunk
+    assert len(conv_module.image_chunks(3, 100, "cpu")) == 3
+    for name, chunked, expected in zip(["y", "dx", "dw", "db"], run(), whole):
+        numpy.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12, err_msg=name)
