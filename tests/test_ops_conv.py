@@ -175,7 +175,7 @@ def test_conv2d_in_chunks_of_one_image_gives_the_whole_batch_result(monkeypatch)
 
     rng = numpy.random.default_rng(5)
     x_np, w_np, b_np = rng.standard_normal((3, 4, 6, 5)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
-    dy = rng.standard_normal((3, 6, 3, 5))
+    dy = rng.standard_normal((3, 6, 3, 6))
 
     def run():
         x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
