@@ -18,9 +18,8 @@ from common import plt, save
 
 import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
-from minigrad import nn  # noqa: E402
 from minigrad.models import resnet56  # noqa: E402
-from minigrad.models.resnet import BasicBlock  # noqa: E402
+from minigrad.models.resnet import BasicBlock, init_resnet_weights  # noqa: E402
 from minigrad.ops.activation import relu  # noqa: E402
 
 
@@ -39,9 +38,7 @@ def plain_resnet56():
         for index, block in enumerate(stage):
             conv = block.conv1
             stage[index] = PlainBlock(conv.in_channels, conv.out_channels, conv.stride[0])
-    for module in model.modules():                     # the same initialisation as resnet.py
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    init_resnet_weights(model)                         # the same initialisation as resnet56
     return model
 
 

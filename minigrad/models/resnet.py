@@ -48,6 +48,22 @@ class BasicBlock(nn.Module):
         return relu(out + self.shortcut(x))
 
 
+def make_stage(block, in_planes, planes, count, stride):
+    """`count` blocks in a Sequential; the first has `stride` (it may halve H and W), the rest 1."""
+    return nn.Sequential(*[block(in_planes if b == 0 else planes, planes, stride if b == 0 else 1)
+                           for b in range(count)])
+
+
+def init_resnet_weights(model):
+    """Kaiming-normal (fan_out, relu) for every conv; gamma 1 and beta 0 for every batch norm."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 class CifarResNet(nn.Module):
     """Stem conv -> len(widths) stages of BasicBlocks -> global average pool -> fc."""
 
@@ -57,25 +73,14 @@ class CifarResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(widths[0])
         in_planes = widths[0]
         for index, (count, width) in enumerate(zip(blocks_per_stage, widths)):
-            stride = 1 if index == 0 else 2
-            blocks = []
-            for b in range(count):
-                blocks.append(BasicBlock(in_planes, width, stride if b == 0 else 1))
-                in_planes = width
-            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+            stage = make_stage(BasicBlock, in_planes, width, count, stride=1 if index == 0 else 2)
+            setattr(self, f"layer{index + 1}", stage)
+            in_planes = width
         self.num_stages = len(widths)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(in_planes, num_classes)
-        self._initialise()
-
-    def _initialise(self):
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_resnet_weights(self)
 
     def forward(self, x):                              # x (N, 3, 32, 32)
         if x.ndim != 4 or x.shape[1] != 3:

@@ -38,6 +38,7 @@ Initialisation as torchvision's: Kaiming-normal (fan_out, relu) convolutions,
 BN gamma 1 and beta 0, fc keeps Linear's default.
 """
 from minigrad import nn
+from minigrad.models.resnet import init_resnet_weights, make_stage
 
 
 class TorchvisionBasicBlock(nn.Module):
@@ -79,24 +80,13 @@ class TorchvisionResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_planes = 64
         for index, (count, planes) in enumerate(zip(blocks_per_stage, (64, 128, 256, 512))):
-            stride = 1 if index == 0 else 2
-            blocks = []
-            for b in range(count):
-                blocks.append(TorchvisionBasicBlock(in_planes, planes, stride if b == 0 else 1))
-                in_planes = planes
-            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+            stage = make_stage(TorchvisionBasicBlock, in_planes, planes, count, stride=1 if index == 0 else 2)
+            setattr(self, f"layer{index + 1}", stage)
+            in_planes = planes
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()       # torch.flatten(x, 1) in torchvision; no state
         self.fc = nn.Linear(512, num_classes)
-        self._initialise()
-
-    def _initialise(self):
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_resnet_weights(self)
 
     def forward(self, x):                                   # x (N, 3, H, W), e.g. 224x224
         if x.ndim != 4 or x.shape[1] != 3:
