@@ -1,5 +1,6 @@
 """Shared test set-up: hypothesis profiles (bounded in CI) and the gpu marker's skip."""
 import os
+import socket
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -23,3 +24,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail any test that opens a network connection (data tests use local files only)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

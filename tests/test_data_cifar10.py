@@ -2,7 +2,6 @@
 import hashlib
 import os
 import pickle
-import socket
 import tarfile
 
 import numpy
@@ -15,13 +14,7 @@ from minigrad.data.download import Resource
 from test_data_formats import CLASSES, cifar_archive_bytes, cifar_batch, py2_pickle, write_cifar
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a data test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")   # tests/conftest.py
 
 
 def test_reads_five_training_batches_in_order(tmp_path):

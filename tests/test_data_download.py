@@ -5,7 +5,6 @@ opener; an autouse fixture makes any real socket connection fail the test.
 """
 import hashlib
 import io
-import socket
 import urllib.error
 
 import pytest
@@ -14,13 +13,7 @@ from minigrad.data import DownloadError, data_root, download
 from minigrad.data.download import Resource, download_resource
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a data test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")   # tests/conftest.py
 
 
 PAYLOAD = b"official archive bytes " * 100

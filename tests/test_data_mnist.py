@@ -1,7 +1,6 @@
 """MNIST reader on tiny IDX files in the official format (gzip or not), errors and download."""
 import gzip
 import hashlib
-import socket
 
 import numpy
 import pytest
@@ -11,13 +10,7 @@ from minigrad.data.download import Resource
 from test_data_formats import idx_bytes, write_mnist
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a data test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")   # tests/conftest.py
 
 
 def test_reads_gzip_files_as_uint8_nchw_and_int64(tmp_path):
