@@ -170,7 +170,9 @@ def test_conv2d_bias_of_wrong_shape_is_an_error():
         conv2d(minigrad.zeros(1, 3, 5, 5), minigrad.zeros(4, 3, 3, 3), minigrad.zeros(3))
 
 
-def test_conv2d_in_chunks_of_one_image_gives_the_whole_batch_result(monkeypatch):
+@pytest.mark.parametrize("images_per_chunk", [1, 2])
+def test_conv2d_in_chunks_gives_the_whole_batch_result(monkeypatch, images_per_chunk):
+    """One-image chunks write y[n] in place (no transpose); 2-image chunks (2 + 1 here) transpose."""
     from minigrad.ops import conv as conv_module
 
     rng = numpy.random.default_rng(5)
@@ -184,7 +186,9 @@ def test_conv2d_in_chunks_of_one_image_gives_the_whole_batch_result(monkeypatch)
         return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
 
     whole = run()
-    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)           # every image is its own chunk
-    assert len(conv_module.image_chunks(3, 100, "cpu")) == 3
+    bytes_per_image = 4 * 3 * 2 * 3 * 6 * 8                          # C*KH*KW*OH*OW*8 bytes of float64 cols
+    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", images_per_chunk * bytes_per_image)
+    chunks = conv_module.image_chunks(3, bytes_per_image, "cpu")
+    assert [c.stop - c.start for c in chunks] == ([1, 1, 1] if images_per_chunk == 1 else [2, 1])
     for name, chunked, expected in zip(["y", "dx", "dw", "db"], run(), whole):
         numpy.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12, err_msg=name)

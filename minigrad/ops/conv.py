@@ -21,11 +21,13 @@ Backward, with dY_g = dy for group g's filters laid out as (F/G, P):
     dx      = col2im(dcols)                            (N, C, H, W)
 col2im is the adjoint of im2col, which is what the chain rule asks for.
 
-Memory: on the CPU the batch goes through these products a chunk of images at
-a time (P above becomes n*OH*OW for the n images of a chunk), so cols never
-needs more than CHUNK_BYTES; dW adds up the chunks' products. Forward keeps x, not cols (KH*KW times
-larger); backward rebuilds each chunk's cols with im2col. The products go into
-`scratch` buffers (on the CPU reused from a pool, see im2col.py).
+Memory and speed: on the CPU the batch goes through these products a chunk of
+images at a time (P above becomes n*OH*OW for the n images of a chunk), so cols
+never needs more than CHUNK_BYTES; dW adds up the chunks' products. Forward keeps
+x, not cols (KH*KW times larger); backward rebuilds each chunk's cols with im2col.
+The products go into `scratch` buffers (on the CPU reused from a pool, see
+im2col.py). A chunk of ONE image needs no transposes: y[n] viewed as (F, OH*OW)
+is exactly the (F, P) product, and so is dy[n].
 """
 import numpy
 
@@ -34,12 +36,14 @@ from minigrad.function import Function
 from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair, scratch
 
 
-# Images per chunk, as a bound on the bytes of one chunk's cols. Measured on ResNet-20's
-# layers (1 thread, batch 128): 4 MiB chunks (cache-sized) were no faster than the whole
-# batch once cols and dcols come from the buffer pool; 16 MiB is as fast as the whole batch
-# and bounds the pooled buffers (75 MiB for a whole 16-channel 32x32 layer's cols).
+# Images per chunk, as a bound on the bytes of one chunk's cols. About 1 MiB keeps a
+# chunk's cols in the core's L2 cache (2 MiB here) while im2col writes it, the GEMM reads
+# it and col2im reads dcols, instead of streaming 75 MiB through memory for a 16-channel
+# 32x32 layer at batch 128. Measured (1 thread, fwd+bwd, that layer, benchmarks/RESULTS.md):
+# 16 MiB chunks 78 ms, 1 MiB 66 ms; one image per chunk everywhere (1 byte) was slower on
+# the small 8x8 layers (38 vs 31 ms: too many tiny GEMMs).
 # On the GPU one chunk of the whole batch keeps the GEMMs large.
-CHUNK_BYTES = {"cpu": 16 << 20, "gpu": None}
+CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 
 
 def _gemm(a, b, out):
@@ -47,6 +51,13 @@ def _gemm(a, b, out):
     matmul: NumPy's stacked matmul with a transposed operand measured 50x slower than the
     2-D product at 2 threads when torch was imported in the same process."""
     backend.array_module(a).matmul(a, b, out=out)
+
+
+def _as_columns(chunk):
+    """(n, F, OH, OW) -> (F, n*OH*OW), the layout of the products; a view (no copy) for one image."""
+    if chunk.shape[0] == 1:
+        return chunk.reshape(chunk.shape[1], -1)
+    return chunk.transpose(1, 0, 2, 3).reshape(chunk.shape[1], -1)
 
 
 def image_chunks(n, bytes_per_image, device):
@@ -94,10 +105,13 @@ class Conv2d(Function):
         y = xp.empty((n, filters, out_h, out_w), dtype=xp.result_type(x, weight))
         for images in self._chunks(x):          # chunk by chunk: cols stays small (see CHUNK_BYTES)
             cols = self._im2col(x[images])                                              # (G, K, n*OH*OW)
-            y_2d = scratch((self.groups, filters // self.groups, cols.shape[-1]), y.dtype, x)
+            one_image = images.stop - images.start == 1
+            y_2d = (y[images.start].reshape(self.groups, filters // self.groups, -1) if one_image  # a view of y
+                    else scratch((self.groups, filters // self.groups, cols.shape[-1]), y.dtype, x))
             for g in range(self.groups):              # 2-D products (see _gemm)
                 _gemm(w_2d[g], cols[g], y_2d[g])          # (F/G, K) @ (K, n*OH*OW) -> (F/G, n*OH*OW)
-            y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)   # (n, F, OH, OW)
+            if not one_image:
+                y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
         if bias is not None:
             y += bias.reshape(1, filters, 1, 1)
         # Keep x, not cols: cols is KH*KW times larger than x and backward rebuilds it in
@@ -112,14 +126,14 @@ class Conv2d(Function):
         filters, _, kernel_h, kernel_w = w_shape
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         dx = xp.empty(x.shape, dtype=dy.dtype) if need_dx else None
-        dw = xp.zeros(w_2d.shape, dtype=dy.dtype) if need_dw else None                 # (G, F/G, K)
+        dw_t = xp.zeros((groups, w_2d.shape[2], w_2d.shape[1]), dtype=dy.dtype) if need_dw else None  # (G, K, F/G)
         w_t = w_2d.transpose(0, 2, 1)                                                    # (G, K, F/G)
         for images in self._chunks(x):
-            dy_2d = dy[images].transpose(1, 0, 2, 3).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
+            dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)      # (G, F/G, n*OH*OW)
             if need_dw:
                 cols = self._im2col(x[images])                                           # (G, K, n*OH*OW)
-                for g in range(groups):
-                    dw[g] += dy_2d[g] @ cols[g].T                # (F/G, nP) @ (nP, K) -> (F/G, K)
+                for g in range(groups):       # dW^T = cols @ dY^T: this order measured 1.6x faster than dY @ cols^T
+                    dw_t[g] += cols[g] @ dy_2d[g].T              # (K, nP) @ (nP, F/G) -> (K, F/G)
                 del cols                                         # its buffer serves dcols below
             if need_dx:
                 dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
@@ -128,8 +142,7 @@ class Conv2d(Function):
                     _gemm(w_t[g], dy_2d[g], dcols_g[g])          # (K, F/G) @ (F/G, nP) -> (K, nP)
                 dx[images] = col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
                                     self.dilation)
-        if need_dw:
-            dw = dw.reshape(w_shape)                                                     # (F, C/G, KH, KW)
+        dw = dw_t.transpose(0, 2, 1).reshape(w_shape) if need_dw else None             # (F, C/G, KH, KW)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)
         return dx, dw, db
 
