@@ -45,6 +45,20 @@ def conv_geometries(draw):
 
 
 @st.composite
+def same_width_geometries(draw):
+    """Stride 1 and output as wide as the input: the geometries of im2col's flat fast path."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    height, width = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    kernel_h, kernel_w = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3, 5]))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), dilation[1] * (kernel_w - 1) // 2)    # out_w == width
+    assume(conv_output_size(height, kernel_h, 1, padding[0], dilation[0]) >= 1)
+    dtype = draw(st.sampled_from([numpy.float32, numpy.float64]))
+    x = numpy.random.default_rng(draw(st.integers(0, 2**16))).standard_normal((n, c, height, width)).astype(dtype)
+    return x, kernel_h, kernel_w, (1, 1), padding, dilation
+
+
+@st.composite
 def pool_geometries(draw):
     """(x, kernel_h, kernel_w, stride, padding) valid for max_pool2d (padding <= kernel // 2)."""
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -83,6 +97,21 @@ def _tolerance(dtype):
 @given(conv_geometries())
 def test_im2col_equals_numpy_reference_bit_for_bit(geometry):
     _assert_same("im2col", im2col(*geometry), im2col_numpy(*geometry))
+
+
+@given(same_width_geometries())
+def test_im2col_flat_fast_path_equals_numpy_reference_bit_for_bit(geometry):
+    x, kernel_h, kernel_w, stride, padding, dilation = geometry
+    assert conv_output_size(x.shape[3], kernel_w, 1, padding[1], dilation[1]) == x.shape[3]
+    _assert_same("im2col (flat path)", im2col(*geometry), im2col_numpy(*geometry))
+
+
+@pytest.mark.parametrize("size", [1, 2, 8, 32])
+def test_im2col_3x3_padding_1_equals_numpy_reference(size):
+    """ResNet's layer: every padding row and column of the flat path, on a square image."""
+    x = numpy.random.default_rng(size).standard_normal((2, 3, size, size)).astype(numpy.float32)
+    geometry = (x, 3, 3, (1, 1), (1, 1), (1, 1))
+    _assert_same("im2col 3x3 pad 1", im2col(*geometry), im2col_numpy(*geometry))
 
 
 def test_im2col_layout_rows_are_channel_tap_and_columns_are_image_position():

@@ -14,8 +14,10 @@ Reads that fall in the zero padding write 0. Along a row of outputs, the
 positions that read real pixels form one interval [lo, hi) (`valid_range`),
 so the copy loop in the middle has no branch. Rows are independent: the
 parallel loop has no races, and each row is written left to right.
-Reference: minigrad.ops.im2col's NumPy path; the two agree bit for bit (a copy,
-no arithmetic).
+`_im2col_rows_flat` fills the same rows faster when stride is 1 and the output
+is as wide as the input (3x3 with padding 1, 1x1 without): see its docstring.
+Reference: minigrad.ops.im2col's NumPy path; both kernels agree with it bit for bit
+(a copy, no arithmetic).
 """
 import numpy
 from numba import njit, prange
@@ -71,6 +73,51 @@ def _im2col_rows(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, 
                     cols[row, column + ow] = 0
 
 
+@njit(parallel=True, cache=True, fastmath=False)
+def _im2col_rows_flat(x, cols, kernel_h, kernel_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w):
+    """The same rows as `_im2col_rows`, for stride 1 and out_w == W (a "same" convolution).
+
+    Then one row of cols, for one image, is the flattened image plane SHIFTED by
+    (kh*DH - PH) rows and (kw*DW - PW) columns: output (oh, ow) reads flat pixel
+    (oh + offset_h) * W + ow + offset_w, one long contiguous run instead of OH runs of
+    OW. The run also fills the padding columns (ow < lo or ow >= hi) with pixels of
+    the neighbouring image row, so those are set to 0 afterwards; the padding rows
+    (oh < oh_lo or oh >= oh_hi) are zeroed first. 2-2.7x faster than `_im2col_rows`
+    on ResNet-20's 3x3 layers (per chunk of about 1 MiB, 1 thread).
+    """
+    n_images, channels, height, width = x.shape
+    taps = kernel_h * kernel_w
+    plane = height * width
+    outputs = out_h * out_w
+    x_flat = x.reshape(n_images, channels, plane)
+    for row in prange(channels * taps):
+        c = row // taps
+        kh = (row // kernel_w) % kernel_h
+        kw = row % kernel_w
+        offset_h = kh * dil_h - pad_h                    # input row = oh + offset_h
+        offset_w = kw * dil_w - pad_w                    # input column = ow + offset_w
+        lo, hi = valid_range(out_w, 1, offset_w, width)
+        oh_lo, oh_hi = valid_range(out_h, 1, offset_h, height)
+        for n in range(n_images):
+            image_row = cols[row, n * outputs:(n + 1) * outputs]     # this image's (oh, ow), flat
+            for i in range(oh_lo * out_w):                           # rows that read padding
+                image_row[i] = 0
+            for i in range(oh_hi * out_w, outputs):
+                image_row[i] = 0
+            first = (oh_lo + offset_h) * width + offset_w            # flat pixel read at (oh_lo, 0)
+            skip = max(0, -first)                                    # (it is -1 for offset_w = -1)
+            last = min((oh_hi + offset_h) * width + offset_w, plane)
+            target = image_row[oh_lo * out_w + skip:]
+            source = x_flat[n, c, first + skip:last]
+            for i in range(last - first - skip):                     # the long contiguous copy
+                target[i] = source[i]
+            for oh in range(oh_lo, oh_hi):                           # padding columns read the wrong row
+                for ow in range(lo):
+                    image_row[oh * out_w + ow] = 0
+                for ow in range(hi, out_w):
+                    image_row[oh * out_w + ow] = 0
+
+
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     """cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); stride/padding/dilation are (h, w) pairs."""
     n_images, channels, height, width = x.shape
@@ -81,7 +128,10 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
                          f"larger than the padded input {height}x{width} (padding {tuple(padding)})")
     x = numpy.ascontiguousarray(x)
     cols = workspace.empty((channels * kernel_h * kernel_w, n_images * out_h * out_w), x.dtype)  # see workspace.py
-    if cols.size:
+    if cols.size and tuple(stride) == (1, 1) and out_w == width:
+        _im2col_rows_flat(x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1],
+                          out_h, out_w)
+    elif cols.size:
         _im2col_rows(x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)
     return cols
