@@ -94,23 +94,20 @@ def print_blas():
 
 
 def enable_numba_kernels():
-    """Register the Numba CPU kernels with minigrad's dispatchers (a no-op if already done)."""
-    from kernels import numba_cpu
-    from minigrad.ops import im2col, pool
+    """True when minigrad's CPU kernels (Numba) are registered (importing minigrad registers them)."""
+    import minigrad  # noqa: F401  (its op modules register their kernels)
+    from minigrad.ops.registry import KERNELS
 
-    return (numba_cpu.register_into(im2col.register_kernel, {"im2col": im2col.im2col_numpy,
-                                                             "col2im": im2col.col2im_numpy})
-            and numba_cpu.register_into(pool.register_kernel, {"max_pool2d_forward": pool.max_pool2d_forward_numpy,
-                                                               "max_pool2d_backward": pool.max_pool2d_backward_numpy}))
+    return any(device == "cpu" and name != "workspace" for name, device in KERNELS)
 
 
 def disable_numba_kernels():
-    """Empty minigrad's CPU kernel registries, so the NumPy references run."""
-    from minigrad.ops import im2col, pool
+    """Remove minigrad's CPU kernels from its registry, so the NumPy references run."""
+    import minigrad  # noqa: F401
+    from minigrad.ops.registry import KERNELS
 
-    for registry in (im2col._KERNELS, pool._KERNELS):
-        for key in [key for key in registry if key[1] == "cpu"]:
-            del registry[key]
+    for key in [key for key in KERNELS if key[1] == "cpu"]:
+        del KERNELS[key]
 
 
 def synchronize(device):

@@ -3,6 +3,8 @@
     im2col.py    image -> columns           reference: minigrad.ops.im2col.im2col_numpy
     col2im.py    columns -> image (adjoint) reference: minigrad.ops.im2col.col2im_numpy
     maxpool.py   max pool forward/backward  reference: minigrad.ops.pool.max_pool2d_*_numpy
+    batchnorm.py batch norm (training)      reference: minigrad.ops.norm.batch_norm_*_numpy
+    relu.py      ReLU forward/backward      reference: minigrad.ops.activation.relu_*_numpy
     workspace.py a small caching allocator: im2col/col2im outputs reuse idle buffers
 
 Every kernel has the signature and result of the NumPy reference it stands in
@@ -61,6 +63,10 @@ KERNELS = {
     "col2im_gather": ("col2im", "col2im_gather"),
     "max_pool2d_forward": ("maxpool", "max_pool2d_forward"),
     "max_pool2d_backward": ("maxpool", "max_pool2d_backward"),
+    "batch_norm_train_forward": ("batchnorm", "batch_norm_train_forward"),
+    "batch_norm_backward": ("batchnorm", "batch_norm_backward"),
+    "relu_forward": ("relu", "relu_forward"),
+    "relu_backward": ("relu", "relu_backward"),
 }
 
 _functions = {}   # name -> the loaded kernel function

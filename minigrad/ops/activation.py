@@ -7,19 +7,34 @@ import math
 
 from minigrad import backend
 from minigrad.function import Function
+from minigrad.ops.registry import find_kernel, register_available
+
+
+def relu_forward_numpy(x):
+    """(y, mask): y = max(x, 0) and mask = x > 0, which is all that backward needs."""
+    return backend.array_module(x).maximum(x, 0), x > 0
+
+
+def relu_backward_numpy(dy, mask):
+    """dx = dy where mask, else 0."""
+    return dy * mask
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dx = dy where x > 0, else 0 (the kink at 0 gets gradient 0, as in PyTorch)."""
+    """y = max(x, 0);  dx = dy where x > 0, else 0 (the kink at 0 gets gradient 0, as in PyTorch).
+
+    On the CPU both directions run as one-pass Numba kernels (kernels/numba_cpu/relu.py)
+    with the same results as the NumPy functions above.
+    """
 
     def forward(self, x):
-        mask = x > 0
+        y, mask = find_kernel("relu_forward", x, relu_forward_numpy)(x)
         self.saved = (mask,)
-        return backend.array_module(x).maximum(x, 0)
+        return y
 
     def backward(self, dy):
         (mask,) = self.saved
-        return dy * mask
+        return find_kernel("relu_backward", dy, relu_backward_numpy)(dy, mask)
 
 
 class LeakyReLU(Function):
@@ -166,3 +181,7 @@ def softmax(x, dim=-1, *, axis=None):
 
 def log_softmax(x, dim=-1, *, axis=None):
     return LogSoftmax(dim if axis is None else axis)(x)
+
+
+# Numba kernels for the CPU (kernels/numba_cpu/relu.py); NumPy/CuPy above elsewhere.
+register_available({"relu_forward": relu_forward_numpy, "relu_backward": relu_backward_numpy})

@@ -34,6 +34,7 @@ and otherwise use the NumPy/CuPy versions below, which loop only over (kh, kw)
 and copy one strided slice of all N*C*OH*OW pixels per step.
 """
 from minigrad import backend
+from minigrad.ops.registry import KERNELS, find_kernel, register_available, register_kernel  # noqa: F401
 
 
 def pair(value, name, op_name):
@@ -57,21 +58,10 @@ def conv_output_size(size, kernel, stride, padding, dilation):
 
 
 # ------------------------------------------------------------------ kernel registry
-# FASTER KERNELS PLUG IN HERE. kernels/ registers functions with the same signature as
-# the NumPy versions, e.g. register_kernel("im2col", "cpu", im2col_numba) or
-# register_kernel("col2im", "gpu", col2im_cuda). Keys are (name, device); device is
-# "cpu" or "gpu" (backend.device_of). With nothing registered the NumPy/CuPy code runs.
-_KERNELS = {}
-
-
-def register_kernel(name, device, function):
-    """Use `function` for op `name` ("im2col", "col2im", ...) on `device` ("cpu" or "gpu")."""
-    _KERNELS[(name, backend.normalize_device(device))] = function
-
-
-def find_kernel(name, array):
-    """The registered kernel for `name` on the device of `array`, or None."""
-    return _KERNELS.get((name, backend.device_of(array)))
+# FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py): kernels/ registers functions with
+# the signatures of the NumPy versions below under "im2col" and "col2im", for "cpu" (Numba)
+# and "gpu" (CUDA C). With nothing registered the NumPy/CuPy code runs.
+_KERNELS = KERNELS
 
 
 def scratch(shape, dtype, like):
@@ -158,25 +148,11 @@ def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     return xp.ascontiguousarray(dx_padded[:, :, ph:ph + height, pw:pw + width])  # (N, C, H, W)
 
 
-# ------------------------------------------------------------------ Numba CPU kernels
-# kernels/numba_cpu registers lazy stand-ins: Numba compiles on the first CPU convolution,
-# not at import. Without Numba (or the kernels package) the NumPy versions above run.
+# ------------------------------------------------------------------ kernels
+# Numba (CPU, lazy: compiled on the first convolution) and CUDA C (GPU) versions.
+register_available({"im2col": im2col_numpy, "col2im": col2im_numpy}, gpu_names=["im2col", "col2im"])
 try:
-    from kernels import numba_cpu as _numba_cpu
-except ImportError:
-    _numba_cpu = None
-if _numba_cpu is not None:
-    _numba_cpu.register_into(register_kernel, {"im2col": im2col_numpy, "col2im": col2im_numpy})
     from kernels.numba_cpu import workspace as _workspace   # NumPy only: needs no Numba
     register_kernel("workspace", "cpu", _workspace.empty)
-
-
-# ------------------------------------------------------------------ CUDA kernels (GPU)
-# kernels/gpu_dispatch: CUDA C (kernels/cuda/*.cu) that CuPy compiles on the first GPU call;
-# registering imports no CuPy. Without the kernels package the CuPy versions above run.
-try:
-    from kernels import gpu_dispatch as _gpu_dispatch
 except ImportError:
-    _gpu_dispatch = None
-if _gpu_dispatch is not None:
-    _gpu_dispatch.register_into(register_kernel, ["im2col", "col2im"])
+    pass

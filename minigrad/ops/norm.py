@@ -39,11 +39,49 @@ In evaluation mu and var are constants, so y is an affine map of x:
 """
 from minigrad import backend
 from minigrad.function import Function
+from minigrad.ops.registry import find_kernel, register_available
 
 
-def _channel_shape(x):
-    """(1, C, 1, ...) so that a per-channel vector broadcasts against x."""
-    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+def _per_channel(vector, like3):
+    """A (C,) vector as (1, C, 1) in the dtype of `like3` (N, C, M/N), to broadcast against it."""
+    return vector.reshape(1, -1, 1).astype(like3.dtype, copy=False)
+
+
+def batch_norm_train_forward_numpy(x3, gamma, beta, eps):
+    """Training forward for x3 (N, C, M/N): (y3, mu, var, inv_std), the last three (C,).
+
+    Steps as in the module docstring; the centred values are computed once and
+    become y in place, and the variance comes from an einsum of them (no squared
+    temporary). The Numba kernel (kernels/numba_cpu/batchnorm.py) does the same
+    in three passes over x.
+    """
+    xp = backend.array_module(x3)
+    count = x3.shape[0] * x3.shape[2]                                    # M
+    mu = x3.mean(axis=(0, 2))                                            # (C,)
+    centred = x3 - _per_channel(mu, x3)                                  # (N, C, M/N), becomes y
+    var = xp.einsum("ncm,ncm->c", centred, centred) / count              # (C,) biased
+    inv_std = 1.0 / xp.sqrt(var + eps)                                   # (C,) s
+    y3 = centred
+    y3 *= _per_channel(gamma * inv_std, y3)                              # fused: y = centred*gamma*s + beta
+    y3 += _per_channel(beta, y3)
+    return y3, mu, var, inv_std
+
+
+def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma):
+    """Training backward: (dx3, dgamma, dbeta) from steps 7 and 8 of the module docstring."""
+    xp = backend.array_module(dy3)
+    count = x3.shape[0] * x3.shape[2]                                    # M
+    xhat = x3 - _per_channel(mu, x3)                                     # rebuilt in one buffer
+    xhat *= _per_channel(inv_std, xhat)
+    dbeta = dy3.sum(axis=(0, 2))                                         # (C,)
+    dgamma = xp.einsum("ncm,ncm->c", dy3, xhat)                          # (C,)
+    # dx = gamma s (dy - dbeta/M - xhat dgamma/M), computed in place in xhat's buffer.
+    dx3 = xhat
+    dx3 *= _per_channel(-dgamma / count, dx3)
+    dx3 += dy3
+    dx3 -= _per_channel(dbeta / count, dx3)
+    dx3 *= _per_channel(gamma * inv_std, dx3)
+    return dx3, dgamma, dbeta
 
 
 def _raw(array_or_tensor):
@@ -64,60 +102,45 @@ class BatchNorm(Function):
     def forward(self, x, gamma=None, beta=None):
         xp = backend.array_module(x)
         self._check(x, gamma, beta)
-        shape = _channel_shape(x)
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)                       # (N, C, M/N)
-        count = x.size // x.shape[1]                                     # M
+        channels = x.shape[1]
+        x3 = x.reshape(x.shape[0], channels, -1)                         # (N, C, M/N)
+        count = x.size // channels                                       # M
+        gamma = xp.ones(channels, x.dtype) if gamma is None else gamma   # absent: y = xhat
+        beta = xp.zeros(channels, x.dtype) if beta is None else beta
         if self.training:
             if count < 2:
                 raise ValueError(
                     f"batch_norm: training needs more than 1 value per channel to estimate a variance, "
                     f"got input shape {tuple(x.shape)}"
                 )
-            mu = x3.mean(axis=(0, 2))                                    # (C,)
-            centred = x - mu.reshape(shape)                              # (N, C, ...), becomes y below
-            c3 = centred.reshape(x3.shape)                               # (N, C, M/N)
-            var = xp.einsum("ncm,ncm->c", c3, c3) / count                # (C,) biased, no squared temporary
+            forward = find_kernel("batch_norm_train_forward", x, batch_norm_train_forward_numpy)
+            y3, mu, var, inv_std = forward(x3, gamma, beta, self.eps)
             self._update_running_stats(mu, var * count / (count - 1))
         else:
             mu, var = self.running_mean, self.running_var
-            centred = x - mu.reshape(shape).astype(x.dtype, copy=False)  # float32 x stays float32
-        inv_std = 1.0 / xp.sqrt(var + self.eps)                          # (C,)
-        scale = inv_std if gamma is None else gamma * inv_std            # (C,) fused: y = centred*scale + beta
-        y = centred
-        y *= scale.reshape(shape).astype(y.dtype, copy=False)            # in place: one pass, no new array
-        if beta is not None:
-            y += beta.reshape(shape).astype(y.dtype, copy=False)
+            inv_std = 1.0 / xp.sqrt(var + self.eps)                      # (C,)
+            y3 = x3 - _per_channel(mu, x3)                               # float32 x stays float32
+            y3 *= _per_channel(gamma * inv_std, y3)                      # in place: no new array
+            y3 += _per_channel(beta, y3)
         # Keep x (alive anyway as this op's input), not xhat: backward rebuilds xhat in one pass.
-        self.saved = (x, mu, inv_std, gamma)
-        return y
+        self.saved = (x3, mu, inv_std, gamma)
+        return y3.reshape(x.shape)
 
     def backward(self, dy):
-        x, mu, inv_std, gamma = self.saved
-        xp = backend.array_module(dy)
-        shape = _channel_shape(dy)
-        count = dy.size // dy.shape[1]                                   # M
-        dy3 = dy.reshape(dy.shape[0], dy.shape[1], -1)                   # (N, C, M/N)
-        xhat = x - mu.reshape(shape).astype(x.dtype, copy=False)         # (N, C, ...)
-        xhat *= inv_std.reshape(shape).astype(x.dtype, copy=False)
-        # The two reductions of step 7; step 6's sums are gamma times these:
-        #   sum_j dxhat_j = gamma dbeta,   sum_j dxhat_j xhat_j = gamma dgamma.
-        dbeta = dy3.sum(axis=(0, 2))                                     # (C,)
-        dgamma = xp.einsum("ncm,ncm->c", dy3, xhat.reshape(dy3.shape))   # (C,)
-        dx = None
-        if self.needs_input_grad[0]:
-            scale = inv_std if gamma is None else gamma * inv_std        # (C,) = gamma s
-            if self.training:
-                # dx = gamma s (dy - dbeta/M - xhat dgamma/M), step 6 divided through by M,
-                # computed in place in xhat's buffer.
-                dx = xhat
-                dx *= (-dgamma / count).reshape(shape).astype(dx.dtype, copy=False)
-                dx += dy
-                dx -= (dbeta / count).reshape(shape).astype(dx.dtype, copy=False)
-                dx *= scale.reshape(shape).astype(dx.dtype, copy=False)
-            else:
-                dx = dy * scale.reshape(shape).astype(dy.dtype, copy=False)
-        dgamma = dgamma if self.needs_input_grad[1] else None
-        dbeta = dbeta if self.needs_input_grad[2] else None
+        x3, mu, inv_std, gamma = self.saved
+        dy3 = dy.reshape(x3.shape)                                       # (N, C, M/N)
+        if self.training:
+            backward = find_kernel("batch_norm_backward", dy, batch_norm_backward_numpy)
+            dx3, dgamma, dbeta = backward(x3, dy3, mu, inv_std, gamma)
+        else:
+            # mu and var are constants here: y is an affine map of x, dx = dy gamma s.
+            xhat = (x3 - _per_channel(mu, x3)) * _per_channel(inv_std, x3)
+            dbeta = dy3.sum(axis=(0, 2))
+            dgamma = backend.array_module(dy).einsum("ncm,ncm->c", dy3, xhat)
+            dx3 = dy3 * _per_channel(gamma * inv_std, dy3)
+        dx = dx3.reshape(dy.shape) if self.needs_input_grad[0] else None
+        dgamma = dgamma.astype(dy.dtype, copy=False) if self.needs_input_grad[1] else None
+        dbeta = dbeta.astype(dy.dtype, copy=False) if self.needs_input_grad[2] else None
         return dx, dgamma, dbeta
 
     def _update_running_stats(self, mu, unbiased_var):
@@ -150,3 +173,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     when training=True (may be None then); weight = gamma, bias = beta, each (C,) or None.
     """
     return BatchNorm(running_mean, running_var, training, momentum, eps)(x, weight, bias)
+
+
+# Numba kernels for the CPU (kernels/numba_cpu/batchnorm.py); NumPy/CuPy above elsewhere.
+register_available({"batch_norm_train_forward": batch_norm_train_forward_numpy,
+                    "batch_norm_backward": batch_norm_backward_numpy})

@@ -18,27 +18,20 @@ avg_pool2d: y = sum of the window / (KH*KW)  (padding counts as zeros and is in
 adaptive_avg_pool2d: the output size is given; window i along an axis of length
     L covers [floor(i L / O), ceil((i+1) L / O)), PyTorch's rule.
 
-Max pooling dispatches to a faster kernel from `_KERNELS` when one is registered
+Max pooling dispatches to a faster kernel (minigrad/ops/registry.py) when one is registered
 (kernels/ adds Numba versions), else the NumPy/CuPy functions below.
 """
 from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops.im2col import conv_output_size, pair
+from minigrad.ops.registry import KERNELS, find_kernel, register_available
 
 # ------------------------------------------------------------------ kernel registry
-# FASTER KERNELS PLUG IN HERE, keyed by (name, device) with device "cpu" or "gpu":
-#   ("max_pool2d_forward", dev):  same signature and result as max_pool2d_forward_numpy
-#   ("max_pool2d_backward", dev): same signature and result as max_pool2d_backward_numpy
-_KERNELS = {}
+# FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py), keyed by (name, device):
+#   "max_pool2d_forward":  same signature and result as max_pool2d_forward_numpy
+#   "max_pool2d_backward": same signature and result as max_pool2d_backward_numpy
+_KERNELS = KERNELS
 
-
-def register_kernel(name, device, function):
-    """Use `function` for `name` ("max_pool2d_forward" / "max_pool2d_backward") on `device`."""
-    _KERNELS[(name, backend.normalize_device(device))] = function
-
-
-def _find_kernel(name, array, fallback):
-    return _KERNELS.get((name, backend.device_of(array)), fallback)
 
 
 def _pool_output_hw(op_name, x_shape, kernel, stride, padding):
@@ -133,14 +126,14 @@ class MaxPool2d(Function):
 
     def forward(self, x):
         _pool_output_hw("max_pool2d", x.shape, self.kernel, self.stride, self.padding)  # checks, for every kernel
-        forward = _find_kernel("max_pool2d_forward", x, max_pool2d_forward_numpy)
+        forward = find_kernel("max_pool2d_forward", x, max_pool2d_forward_numpy)
         y, argmax_index = forward(x, *self.kernel, self.stride, self.padding)
         self.saved = (argmax_index, x.shape)
         return y
 
     def backward(self, dy):
         argmax_index, x_shape = self.saved
-        backward = _find_kernel("max_pool2d_backward", dy, max_pool2d_backward_numpy)
+        backward = find_kernel("max_pool2d_backward", dy, max_pool2d_backward_numpy)
         return backward(dy, argmax_index, x_shape, *self.kernel, self.stride, self.padding)
 
 
@@ -242,22 +235,8 @@ def adaptive_avg_pool2d(x, output_size):
     return AdaptiveAvgPool2d(output_size)(x)
 
 
-# ------------------------------------------------------------------ Numba CPU kernels
-# Lazy stand-ins from kernels/numba_cpu (compiled on first use); without Numba the NumPy code runs.
-try:
-    from kernels import numba_cpu as _numba_cpu
-except ImportError:
-    _numba_cpu = None
-if _numba_cpu is not None:
-    _numba_cpu.register_into(register_kernel, {"max_pool2d_forward": max_pool2d_forward_numpy,
-                                                "max_pool2d_backward": max_pool2d_backward_numpy})
-
-
-# ------------------------------------------------------------------ CUDA kernels (GPU)
-# kernels/gpu_dispatch: CUDA C compiled by CuPy on the first GPU call (gather backward, no atomics).
-try:
-    from kernels import gpu_dispatch as _gpu_dispatch
-except ImportError:
-    _gpu_dispatch = None
-if _gpu_dispatch is not None:
-    _gpu_dispatch.register_into(register_kernel, ["max_pool2d_forward", "max_pool2d_backward"])
+# ------------------------------------------------------------------ kernels
+# Numba (CPU, compiled on first use) and CUDA C (GPU: gather backward, no atomics) versions.
+register_available({"max_pool2d_forward": max_pool2d_forward_numpy,
+                    "max_pool2d_backward": max_pool2d_backward_numpy},
+                   gpu_names=["max_pool2d_forward", "max_pool2d_backward"])

@@ -1,0 +1,107 @@
+"""Batch normalisation (training mode) on the CPU with Numba, forward and backward.
+
+One loop iteration (one `prange` index) owns ONE CHANNEL c: it reads the N
+contiguous rows x[n, c, :] (M/N values each, M = N*H*W values per channel),
+so the channels run in parallel without races. Sums are kept in float64.
+
+Forward, three passes over the channel (minigrad.ops.norm derives the maths):
+
+    mean_c  = sum x / M
+    var_c   = sum (x - mean_c)^2 / M               (two passes: no cancellation)
+    y       = x * scale_c + shift_c,   scale_c = gamma_c / sqrt(var_c + eps),
+                                       shift_c = beta_c - mean_c * scale_c
+
+Backward, two passes: the two sums, then dx (step 6 of norm.py, divided by M):
+
+    dbeta_c  = sum dy,    dgamma_c = sum dy * xhat,    xhat = (x - mean_c) * inv_std_c
+    dx       = scale_c * (dy - dbeta_c / M - xhat * dgamma_c / M)
+
+The NumPy reference (minigrad.ops.norm.batch_norm_train_forward_numpy and
+batch_norm_backward_numpy) makes about twice as many passes and allocates
+temporaries. The sums here may be reordered (fastmath "reassoc", so that LLVM
+vectorises them), so results agree with the reference to float rounding, not bit
+for bit; NaN and infinity still propagate (no "nnan"/"ninf" flags).
+
+    x, y, dy, dx   (N, C, M/N)  float32 or float64 (the caller reshapes (N, C, H, W))
+    gamma, beta    (C,)         in x's dtype
+    mean, var, inv_std, dgamma, dbeta   (C,) float64 results
+"""
+import numpy
+from numba import njit, prange
+
+REORDER_SUMS = {"reassoc", "contract", "nsz", "arcp"}   # fastmath flags that keep NaN/inf semantics
+
+
+@njit(parallel=True, cache=True, fastmath=REORDER_SUMS)
+def _forward_channels(x, y, gamma, beta, eps, mean, var, inv_std):
+    n_images, channels, per_image = x.shape
+    count = n_images * per_image
+    for c in prange(channels):
+        total = 0.0
+        for n in range(n_images):
+            row = x[n, c]
+            for i in range(per_image):
+                total += row[i]
+        mu = total / count
+        squares = 0.0
+        for n in range(n_images):
+            row = x[n, c]
+            for i in range(per_image):
+                centred = row[i] - mu
+                squares += centred * centred
+        mean[c] = mu
+        var[c] = squares / count
+        inv_std[c] = 1.0 / numpy.sqrt(squares / count + eps)
+        scale = gamma[c] * inv_std[c]
+        shift = beta[c] - mu * scale
+        for n in range(n_images):
+            row = x[n, c]
+            out = y[n, c]
+            for i in range(per_image):
+                out[i] = row[i] * scale + shift
+
+
+@njit(parallel=True, cache=True, fastmath=REORDER_SUMS)
+def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta):
+    n_images, channels, per_image = x.shape
+    count = n_images * per_image
+    for c in prange(channels):
+        mu, s = mean[c], inv_std[c]
+        sum_dy = 0.0
+        sum_dy_xhat = 0.0
+        for n in range(n_images):
+            row, grad = x[n, c], dy[n, c]
+            for i in range(per_image):
+                sum_dy += grad[i]
+                sum_dy_xhat += grad[i] * ((row[i] - mu) * s)
+        dbeta[c] = sum_dy
+        dgamma[c] = sum_dy_xhat
+        scale = gamma[c] * s
+        # dx = scale dy - scale dbeta/M - scale s (x - mu) dgamma/M  =  scale dy + slope x + offset
+        slope = -scale * s * sum_dy_xhat / count
+        offset = -scale * sum_dy / count - slope * mu
+        for n in range(n_images):
+            row, grad, out = x[n, c], dy[n, c], dx[n, c]
+            for i in range(per_image):
+                out[i] = scale * grad[i] + slope * row[i] + offset
+
+
+def batch_norm_train_forward(x3, gamma, beta, eps):
+    """(y3, mean, var, inv_std) for x3 (N, C, M/N); gamma/beta (C,) arrays (ones/zeros if absent)."""
+    x3 = numpy.ascontiguousarray(x3)
+    channels = x3.shape[1]
+    y3 = numpy.empty_like(x3)
+    mean, var, inv_std = (numpy.empty(channels, numpy.float64) for _ in range(3))
+    _forward_channels(x3, y3, gamma.astype(x3.dtype, copy=False), beta.astype(x3.dtype, copy=False),
+                      float(eps), mean, var, inv_std)
+    return y3, mean, var, inv_std
+
+
+def batch_norm_backward(x3, dy3, mean, inv_std, gamma):
+    """(dx3, dgamma, dbeta) of training-mode batch norm; shapes as batch_norm_train_forward."""
+    x3, dy3 = numpy.ascontiguousarray(x3), numpy.ascontiguousarray(dy3)
+    channels = x3.shape[1]
+    dx3 = numpy.empty_like(dy3)
+    dgamma, dbeta = numpy.empty(channels, numpy.float64), numpy.empty(channels, numpy.float64)
+    _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta)
+    return dx3, dgamma, dbeta

@@ -1,0 +1,46 @@
+"""ReLU on the CPU with Numba: forward and backward in one pass each.
+
+    forward:   y = x if x > 0 else 0,   mask = (x > 0)       one read of x, two writes
+    backward:  dx = dy where mask, else 0                     one read of dy and mask
+
+The NumPy reference (minigrad.ops.activation.relu_forward_numpy, relu_backward_numpy)
+computes the mask and the maximum in two passes, and its backward multiplies by
+the mask (a bool -> float conversion). NaN: `0 if v <= 0 else v` keeps a NaN input
+as NaN in y, as numpy.maximum does, and its mask is False, as `x > 0` is.
+Elementwise, so `prange` over the flat array has no races; results equal the
+reference bit for bit.
+
+    x, y, dy, dx (any shape, contiguous, flattened here)  float32 or float64;  mask bool
+"""
+import numpy
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _forward_flat(x, y, mask):
+    for i in prange(x.size):
+        v = x[i]
+        y[i] = 0 if v <= 0 else v
+        mask[i] = v > 0
+
+
+@njit(parallel=True, cache=True)
+def _backward_flat(dy, mask, dx):
+    for i in prange(dy.size):
+        dx[i] = dy[i] if mask[i] else 0
+
+
+def relu_forward(x):
+    """(y, mask) for any x: y = max(x, 0), mask = x > 0."""
+    x = numpy.ascontiguousarray(x)
+    y, mask = numpy.empty_like(x), numpy.empty(x.shape, dtype=numpy.bool_)
+    _forward_flat(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
+    return y, mask
+
+
+def relu_backward(dy, mask):
+    """dx = dy where mask, else 0."""
+    dy, mask = numpy.ascontiguousarray(dy), numpy.ascontiguousarray(mask)
+    dx = numpy.empty_like(dy)
+    _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    return dx

@@ -1,0 +1,45 @@
+"""The table of faster kernels that ops use in place of their NumPy code.
+
+Every op that has a hand-written kernel (im2col, col2im, max pooling, batch norm,
+ReLU) keeps its NumPy/CuPy version as the readable reference and asks this table
+first:
+
+    kernel = find_kernel("im2col", x)             # None when nothing is registered
+    forward = find_kernel("relu_forward", x, relu_forward_numpy)   # or the fallback
+
+Keys are (name, device), device "cpu" or "gpu" (backend.device_of). The kernels/
+package fills the table when an op module is imported (`register_available`):
+Numba kernels for the CPU (lazy stand-ins: Numba compiles on the first call) and
+CUDA C kernels for the GPU (compiled by CuPy on the first GPU call). Without
+Numba or without the kernels/ package the NumPy code runs; results are the same.
+"""
+from minigrad import backend
+
+KERNELS = {}     # (name, device) -> function with the signature of the NumPy reference
+
+
+def register_kernel(name, device, function):
+    """Use `function` for kernel `name` ("im2col", "relu_forward", ...) on `device`."""
+    KERNELS[(name, backend.normalize_device(device))] = function
+
+
+def find_kernel(name, array, fallback=None):
+    """The kernel registered for `name` on the device of `array`, else `fallback`."""
+    return KERNELS.get((name, backend.device_of(array)), fallback)
+
+
+def register_available(cpu_fallbacks, gpu_names=()):
+    """Register the kernels that this installation has.
+
+    cpu_fallbacks: {name: NumPy reference}, for kernels/numba_cpu (the reference also
+    serves dtypes the Numba kernels are not compiled for). gpu_names: names that
+    kernels/gpu_dispatch provides as CUDA C.
+    """
+    try:
+        from kernels import numba_cpu
+    except ImportError:           # minigrad without its kernels/ package: NumPy everywhere
+        return
+    numba_cpu.register_into(register_kernel, cpu_fallbacks)
+    if gpu_names:
+        from kernels import gpu_dispatch
+        gpu_dispatch.register_into(register_kernel, list(gpu_names))
