@@ -86,11 +86,20 @@ def test_relu_kernels_equal_numpy_reference_bit_for_bit(values, dtype):
     numpy.testing.assert_array_equal(relu_backward(dy, mask), relu_backward_numpy(dy, mask_ref))
 
 
-def test_relu_kernel_keeps_the_shape_of_a_4d_input():
-    x = numpy.random.default_rng(1).standard_normal((2, 3, 4, 5))
+@pytest.mark.parametrize("shape", [(), (1,), (2, 3, 4, 5)])
+def test_relu_kernels_keep_the_shape_of_the_input(shape):
+    x = numpy.random.default_rng(1).standard_normal(shape)
     y, mask = relu_forward(x)
-    assert y.shape == x.shape and mask.shape == x.shape and mask.dtype == numpy.bool_
+    assert y.shape == shape and mask.shape == shape and mask.dtype == numpy.bool_
     numpy.testing.assert_array_equal(y, numpy.maximum(x, 0))
+    assert relu_backward(numpy.ones(shape), mask).shape == shape
+
+
+def test_relu_kernels_take_a_non_contiguous_view():
+    x = numpy.random.default_rng(2).standard_normal((4, 6))[:, ::2]
+    y, mask = relu_forward(x)
+    numpy.testing.assert_array_equal(y, numpy.maximum(x, 0))
+    numpy.testing.assert_array_equal(relu_backward(x, mask), x * (x > 0))
 
 
 @pytest.mark.parametrize("name", ["batch_norm_train_forward", "batch_norm_backward", "relu_forward",

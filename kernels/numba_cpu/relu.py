@@ -30,9 +30,14 @@ def _backward_flat(dy, mask, dx):
         dx[i] = dy[i] if mask[i] else 0
 
 
+def _contiguous(array):
+    """A C-contiguous array of the same shape (numpy.ascontiguousarray would make a 0-d array 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
 def relu_forward(x):
     """(y, mask) for any x: y = max(x, 0), mask = x > 0."""
-    x = numpy.ascontiguousarray(x)
+    x = _contiguous(x)
     y, mask = numpy.empty_like(x), numpy.empty(x.shape, dtype=numpy.bool_)
     _forward_flat(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
     return y, mask
@@ -40,7 +45,7 @@ def relu_forward(x):
 
 def relu_backward(dy, mask):
     """dx = dy where mask, else 0."""
-    dy, mask = numpy.ascontiguousarray(dy), numpy.ascontiguousarray(mask)
+    dy, mask = _contiguous(dy), _contiguous(mask)
     dx = numpy.empty_like(dy)
     _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
     return dx
