@@ -36,7 +36,9 @@ def run_backward(root, seed, retain_graph=False):
     from minigrad.tensor import Tensor
 
     grads = {id(root): seed}  # id(tensor) -> dL/d(tensor) summed so far
-    for node in reversed(topological_order(root)):
+    order = topological_order(root)
+    while order:
+        node = order.pop()    # reverse topological order; popping lets finished tensors be freed
         dy = grads.pop(id(node), None)
         if dy is None:
             continue
@@ -58,9 +60,10 @@ def run_backward(root, seed, retain_graph=False):
         input_grads = fn.backward(dy)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        inputs = fn.inputs
         if not retain_graph:
             fn.release()
-        for parent, dx, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
+        for parent, dx, needed in zip(inputs, input_grads, fn.needs_input_grad):
             if parent is None or not needed or dx is None:
                 continue
             if isinstance(dx, numpy.generic):

@@ -70,8 +70,16 @@ class Function:
         return Tensor._make(output, device or backend.CPU, record, self if record else None)
 
     def release(self):
-        """Free what forward saved; a second backward through this op then fails clearly."""
+        """Free what forward saved AND the links to its inputs, after backward has used them.
+
+        Dropping `inputs` is what frees the activations: each intermediate Tensor is
+        referenced only by the op that consumed it, so once backward has passed, the
+        graph no longer keeps them alive (as in PyTorch). Without this, a training loop's
+        `loss` would hold the whole previous graph while the next forward builds a new
+        one: twice the activation memory. A second backward through this op fails clearly.
+        """
         self.saved = None
+        self.inputs = ()
         self.released = True
 
 

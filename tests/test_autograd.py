@@ -82,6 +82,33 @@ def test_saved_arrays_are_released_after_backward():
     assert y.grad_fn.saved is None and y.grad_fn.released
 
 
+def test_backward_frees_intermediate_tensors_that_only_the_graph_held():
+    """After backward, `loss` must not keep the activations alive (a training loop would hold two graphs)."""
+    import weakref
+
+    x = _leaf(numpy.ones(4))
+    hidden = (x * 3).exp()
+    hidden_ref = weakref.ref(hidden)
+    loss = hidden.sum()
+    del hidden
+    assert hidden_ref() is not None          # before backward the graph needs it
+    loss.backward()
+    assert hidden_ref() is None              # freed: only the released graph referred to it
+    numpy.testing.assert_allclose(x.grad.numpy(), 3 * numpy.exp(3.0) * numpy.ones(4))
+
+
+def test_retain_graph_keeps_intermediate_tensors():
+    import weakref
+
+    x = _leaf(numpy.ones(4))
+    hidden = x.exp()
+    hidden_ref = weakref.ref(hidden)
+    loss = hidden.sum()
+    del hidden
+    loss.backward(retain_graph=True)
+    assert hidden_ref() is not None
+
+
 def test_retain_graph_keeps_saved_arrays():
     x = _leaf([1.0, 2.0])
     y = x.exp()
