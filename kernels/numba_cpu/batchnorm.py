@@ -29,6 +29,8 @@ for bit; NaN and infinity still propagate (no "nnan"/"ninf" flags).
 import numpy
 from numba import njit, prange
 
+from kernels.numba_cpu import workspace
+
 REORDER_SUMS = {"reassoc", "contract", "nsz", "arcp"}   # fastmath flags that keep NaN/inf semantics
 
 
@@ -90,7 +92,7 @@ def batch_norm_train_forward(x3, gamma, beta, eps):
     """(y3, mean, var, inv_std) for x3 (N, C, M/N); gamma/beta (C,) arrays (ones/zeros if absent)."""
     x3 = numpy.ascontiguousarray(x3)
     channels = x3.shape[1]
-    y3 = numpy.empty_like(x3)
+    y3 = workspace.empty(x3.shape, x3.dtype)
     mean, var, inv_std = (numpy.empty(channels, numpy.float64) for _ in range(3))
     _forward_channels(x3, y3, gamma.astype(x3.dtype, copy=False), beta.astype(x3.dtype, copy=False),
                       float(eps), mean, var, inv_std)
@@ -101,7 +103,7 @@ def batch_norm_backward(x3, dy3, mean, inv_std, gamma):
     """(dx3, dgamma, dbeta) of training-mode batch norm; shapes as batch_norm_train_forward."""
     x3, dy3 = numpy.ascontiguousarray(x3), numpy.ascontiguousarray(dy3)
     channels = x3.shape[1]
-    dx3 = numpy.empty_like(dy3)
+    dx3 = workspace.empty(dy3.shape, dy3.dtype)
     dgamma, dbeta = numpy.empty(channels, numpy.float64), numpy.empty(channels, numpy.float64)
     _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta)
     return dx3, dgamma, dbeta

@@ -15,6 +15,8 @@ reference bit for bit.
 import numpy
 from numba import njit, prange
 
+from kernels.numba_cpu import workspace
+
 
 @njit(parallel=True, cache=True)
 def _forward_flat(x, y, mask):
@@ -38,7 +40,7 @@ def _contiguous(array):
 def relu_forward(x):
     """(y, mask) for any x: y = max(x, 0), mask = x > 0."""
     x = _contiguous(x)
-    y, mask = numpy.empty_like(x), numpy.empty(x.shape, dtype=numpy.bool_)
+    y, mask = workspace.empty(x.shape, x.dtype), workspace.empty(x.shape, numpy.bool_)
     _forward_flat(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
     return y, mask
 
@@ -46,6 +48,6 @@ def relu_forward(x):
 def relu_backward(dy, mask):
     """dx = dy where mask, else 0."""
     dy, mask = _contiguous(dy), _contiguous(mask)
-    dx = numpy.empty_like(dy)
+    dx = workspace.empty(dy.shape, dy.dtype)
     _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
     return dx

@@ -102,7 +102,7 @@ class Conv2d(Function):
                          conv_output_size(width, kernel_w, self.stride[1], self.padding[1], self.dilation[1]))
         out_h, out_w = self.out_size
         w_2d = weight.reshape(self.groups, filters // self.groups, -1)                  # (G, F/G, K)
-        y = xp.empty((n, filters, out_h, out_w), dtype=xp.result_type(x, weight))
+        y = scratch((n, filters, out_h, out_w), xp.result_type(x, weight), x)   # pooled on the CPU
         for images in self._chunks(x):          # chunk by chunk: cols stays small (see CHUNK_BYTES)
             cols = self._im2col(x[images])                                              # (G, K, n*OH*OW)
             one_image = images.stop - images.start == 1
@@ -125,7 +125,7 @@ class Conv2d(Function):
         groups = self.groups
         filters, _, kernel_h, kernel_w = w_shape
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
-        dx = xp.empty(x.shape, dtype=dy.dtype) if need_dx else None
+        dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
         dw_t = xp.zeros((groups, w_2d.shape[2], w_2d.shape[1]), dtype=dy.dtype) if need_dw else None  # (G, K, F/G)
         w_t = w_2d.transpose(0, 2, 1)                                                    # (G, K, F/G)
         for images in self._chunks(x):
