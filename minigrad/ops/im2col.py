@@ -65,10 +65,13 @@ _KERNELS = KERNELS
 
 
 def scratch(shape, dtype, like):
-    """An uninitialised array on the device of `like`, for a result that dies within the op.
+    """An uninitialised array on the device of `like` (like numpy.empty).
 
     On the CPU the kernels' buffer pool (kernels/numba_cpu/workspace.py) hands out
-    an idle buffer of this shape when it has one: no fresh pages to fault in.
+    an idle buffer that fits when it has one: no fresh pages to fault in. A buffer
+    is handed out again only once no view of it is alive, so this serves both
+    temporaries that die within the op (cols, dcols) and results that outlive it
+    (a convolution's output y and gradient dx).
     """
     kernel = find_kernel("workspace", like)
     if kernel is not None:
