@@ -130,6 +130,25 @@ def test_im2col_rejects_kernel_larger_than_padded_input():
         im2col(numpy.zeros((1, 1, 3, 3)), 5, 1, (1, 1), (0, 0), (1, 1))
 
 
+@given(st.one_of(conv_geometries(), same_width_geometries()))
+def test_parallel_and_serial_loops_give_the_same_im2col_and_col2im(geometry):
+    """Small arrays take the serial twins (SERIAL_BELOW_BYTES); force the parallel loops and compare."""
+    from unittest import mock
+
+    import kernels.numba_cpu.col2im as col2im_module
+    import kernels.numba_cpu.im2col as im2col_module
+
+    x, kernel_h, kernel_w, stride, padding, dilation = geometry
+    cols = _random_cols(*geometry)
+    serial_cols = im2col(*geometry).copy()
+    serial_dx = col2im(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation).copy()
+    with mock.patch.object(im2col_module, "SERIAL_BELOW_BYTES", 0), \
+            mock.patch.object(col2im_module, "SERIAL_BELOW_BYTES", 0):
+        _assert_same("im2col, parallel loop", im2col(*geometry), serial_cols)
+        _assert_same("col2im, parallel loop", col2im(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation),
+                     serial_dx)
+
+
 # ------------------------------------------------------------------ col2im
 @given(conv_geometries())
 def test_col2im_equals_numpy_reference(geometry):
@@ -310,8 +329,9 @@ def test_max_pool2d_gradcheck_through_numba_kernels():
 _LAYER_SCRIPT = (
     "import numpy, numba, minigrad\n"
     "from minigrad.ops.conv import conv2d\n"
-    "conv2d(minigrad.tensor(numpy.ones((1, 1, 4, 4), numpy.float32)),"
-    " minigrad.tensor(numpy.ones((1, 1, 3, 3), numpy.float32)))\n"
+    # one image's cols is 9 MiB: above SERIAL_BELOW_BYTES, so the parallel loop starts the threads
+    "conv2d(minigrad.tensor(numpy.ones((1, 64, 64, 64), numpy.float32)),"
+    " minigrad.tensor(numpy.ones((1, 64, 3, 3), numpy.float32)), padding=1)\n"
     "print(numba.threading_layer())\n"
 )
 

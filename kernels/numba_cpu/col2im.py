@@ -30,7 +30,7 @@ results agree to float rounding (in practice bit for bit).
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import workspace
+from kernels.numba_cpu import SERIAL_BELOW_BYTES, workspace
 from kernels.numba_cpu.im2col import output_size, valid_range
 
 
@@ -95,6 +95,16 @@ def _col2im_planes(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                             dx[n, c, h, ow * stride_w + offset_w] += cols[row, column + ow]
 
 
+# The serial twin of `_col2im_planes` for small arrays (see im2col.py and SERIAL_BELOW_BYTES).
+_planes_serial_loop = njit(nogil=True)(_col2im_planes.py_func)
+
+
+@njit(nogil=True, cache=True)
+def _col2im_planes_serial(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h,
+                          out_w):
+    _planes_serial_loop(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w)
+
+
 def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     n_images, channels, height, width = x_shape
     out_h = output_size(height, kernel_h, stride[0], padding[0], dilation[0])
@@ -114,8 +124,9 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     if dx.size and not cols.size:
         dx[...] = 0
     elif dx.size:
-        _col2im_planes(cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
-                       dilation[0], dilation[1], out_h, out_w)
+        (_col2im_planes_serial if cols.nbytes < SERIAL_BELOW_BYTES else _col2im_planes)(
+            cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+            out_h, out_w)
     return dx
 
 

@@ -22,7 +22,7 @@ Reference: minigrad.ops.im2col's NumPy path; both kernels agree with it bit for 
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import workspace
+from kernels.numba_cpu import SERIAL_BELOW_BYTES, workspace
 
 
 def output_size(size, kernel, stride, padding, dilation):
@@ -118,6 +118,24 @@ def _im2col_rows_flat(x, cols, kernel_h, kernel_w, pad_h, pad_w, dil_h, dil_w, o
                     image_row[oh * out_w + ow] = 0
 
 
+# Serial twins of the two loops, for small arrays (see SERIAL_BELOW_BYTES in __init__.py): the same
+# Python function compiled without `parallel` (prange then runs as range) and with `nogil`, called
+# through a cached wrapper of its own name (two cached dispatchers of one function would share a
+# cache file).
+_rows_serial_loop = njit(nogil=True)(_im2col_rows.py_func)
+_rows_flat_serial_loop = njit(nogil=True)(_im2col_rows_flat.py_func)
+
+
+@njit(nogil=True, cache=True)
+def _im2col_rows_serial(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w):
+    _rows_serial_loop(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w)
+
+
+@njit(nogil=True, cache=True)
+def _im2col_rows_flat_serial(x, cols, kernel_h, kernel_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w):
+    _rows_flat_serial_loop(x, cols, kernel_h, kernel_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w)
+
+
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     """cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); stride/padding/dilation are (h, w) pairs."""
     n_images, channels, height, width = x.shape
@@ -128,10 +146,12 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
                          f"larger than the padded input {height}x{width} (padding {tuple(padding)})")
     x = numpy.ascontiguousarray(x)
     cols = workspace.empty((channels * kernel_h * kernel_w, n_images * out_h * out_w), x.dtype)  # see workspace.py
+    serial = cols.nbytes < SERIAL_BELOW_BYTES
     if cols.size and tuple(stride) == (1, 1) and out_w == width:
-        _im2col_rows_flat(x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1],
-                          out_h, out_w)
+        (_im2col_rows_flat_serial if serial else _im2col_rows_flat)(
+            x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1], out_h, out_w)
     elif cols.size:
-        _im2col_rows(x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
-                     dilation[0], dilation[1], out_h, out_w)
+        (_im2col_rows_serial if serial else _im2col_rows)(
+            x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+            out_h, out_w)
     return cols
