@@ -16,8 +16,8 @@ for, so minigrad's dispatchers can register it as is:
     max_pool2d_forward(x, kernel_h, kernel_w, stride, padding)  -> y, argmax_index (N, C, OH, OW)
     max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding) -> dx
 
-`register_into(register_kernel, names)` puts them into the registries of minigrad/ops/im2col.py
-and pool.py (the dispatchers call it when they are imported).
+`register_into(register_kernel, names)` puts them into minigrad's kernel table
+(minigrad/ops/registry.py; im2col.py and pool.py call it when they are imported).
 
 float32 and float64 run the kernels (entry points `<name>_f32` / `<name>_f64`);
 any other dtype falls back to the NumPy/CuPy reference. Importing this module
