@@ -41,14 +41,15 @@ def main():
 
     rng = numpy.random.default_rng(0)
     mg = lambda a, g=False: common.to_device_minigrad(a, args.device, g)        # noqa: E731
-    th = lambda a, g=False: common.to_device_torch(torch, a, args.device, g)    # noqa: E731
+    th = lambda a, g=False: None if torch is None else common.to_device_torch(torch, a, args.device, g)  # noqa: E731
     headers = ["layer", "minigrad ms", "torch ms", "ratio"] + (["mg tracemalloc MiB"] if args.memory else [])
 
     def measure(name, build):
         """build() -> (run_minigrad, run_torch); append one table row."""
         run_minigrad, run_torch = build()
         ours, theirs = common.time_pair(run_minigrad, run_torch, args)
-        row = [name, common.ms(ours), common.ms(theirs), f"{ours / theirs:.2f}"]
+        row = [name, common.ms(ours) if ours else "-", common.ms(theirs) if theirs else "-",
+               f"{ours / theirs:.2f}" if ours and theirs else "n/a (--only)"]
         if args.memory:                  # torch's memory: see bench_resnet_step.py --memory
             common.clear_workspace()
             row.append(common.fmt_mib(common.peak_tracemalloc_mib(run_minigrad)))

@@ -77,6 +77,8 @@ SERIAL_BELOW_BYTES = 4 << 20
 
 _functions = {}   # name -> the loaded kernel function
 _launch_lock = threading.Lock()   # one kernel at a time: the workqueue layer is not re-entrant
+launch_lock = _launch_lock        # for the modules below that lock only their parallel loops
+LOCKS_ITS_OWN_LAUNCHES = {"im2col", "col2im"}
 
 
 def numba_available():
@@ -94,7 +96,10 @@ def load(name):
         _choose_threading_layer()
         module_name, function_name = KERNELS[name]
         module = importlib.import_module(f"{__name__}.{module_name}")
-        _functions[name] = _one_at_a_time(getattr(module, function_name))
+        function = getattr(module, function_name)
+        # im2col and col2im take the lock themselves, around their parallel loops only: their
+        # serial loops (small arrays) release the GIL and may run on several threads at once.
+        _functions[name] = function if module_name in LOCKS_ITS_OWN_LAUNCHES else _one_at_a_time(function)
     return _functions[name]
 
 

@@ -30,7 +30,7 @@ results agree to float rounding (in practice bit for bit).
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import SERIAL_BELOW_BYTES, workspace
+from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
 from kernels.numba_cpu.im2col import output_size, valid_range
 
 
@@ -124,9 +124,13 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     if dx.size and not cols.size:
         dx[...] = 0
     elif dx.size:
-        (_col2im_planes_serial if cols.nbytes < SERIAL_BELOW_BYTES else _col2im_planes)(
-            cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
-            out_h, out_w)
+        arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
+                     dilation[0], dilation[1], out_h, out_w)
+        if cols.nbytes < SERIAL_BELOW_BYTES:
+            _col2im_planes_serial(*arguments)       # on this thread, without the GIL
+        else:
+            with launch_lock:                       # Numba's thread pool: one launch at a time
+                _col2im_planes(*arguments)
     return dx
 
 
@@ -139,5 +143,6 @@ def col2im_gather(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     if dx.size and cols.size:
         oh_of = _tap_table(height, kernel_h, stride[0], padding[0], dilation[0], out_h)  # (H, KH)
         ow_of = _tap_table(width, kernel_w, stride[1], padding[1], dilation[1], out_w)   # (W, KW)
-        _col2im_gather_rows(cols, dx, kernel_h, kernel_w, oh_of, ow_of, out_h, out_w)
+        with launch_lock:                           # Numba's thread pool: one launch at a time
+            _col2im_gather_rows(cols, dx, kernel_h, kernel_w, oh_of, ow_of, out_h, out_w)
     return dx

@@ -22,7 +22,7 @@ Reference: minigrad.ops.im2col's NumPy path; both kernels agree with it bit for 
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import SERIAL_BELOW_BYTES, workspace
+from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
 
 
 def output_size(size, kernel, stride, padding, dilation):
@@ -146,12 +146,18 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
                          f"larger than the padded input {height}x{width} (padding {tuple(padding)})")
     x = numpy.ascontiguousarray(x)
     cols = workspace.empty((channels * kernel_h * kernel_w, n_images * out_h * out_w), x.dtype)  # see workspace.py
-    serial = cols.nbytes < SERIAL_BELOW_BYTES
-    if cols.size and tuple(stride) == (1, 1) and out_w == width:
-        (_im2col_rows_flat_serial if serial else _im2col_rows_flat)(
-            x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1], out_h, out_w)
-    elif cols.size:
-        (_im2col_rows_serial if serial else _im2col_rows)(
-            x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
-            out_h, out_w)
+    if not cols.size:
+        return cols
+    if tuple(stride) == (1, 1) and out_w == width:
+        loops = (_im2col_rows_flat_serial, _im2col_rows_flat)
+        arguments = (x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1], out_h, out_w)
+    else:
+        loops = (_im2col_rows_serial, _im2col_rows)
+        arguments = (x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
+                     dilation[0], dilation[1], out_h, out_w)
+    if cols.nbytes < SERIAL_BELOW_BYTES:
+        loops[0](*arguments)            # on this thread, without the GIL
+    else:
+        with launch_lock:               # Numba's thread pool: one launch at a time
+            loops[1](*arguments)
     return cols

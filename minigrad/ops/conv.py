@@ -33,6 +33,7 @@ import numpy
 
 from minigrad import backend
 from minigrad.function import Function
+from minigrad.ops.cpu_threads import run_blocks
 from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair, scratch
 
 
@@ -103,15 +104,19 @@ class Conv2d(Function):
         out_h, out_w = self.out_size
         w_2d = weight.reshape(self.groups, filters // self.groups, -1)                  # (G, F/G, K)
         y = scratch((n, filters, out_h, out_w), xp.result_type(x, weight), x)   # pooled on the CPU
-        for images in self._chunks(x):          # chunk by chunk: cols stays small (see CHUNK_BYTES)
-            cols = self._im2col(x[images])                                              # (G, K, n*OH*OW)
-            one_image = images.stop - images.start == 1
-            y_2d = (y[images.start].reshape(self.groups, filters // self.groups, -1) if one_image  # a view of y
-                    else scratch((self.groups, filters // self.groups, cols.shape[-1]), y.dtype, x))
-            for g in range(self.groups):              # 2-D products (see _gemm)
-                _gemm(w_2d[g], cols[g], y_2d[g])          # (F/G, K) @ (K, n*OH*OW) -> (F/G, n*OH*OW)
-            if not one_image:
-                y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
+
+        def forward_block(block):                 # chunk by chunk: cols stays small (see CHUNK_BYTES)
+            for images in block:
+                cols = self._im2col(x[images])                                          # (G, K, n*OH*OW)
+                one_image = images.stop - images.start == 1
+                y_2d = (y[images.start].reshape(self.groups, filters // self.groups, -1) if one_image  # view of y
+                        else scratch((self.groups, filters // self.groups, cols.shape[-1]), y.dtype, x))
+                for g in range(self.groups):          # 2-D products (see _gemm)
+                    _gemm(w_2d[g], cols[g], y_2d[g])      # (F/G, K) @ (K, n*OH*OW) -> (F/G, n*OH*OW)
+                if not one_image:
+                    y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
+
+        run_blocks(forward_block, self._chunks(x), backend.device_of(x))   # blocks of chunks on the CPU's cores
         if bias is not None:
             y += bias.reshape(1, filters, 1, 1)
         # Keep x, not cols: cols is KH*KW times larger than x and backward rebuilds it in
@@ -126,22 +131,28 @@ class Conv2d(Function):
         filters, _, kernel_h, kernel_w = w_shape
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
-        dw_t = xp.zeros((groups, w_2d.shape[2], w_2d.shape[1]), dtype=dy.dtype) if need_dw else None  # (G, K, F/G)
         w_t = w_2d.transpose(0, 2, 1)                                                    # (G, K, F/G)
-        for images in self._chunks(x):
-            dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)      # (G, F/G, n*OH*OW)
-            if need_dw:
-                cols = self._im2col(x[images])                                           # (G, K, n*OH*OW)
-                for g in range(groups):       # dW^T = cols @ dY^T: this order measured 1.6x faster than dY @ cols^T
-                    dw_t[g] += cols[g] @ dy_2d[g].T              # (K, nP) @ (nP, F/G) -> (K, F/G)
-                del cols                                         # its buffer serves dcols below
-            if need_dx:
-                dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
-                dcols_g = dcols.reshape(groups, -1, dcols.shape[-1])                     # (G, K, nP)
-                for g in range(groups):                          # in a pooled buffer like cols
-                    _gemm(w_t[g], dy_2d[g], dcols_g[g])          # (K, F/G) @ (F/G, nP) -> (K, nP)
-                dx[images] = col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
-                                    self.dilation)
+
+        def backward_block(block):
+            dw_t = xp.zeros((groups, w_2d.shape[2], w_2d.shape[1]), dtype=dy.dtype) if need_dw else None  # (G, K, F/G)
+            for images in block:
+                dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
+                if need_dw:
+                    cols = self._im2col(x[images])                                       # (G, K, n*OH*OW)
+                    for g in range(groups):   # dW^T = cols @ dY^T: this order measured 1.6x faster than dY @ cols^T
+                        dw_t[g] += cols[g] @ dy_2d[g].T          # (K, nP) @ (nP, F/G) -> (K, F/G)
+                    del cols                                     # its buffer serves dcols below
+                if need_dx:
+                    dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
+                    dcols_g = dcols.reshape(groups, -1, dcols.shape[-1])                 # (G, K, nP)
+                    for g in range(groups):                      # in a pooled buffer like cols
+                        _gemm(w_t[g], dy_2d[g], dcols_g[g])      # (K, F/G) @ (F/G, nP) -> (K, nP)
+                    dx[images] = col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
+                                        self.dilation)
+            return dw_t                                          # this block's part of dW^T
+
+        dw_parts = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
+        dw_t = sum(dw_parts[1:], dw_parts[0]) if need_dw else None                      # in block order
         dw = dw_t.transpose(0, 2, 1).reshape(w_shape) if need_dw else None             # (F, C/G, KH, KW)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)
         return dx, dw, db

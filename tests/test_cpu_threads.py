@@ -1,0 +1,80 @@
+"""minigrad/ops/cpu_threads.py: blocks of conv chunks on several threads give the one-thread result."""
+import numpy
+import pytest
+
+import minigrad
+from minigrad.ops import conv as conv_module
+from minigrad.ops import cpu_threads
+from minigrad.ops.conv import conv2d
+
+
+@pytest.mark.parametrize("chunks, count, expected", [
+    (list(range(7)), 2, [[0, 1, 2, 3], [4, 5, 6]]),
+    (list(range(7)), 3, [[0, 1, 2], [3, 4], [5, 6]]),
+    (list(range(2)), 4, [[0], [1]]),            # never more blocks than chunks
+    (list(range(5)), 1, [[0, 1, 2, 3, 4]]),
+])
+def test_split_into_blocks_keeps_order_and_balances(chunks, count, expected):
+    assert cpu_threads.split_into_blocks(chunks, count) == expected
+
+
+def test_run_blocks_returns_results_in_block_order_from_several_threads(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 3)
+    if cpu_threads._controller() is None:
+        pytest.skip("threadpoolctl is not installed: run_blocks uses one thread")
+    names = []
+
+    def work(block):
+        names.append(threading.current_thread().name)
+        return sum(block)
+
+    assert cpu_threads.run_blocks(work, list(range(9)), "cpu") == [0 + 1 + 2, 3 + 4 + 5, 6 + 7 + 8]
+    assert all(name.startswith("minigrad-conv") for name in names)
+
+
+def test_run_blocks_passes_a_workers_exception_on(monkeypatch):
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
+
+    def work(block):
+        raise ValueError(f"bad block {block}")
+
+    with pytest.raises(ValueError, match="bad block"):
+        cpu_threads.run_blocks(work, [1, 2], "cpu")
+
+
+def test_run_blocks_uses_one_block_on_the_gpu_device_name(monkeypatch):
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 4)
+    assert cpu_threads.run_blocks(len, [1, 2, 3], "gpu") == [3]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_conv2d_on_threads_equals_one_thread(monkeypatch, threads):
+    """One image per chunk, the chunks shared out to `threads` blocks: y, dx, dw and db as on one thread."""
+    rng = numpy.random.default_rng(7)
+    x_np, w_np, b_np = rng.standard_normal((5, 4, 6, 6)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
+    dy = rng.standard_normal((5, 6, 6, 6))
+    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)          # every image is its own chunk
+
+    def run():
+        x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+        y = conv2d(x, w, b, padding=1, groups=2)
+        y.backward(dy)
+        return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 1)
+    one_thread = run()
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: threads)
+    for name, ours, expected in zip(["y", "dx", "dw", "db"], run(), one_thread):
+        numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_without_threadpoolctl_run_blocks_stays_on_the_calling_thread(monkeypatch):
+    import threading
+
+    monkeypatch.setitem(cpu_threads._state, "controller", None)     # as if threadpoolctl were missing
+    assert cpu_threads.threads_for_blocks() == 1
+    caller = threading.current_thread().name
+    assert cpu_threads.run_blocks(lambda block: (threading.current_thread().name, block), [1, 2, 3], "cpu") == \
+        [(caller, [1, 2, 3])]
