@@ -16,6 +16,11 @@ Python's lock (the GIL): the matrix products are NumPy calls with OpenBLAS held 
 and dx; dW is summed from one partial sum per block, in block order, so results
 do not depend on which thread finishes first.
 
+A convolution small enough for one chunk also gets a 1-thread GEMM: a 2-thread
+GEMM wakes OpenBLAS's worker, which then keeps spinning on a core for a while and
+slows the next convolution's blocks (one ResNet-20 step at 2 threads: 546-583 ms
+with, 447-468 ms without).
+
 T is the number of threads OpenBLAS was given (OPENBLAS_NUM_THREADS, or the
 cores). Limiting BLAS threads needs threadpoolctl; without it, or with T = 1, or
 with a single chunk, `run_blocks` simply runs one block on the calling thread.
@@ -62,12 +67,16 @@ def split_into_blocks(chunks, count):
 def run_blocks(work, chunks, device):
     """[work(block) for each block of chunks], the blocks on separate threads when that helps.
 
-    On the GPU, or with one thread or one chunk: one block, on the calling thread.
+    On the GPU, or with one thread or one chunk: one block, on the calling thread
+    (with one BLAS thread where several were allowed, see the module docstring).
     """
-    controller = _controller() if device == "cpu" and len(chunks) > 1 else None
+    controller = _controller() if device == "cpu" else None
     blocks = split_into_blocks(chunks, threads_for_blocks() if controller is not None else 1)
-    if len(blocks) == 1:
-        return [work(blocks[0])]
+    if controller is None or threads_for_blocks() == 1:
+        return [work(block) for block in blocks]
+    if len(blocks) == 1:                       # one small chunk: a 1-thread GEMM, so that OpenBLAS's
+        with controller.limit(limits=1):       # workers are not woken (they spin for a while after,
+            return [work(blocks[0])]           # taking a core from the next convolution's blocks)
     with _lock:
         pool = _state.get("pool")
         if pool is None or pool._max_workers < len(blocks):
