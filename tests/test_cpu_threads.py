@@ -78,3 +78,22 @@ def test_without_threadpoolctl_run_blocks_stays_on_the_calling_thread(monkeypatc
     caller = threading.current_thread().name
     assert cpu_threads.run_blocks(lambda block: (threading.current_thread().name, block), [1, 2, 3], "cpu") == \
         [(caller, [1, 2, 3])]
+
+
+def test_one_chunk_still_runs_its_products_on_one_blas_thread(monkeypatch):
+    import contextlib
+
+    limits = []
+
+    class FakeController:
+        lib_controllers = []
+
+        def limit(self, limits):                          # records the BLAS thread limit asked for
+            asked.append(limits)
+            return contextlib.nullcontext()
+
+    asked = limits
+    monkeypatch.setitem(cpu_threads._state, "controller", FakeController())
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
+    assert cpu_threads.run_blocks(len, [[1, 2]], "cpu") == [1]
+    assert limits == [1]
