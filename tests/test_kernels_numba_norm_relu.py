@@ -114,3 +114,19 @@ def test_float16_relu_goes_to_the_numpy_fallback():
     y, mask = find_kernel("relu_forward", x)(x)
     assert y.dtype == numpy.float16
     numpy.testing.assert_array_equal(y, [[0.0, 0.5, 2.0]])
+
+
+def test_small_arrays_go_to_numpy_and_large_ones_to_numba():
+    """NUMPY_BELOW_BYTES: below it NumPy is faster than a kernel launch."""
+    calls = []
+
+    def numpy_spy(x):
+        calls.append(x.nbytes)
+        return relu_forward_numpy(x)
+
+    stand_in = numba_cpu.lazy("relu_forward", numpy_spy)
+    small = numpy.ones((128, 256), numpy.float32)                     # 128 KiB
+    large = numpy.ones((128, 16, 32, 32), numpy.float32)              # 8 MiB
+    stand_in(small)
+    stand_in(large)
+    assert calls == [small.nbytes]

@@ -75,6 +75,13 @@ KERNELS = {
 # step spent 162 ms in im2col and 126 ms in col2im, against 135 and 85 ms at 1 thread.
 SERIAL_BELOW_BYTES = 4 << 20
 
+# Elementwise kernels pay a fixed cost per call (Numba's dispatch, the thread pool) that NumPy
+# does not; below these sizes NumPy is faster. ReLU on a (128, 256) float32 batch, 1 thread:
+# Numba 48 us forward / 37 us backward, NumPy 9 / 32 us; on (128, 16, 32, 32): Numba 1.9 / 1.6 ms,
+# NumPy 3.8 / 2.0 ms.
+NUMPY_BELOW_BYTES = {"relu_forward": 1 << 20, "relu_backward": 1 << 20,
+                     "batch_norm_train_forward": 1 << 20, "batch_norm_backward": 1 << 20}
+
 _functions = {}   # name -> the loaded kernel function
 _launch_lock = threading.Lock()   # one kernel at a time: the workqueue layer is not re-entrant
 launch_lock = _launch_lock        # for the modules below that lock only their parallel loops
@@ -126,10 +133,13 @@ def _one_at_a_time(function):
 def lazy(name, fallback):
     """A stand-in for kernel `name` that loads (and compiles) it on its first call.
 
-    Arrays whose dtype is not in KERNEL_DTYPES go to `fallback` (the NumPy reference).
+    Arrays whose dtype is not in KERNEL_DTYPES go to `fallback` (the NumPy reference),
+    and so do arrays smaller than NUMPY_BELOW_BYTES[name].
     """
+    smallest = NUMPY_BELOW_BYTES.get(name, 0)
+
     def run(array, *args):
-        if array.dtype not in KERNEL_DTYPES:
+        if array.dtype not in KERNEL_DTYPES or array.nbytes < smallest:
             return fallback(array, *args)
         function = _functions.get(name) or load(name)
         return function(array, *args)
