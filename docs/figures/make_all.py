@@ -21,6 +21,7 @@ SCRIPTS = [                                  # in chapter order
     ("resnet_gradients.py", []),             # chapter 5
     ("optimizer_paths.py", []),              # chapter 6
     ("augmentation.py", ["--data-dir"]),     # chapter 7
+    ("run_results.py", []),                  # chapter 8 (from the committed run logs)
 ]
 
 
