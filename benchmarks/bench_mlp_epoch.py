@@ -34,11 +34,12 @@ def main():
         model = model.to(args.device)
     optimizer = minigrad.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     sizes = [784] + args.hidden
-    torch_layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        torch_layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
-    torch_model = torch.nn.Sequential(*torch_layers, torch.nn.Linear(sizes[-1], 10)).to(device)
-    torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.05, momentum=0.9)
+    if torch is not None:                      # None with --only minigrad
+        torch_layers = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            torch_layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+        torch_model = torch.nn.Sequential(*torch_layers, torch.nn.Linear(sizes[-1], 10)).to(device)
+        torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.05, momentum=0.9)
 
     def epoch_minigrad():
         order = rng.permutation(args.samples)
@@ -63,8 +64,11 @@ def main():
     ours, theirs = common.time_pair(epoch_minigrad, epoch_torch, args)
     steps = -(-args.samples // args.batch)
     headers = ["MLP epoch", "minigrad s", "torch s", "ratio", "minigrad us/step", "torch us/step"]
-    row = [f"784-{'-'.join(map(str, args.hidden))}-10, batch {args.batch}", f"{ours:.2f}", f"{theirs:.2f}",
-           f"{ours / theirs:.2f}", f"{1e6 * ours / steps:.0f}", f"{1e6 * theirs / steps:.0f}"]
+    seconds = lambda t: "-" if t is None else f"{t:.2f}"                          # noqa: E731
+    per_step = lambda t: "-" if t is None else f"{1e6 * t / steps:.0f}"          # noqa: E731
+    ratio = f"{ours / theirs:.2f}" if ours and theirs else "n/a (--only)"
+    row = [f"784-{'-'.join(map(str, args.hidden))}-10, batch {args.batch}", seconds(ours), seconds(theirs),
+           ratio, per_step(ours), per_step(theirs)]
     print()
     common.print_table(headers, [row])
 

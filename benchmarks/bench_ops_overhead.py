@@ -36,17 +36,16 @@ def main():
     a_np, b_np = numpy.ones(4, numpy.float32), numpy.ones(4, numpy.float32)
     a, b = common.to_device_minigrad(a_np, args.device), common.to_device_minigrad(b_np, args.device)
     ag, bg = common.to_device_minigrad(a_np, args.device, True), common.to_device_minigrad(b_np, args.device, True)
-    at, bt = common.to_device_torch(torch, a_np, args.device), common.to_device_torch(torch, b_np, args.device)
-    atg, btg = (common.to_device_torch(torch, a_np, args.device, True),
-                common.to_device_torch(torch, b_np, args.device, True))
+    th = lambda array, grad=False: None if torch is None else common.to_device_torch(torch, array, args.device, grad)  # noqa: E731
+    at, bt, atg, btg = th(a_np), th(b_np), th(a_np, True), th(b_np, True)
 
     x_np = numpy.ones((4, 8), numpy.float32)
     layer = nn.Linear(8, 8)
     if args.device != "cpu":
         layer = layer.to(args.device)
     x = common.to_device_minigrad(x_np, args.device)
-    torch_layer = torch.nn.Linear(8, 8).to("cuda" if args.device == "gpu" else "cpu")
-    xt = common.to_device_torch(torch, x_np, args.device)
+    torch_layer = None if torch is None else torch.nn.Linear(8, 8).to("cuda" if args.device == "gpu" else "cpu")
+    xt = th(x_np)
 
     def linear_minigrad():
         layer.zero_grad()
@@ -63,9 +62,10 @@ def main():
     ]
     rows = []
     for name, run_minigrad, run_torch in cases:
-        ours = per_call_us(run_minigrad, args.calls, args.repeats)
-        theirs = per_call_us(run_torch, args.calls, args.repeats)
-        rows.append([name, f"{ours:.1f}", f"{theirs:.1f}", f"{ours / theirs:.2f}"])
+        ours = None if args.only == "torch" else per_call_us(run_minigrad, args.calls, args.repeats)
+        theirs = None if torch is None else per_call_us(run_torch, args.calls, args.repeats)
+        rows.append([name, "-" if ours is None else f"{ours:.1f}", "-" if theirs is None else f"{theirs:.1f}",
+                     f"{ours / theirs:.2f}" if ours and theirs else "n/a (--only)"])
     print()
     common.print_table(["op", "minigrad us/call", "torch us/call", "ratio"], rows)
     del minigrad
