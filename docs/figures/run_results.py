@@ -36,8 +36,19 @@ def finetune_comparison():
     print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size // 1024} KB)")
 
 
+def cifar_resnet20_curves():
+    """Loss and accuracy per epoch, training vs held-out validation, of the CIFAR-10 ResNet-20 run."""
+    rows = read_rows("cifar_resnet20_metrics.csv")
+    curves = {name: [float(row[name]) for row in rows]
+              for name in ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")}
+    path = plot_training_curves(curves, FIGURES / "cifar_resnet20_curves.png",
+                                title="ResNet-20 on CIFAR-10: 45,000 training images, 5,000 held out")
+    print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size // 1024} KB)")
+
+
 def main():
     finetune_comparison()
+    cifar_resnet20_curves()
 
 
 if __name__ == "__main__":
