@@ -29,7 +29,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
-_state = {}        # "controller": threadpoolctl.ThreadpoolController or None, "pool": ThreadPoolExecutor
+_state = {}        # "controller": ThreadpoolController or None; "pool": ThreadPoolExecutor of "workers" threads
 
 
 def _controller():
@@ -78,9 +78,10 @@ def run_blocks(work, chunks, device):
         with controller.limit(limits=1):       # workers are not woken (they spin for a while after,
             return [work(blocks[0])]           # taking a core from the next convolution's blocks)
     with _lock:
-        pool = _state.get("pool")
-        if pool is None or pool._max_workers < len(blocks):
-            pool = _state["pool"] = ThreadPoolExecutor(len(blocks), thread_name_prefix="minigrad-conv")
+        if _state.get("workers", 0) < len(blocks):            # made once (again if more threads are asked)
+            _state["pool"] = ThreadPoolExecutor(len(blocks), thread_name_prefix="minigrad-conv")
+            _state["workers"] = len(blocks)
+        pool = _state["pool"]
     with controller.limit(limits=1):           # one BLAS thread per block while the blocks run
         futures = [pool.submit(work, block) for block in blocks]
         return [future.result() for future in futures]
