@@ -79,6 +79,8 @@ def run_blocks(work, chunks, device):
             return [work(blocks[0])]           # taking a core from the next convolution's blocks)
     with _lock:
         if _state.get("workers", 0) < len(blocks):            # made once (again if more threads are asked)
+            if "pool" in _state:
+                _state["pool"].shutdown(wait=False)
             _state["pool"] = ThreadPoolExecutor(len(blocks), thread_name_prefix="minigrad-conv")
             _state["workers"] = len(blocks)
         pool = _state["pool"]
