@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad
-from minigrad.ops import im2col as im2col_module
+from minigrad.ops import registry
 from minigrad.ops.conv import conv2d, conv2d_reference
 from minigrad.ops.im2col import col2im, col2im_numpy, conv_output_size, im2col, im2col_numpy
 from torch_compare import compare_with_torch
@@ -84,7 +84,7 @@ def test_im2col_dispatcher_uses_a_registered_kernel(monkeypatch):
         return im2col_numpy(x, *args)
 
     # setitem restores whatever kernel was registered before (e.g. the Numba one)
-    monkeypatch.setitem(im2col_module._KERNELS, ("im2col", "cpu"), fake_kernel)
+    monkeypatch.setitem(registry.KERNELS, ("im2col", "cpu"), fake_kernel)
     im2col(numpy.zeros((1, 1, 3, 3)), 2, 2, (1, 1), (0, 0), (1, 1))
     assert calls == [(2, 2, (1, 1), (0, 0), (1, 1))]
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad
-from minigrad.ops import pool as pool_module
+from minigrad.ops import registry
 from minigrad.ops.pool import (
     adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_backward_numpy, max_pool2d_forward_numpy,
 )
@@ -95,7 +95,7 @@ def test_max_pool2d_uses_a_registered_forward_kernel(monkeypatch):
         return max_pool2d_forward_numpy(x, kh, kw, stride, padding)
 
     # setitem restores whatever kernel was registered before (e.g. the Numba one)
-    monkeypatch.setitem(pool_module._KERNELS, ("max_pool2d_forward", "cpu"), fake_forward)
+    monkeypatch.setitem(registry.KERNELS, ("max_pool2d_forward", "cpu"), fake_forward)
     max_pool2d(minigrad.zeros(1, 1, 4, 4), 2)
     assert calls == [(2, 2, (2, 2), (0, 0))]
 

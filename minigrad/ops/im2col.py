@@ -28,13 +28,13 @@ copied from the zero padding are dropped). By construction
 and this is exactly what backward needs: if y = f(im2col(x)), then
 dL/dx = A^T dL/dcols = col2im(dL/dcols). tests/test_ops_conv.py checks the identity.
 
-Dispatch: `im2col` / `col2im` pick a faster kernel from `_KERNELS` when one is
+Dispatch: `im2col` / `col2im` pick a faster kernel from minigrad/ops/registry.py when one is
 registered for the array's device (kernels/ fills it: Numba on CPU, CUDA on GPU),
 and otherwise use the NumPy/CuPy versions below, which loop only over (kh, kw)
 and copy one strided slice of all N*C*OH*OW pixels per step.
 """
 from minigrad import backend
-from minigrad.ops.registry import KERNELS, find_kernel, register_available, register_kernel  # noqa: F401
+from minigrad.ops.registry import find_kernel, register_available, register_kernel
 
 
 def pair(value, name, op_name):
@@ -61,7 +61,6 @@ def conv_output_size(size, kernel, stride, padding, dilation):
 # FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py): kernels/ registers functions with
 # the signatures of the NumPy versions below under "im2col" and "col2im", for "cpu" (Numba)
 # and "gpu" (CUDA C). With nothing registered the NumPy/CuPy code runs.
-_KERNELS = KERNELS
 
 
 def scratch(shape, dtype, like):

@@ -24,13 +24,12 @@ Max pooling dispatches to a faster kernel (minigrad/ops/registry.py) when one is
 from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops.im2col import conv_output_size, pair
-from minigrad.ops.registry import KERNELS, find_kernel, register_available
+from minigrad.ops.registry import find_kernel, register_available
 
 # ------------------------------------------------------------------ kernel registry
 # FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py), keyed by (name, device):
 #   "max_pool2d_forward":  same signature and result as max_pool2d_forward_numpy
 #   "max_pool2d_backward": same signature and result as max_pool2d_backward_numpy
-_KERNELS = KERNELS
 
 
 
