@@ -39,12 +39,12 @@ numba.config.THREADING_LAYER changed from its default). Numba fixes its layer
 when it first starts threads (the first parallel kernel, or
 numba.set_num_threads), so code that starts them before importing minigrad
 keeps the layer it got. The workqueue layer must not be entered by two Python threads
-at once (Numba aborts the process), so every kernel call here holds one lock
-(`_launch_lock`): kernels from several threads run one after the other.
+at once (Numba aborts the process), so every launch of a parallel loop holds one lock
+(`launch_lock`): parallel kernels from several threads run one after the other, while
+the serial `nogil` loops of im2col/col2im (small arrays) run side by side.
 Single-thread speed is unchanged (a parallel loop on one thread is the same
 loop under either layer).
 """
-import functools
 import importlib
 import importlib.util
 import os
@@ -83,9 +83,9 @@ NUMPY_BELOW_BYTES = {"relu_forward": 1 << 20, "relu_backward": 1 << 20,
                      "batch_norm_train_forward": 1 << 20, "batch_norm_backward": 1 << 20}
 
 _functions = {}   # name -> the loaded kernel function
-_launch_lock = threading.Lock()   # one kernel at a time: the workqueue layer is not re-entrant
-launch_lock = _launch_lock        # for the modules below that lock only their parallel loops
-LOCKS_ITS_OWN_LAUNCHES = {"im2col", "col2im"}
+# Every call of a `parallel=True` loop holds this lock: the workqueue layer is not re-entrant.
+# Serial `nogil` loops (im2col/col2im on small arrays) do not need it and run on several threads.
+launch_lock = threading.Lock()
 
 
 def numba_available():
@@ -103,10 +103,7 @@ def load(name):
         _choose_threading_layer()
         module_name, function_name = KERNELS[name]
         module = importlib.import_module(f"{__name__}.{module_name}")
-        function = getattr(module, function_name)
-        # im2col and col2im take the lock themselves, around their parallel loops only: their
-        # serial loops (small arrays) release the GIL and may run on several threads at once.
-        _functions[name] = function if module_name in LOCKS_ITS_OWN_LAUNCHES else _one_at_a_time(function)
+        _functions[name] = getattr(module, function_name)
     return _functions[name]
 
 
@@ -119,15 +116,6 @@ def _choose_threading_layer():
         os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
     elif numba.config.THREADING_LAYER == "default":
         numba.config.THREADING_LAYER = "workqueue"
-
-
-def _one_at_a_time(function):
-    """`function` behind the launch lock, so two Python threads never run a kernel at once."""
-    @functools.wraps(function)
-    def locked(*args):
-        with _launch_lock:
-            return function(*args)
-    return locked
 
 
 def lazy(name, fallback):

@@ -29,7 +29,7 @@ for bit; NaN and infinity still propagate (no "nnan"/"ninf" flags).
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import workspace
+from kernels.numba_cpu import launch_lock, workspace
 
 REORDER_SUMS = {"reassoc", "contract", "nsz", "arcp"}   # fastmath flags that keep NaN/inf semantics
 
@@ -94,8 +94,9 @@ def batch_norm_train_forward(x3, gamma, beta, eps):
     channels = x3.shape[1]
     y3 = workspace.empty(x3.shape, x3.dtype)
     mean, var, inv_std = (numpy.empty(channels, numpy.float64) for _ in range(3))
-    _forward_channels(x3, y3, gamma.astype(x3.dtype, copy=False), beta.astype(x3.dtype, copy=False),
-                      float(eps), mean, var, inv_std)
+    with launch_lock:
+        _forward_channels(x3, y3, gamma.astype(x3.dtype, copy=False), beta.astype(x3.dtype, copy=False),
+                          float(eps), mean, var, inv_std)
     return y3, mean, var, inv_std
 
 
@@ -105,5 +106,6 @@ def batch_norm_backward(x3, dy3, mean, inv_std, gamma):
     channels = x3.shape[1]
     dx3 = workspace.empty(dy3.shape, dy3.dtype)
     dgamma, dbeta = numpy.empty(channels, numpy.float64), numpy.empty(channels, numpy.float64)
-    _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta)
+    with launch_lock:
+        _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta)
     return dx3, dgamma, dbeta

@@ -26,6 +26,7 @@ Reference: minigrad.ops.pool.max_pool2d_forward_numpy / max_pool2d_backward_nump
 import numpy
 from numba import njit, prange
 
+from kernels.numba_cpu import launch_lock
 from kernels.numba_cpu.im2col import output_size
 
 
@@ -86,7 +87,8 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     y = numpy.empty((n_images, channels, out_h, out_w), dtype=x.dtype)
     argmax_index = numpy.empty((n_images, channels, out_h, out_w), dtype=numpy.int64)
     if y.size:
-        _max_pool_planes(x, y, argmax_index, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1])
+        with launch_lock:
+            _max_pool_planes(x, y, argmax_index, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1])
     return y, argmax_index
 
 
@@ -98,5 +100,6 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
     dy = numpy.ascontiguousarray(dy)
     dx = numpy.zeros(tuple(x_shape), dtype=dy.dtype)
     if dy.size:
-        _max_pool_backward_planes(dy, numpy.ascontiguousarray(argmax_index), dx, padding[0], padding[1])
+        with launch_lock:
+            _max_pool_backward_planes(dy, numpy.ascontiguousarray(argmax_index), dx, padding[0], padding[1])
     return dx

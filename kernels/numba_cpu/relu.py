@@ -15,7 +15,7 @@ reference bit for bit.
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import workspace
+from kernels.numba_cpu import launch_lock, workspace
 
 
 @njit(parallel=True, cache=True)
@@ -41,7 +41,8 @@ def relu_forward(x):
     """(y, mask) for any x: y = max(x, 0), mask = x > 0."""
     x = _contiguous(x)
     y, mask = workspace.empty(x.shape, x.dtype), workspace.empty(x.shape, numpy.bool_)
-    _forward_flat(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
+    with launch_lock:
+        _forward_flat(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
@@ -49,5 +50,6 @@ def relu_backward(dy, mask):
     """dx = dy where mask, else 0."""
     dy, mask = _contiguous(dy), _contiguous(mask)
     dx = workspace.empty(dy.shape, dy.dtype)
-    _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    with launch_lock:
+        _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
     return dx
