@@ -83,7 +83,7 @@ def test_without_threadpoolctl_run_blocks_stays_on_the_calling_thread(monkeypatc
 def test_one_chunk_still_runs_its_products_on_one_blas_thread(monkeypatch):
     import contextlib
 
-    limits = []
+    asked = []
 
     class FakeController:
         lib_controllers = []
@@ -92,8 +92,7 @@ def test_one_chunk_still_runs_its_products_on_one_blas_thread(monkeypatch):
             asked.append(limits)
             return contextlib.nullcontext()
 
-    asked = limits
     monkeypatch.setitem(cpu_threads._state, "controller", FakeController())
     monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
     assert cpu_threads.run_blocks(len, [[1, 2]], "cpu") == [1]
-    assert limits == [1]
+    assert asked == [1]

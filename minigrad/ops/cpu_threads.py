@@ -71,12 +71,13 @@ def run_blocks(work, chunks, device):
     (with one BLAS thread where several were allowed, see the module docstring).
     """
     controller = _controller() if device == "cpu" else None
-    blocks = split_into_blocks(chunks, threads_for_blocks() if controller is not None else 1)
-    if controller is None or threads_for_blocks() == 1:
-        return [work(block) for block in blocks]
+    threads = threads_for_blocks() if controller is not None else 1
+    if threads == 1:
+        return [work(chunks)]
+    blocks = split_into_blocks(chunks, threads)
     if len(blocks) == 1:                       # one small chunk: a 1-thread GEMM, so that OpenBLAS's
         with controller.limit(limits=1):       # workers are not woken (they spin for a while after,
-            return [work(blocks[0])]           # taking a core from the next convolution's blocks)
+            return [work(chunks)]              # taking a core from the next convolution's blocks)
     with _lock:
         if _state.get("workers", 0) < len(blocks):            # made once (again if more threads are asked)
             if "pool" in _state:
