@@ -42,7 +42,7 @@ from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair, scratch
 # it and col2im reads dcols, instead of streaming 75 MiB through memory for a 16-channel
 # 32x32 layer at batch 128. Measured (1 thread, fwd+bwd, that layer, benchmarks/RESULTS.md):
 # 16 MiB chunks 78 ms, 1 MiB 66 ms; one image per chunk everywhere (1 byte) was slower on
-# the small 8x8 layers (38 vs 31 ms: too many tiny GEMMs).
+# the small 8x8 layers (38 vs 33 ms: too many tiny GEMMs).
 # On the GPU one chunk of the whole batch keeps the GEMMs large.
 CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 
