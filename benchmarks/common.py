@@ -39,6 +39,9 @@ def parser(description):
     p.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument("--no-numba", action="store_true", help="leave minigrad on its NumPy kernels")
+    p.add_argument("--conv", default="auto", choices=["auto", "im2col"],
+                   help="minigrad's convolution algorithm: auto = Winograd F(2x2, 3x3) for the 3x3 stride-1 "
+                        "layers with >= 16 channels and im2col for the rest; im2col = im2col everywhere")
     p.add_argument("--memory", action="store_true", help="also measure peak memory (one extra call each)")
     p.add_argument("--only", choices=["minigrad", "torch"],
                    help="time one library alone in this process (torch is not even imported for minigrad): "
@@ -71,6 +74,10 @@ def setup(args):
         numba_text += ", minigrad kernels: NumPy (--no-numba)"
     elif enable_numba_kernels():
         numba_text += ", minigrad kernels: Numba"
+    if getattr(args, "conv", "auto") == "im2col":
+        from minigrad.ops import winograd
+        winograd.ENABLED = False
+        numba_text += ", conv: im2col everywhere (--conv im2col)"
     if args.device == "gpu" and torch is not None and not torch.cuda.is_available():
         sys.exit("--device gpu: this torch build has no CUDA; install a CUDA torch and CuPy")
     torch_text = "not imported" if torch is None else f"{torch.__version__} ({torch.get_num_threads()} threads)"

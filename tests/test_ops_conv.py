@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import minigrad
 from minigrad.ops import registry
+from minigrad.ops.cpu_threads import image_chunks
 from minigrad.ops.conv import conv2d, conv2d_reference
 from minigrad.ops.im2col import col2im, col2im_numpy, conv_output_size, im2col, im2col_numpy
 from torch_compare import compare_with_torch
@@ -188,7 +189,7 @@ def test_conv2d_in_chunks_gives_the_whole_batch_result(monkeypatch, images_per_c
     whole = run()
     bytes_per_image = 4 * 3 * 2 * 3 * 6 * 8                          # C*KH*KW*OH*OW*8 bytes of float64 cols
     monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", images_per_chunk * bytes_per_image)
-    chunks = conv_module.image_chunks(3, bytes_per_image, "cpu")
+    chunks = image_chunks(3, bytes_per_image, conv_module.CHUNK_BYTES["cpu"])
     assert [c.stop - c.start for c in chunks] == ([1, 1, 1] if images_per_chunk == 1 else [2, 1])
     for name, chunked, expected in zip(["y", "dx", "dw", "db"], run(), whole):
         numpy.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12, err_msg=name)

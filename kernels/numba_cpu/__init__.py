@@ -5,6 +5,7 @@
     maxpool.py   max pool forward/backward  reference: minigrad.ops.pool.max_pool2d_*_numpy
     batchnorm.py batch norm (training)      reference: minigrad.ops.norm.batch_norm_*_numpy
     relu.py      ReLU forward/backward      reference: minigrad.ops.activation.relu_*_numpy
+    winograd.py  F(2x2, 3x3) tile transforms reference: minigrad.ops.winograd.*_numpy
     workspace.py a small caching allocator: im2col/col2im outputs reuse idle buffers
 
 Every kernel has the signature and result of the NumPy reference it stands in
@@ -67,6 +68,10 @@ KERNELS = {
     "batch_norm_backward": ("batchnorm", "batch_norm_backward"),
     "relu_forward": ("relu", "relu_forward"),
     "relu_backward": ("relu", "relu_backward"),
+    "winograd_input_transform": ("winograd", "input_transform"),
+    "winograd_output_transform": ("winograd", "output_transform"),
+    "winograd_output_transform_adjoint": ("winograd", "output_transform_adjoint"),
+    "winograd_input_transform_adjoint": ("winograd", "input_transform_adjoint"),
 }
 
 # im2col and col2im run their loops on the calling thread alone for arrays smaller than this.

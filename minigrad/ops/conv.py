@@ -33,8 +33,9 @@ import numpy
 
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.ops.cpu_threads import run_blocks
-from minigrad.ops.im2col import col2im, conv_output_size, im2col, pair, scratch
+from minigrad.ops import winograd
+from minigrad.ops.cpu_threads import image_chunks, run_blocks
+from minigrad.ops.im2col import check_conv_shapes, col2im, conv_output_size, im2col, pair, scratch
 
 
 # Images per chunk, as a bound on the bytes of one chunk's cols. About 1 MiB keeps a
@@ -61,13 +62,6 @@ def _as_columns(chunk):
     return chunk.transpose(1, 0, 2, 3).reshape(chunk.shape[1], -1)
 
 
-def image_chunks(n, bytes_per_image, device):
-    """Slices of the batch axis, each holding at most CHUNK_BYTES[device] of cols (>= 1 image)."""
-    budget = CHUNK_BYTES.get(device)
-    step = n if budget is None else max(1, min(n, budget // max(1, bytes_per_image)))
-    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
-
-
 class Conv2d(Function):
     """y = conv2d(x, w) + b with x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None."""
 
@@ -91,10 +85,10 @@ class Conv2d(Function):
         _, c, _, _ = x.shape
         out_h, out_w = self.out_size
         bytes_per_image = c * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
-        return image_chunks(x.shape[0], bytes_per_image, backend.device_of(x))
+        return image_chunks(x.shape[0], bytes_per_image, CHUNK_BYTES.get(backend.device_of(x)))
 
     def forward(self, x, weight, bias=None):
-        _check_conv_shapes(x, weight, bias, self.padding, self.dilation, self.groups)
+        check_conv_shapes(x, weight, bias, self.padding, self.dilation, self.groups)
         xp = backend.array_module(x)
         n, c, height, width = x.shape
         filters, c_group, kernel_h, kernel_w = weight.shape
@@ -158,43 +152,18 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def _check_conv_shapes(x, weight, bias, padding, dilation, groups):
-    """Errors that name the argument, the expected and the actual shapes."""
-    if x.ndim != 4:
-        raise ValueError(f"conv2d: input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}")
-    if weight.ndim != 4:
-        raise ValueError(
-            f"conv2d: weight must have 4 dimensions (F, C/groups, KH, KW), got shape {tuple(weight.shape)}"
-        )
-    n, c, height, width = x.shape
-    filters, c_group, kernel_h, kernel_w = weight.shape
-    if c % groups or filters % groups:
-        raise ValueError(
-            f"conv2d: groups={groups} must divide both the input channels ({c}, input shape "
-            f"{tuple(x.shape)}) and the filters ({filters}, weight shape {tuple(weight.shape)})"
-        )
-    if c_group * groups != c:
-        raise ValueError(
-            f"conv2d: weight of shape {tuple(weight.shape)} expects C = {c_group}*groups = "
-            f"{c_group * groups} input channels (groups={groups}), but the input of shape "
-            f"{tuple(x.shape)} has {c}"
-        )
-    if bias is not None and tuple(bias.shape) != (filters,):
-        raise ValueError(f"conv2d: bias must have shape ({filters},) (one per filter), got {tuple(bias.shape)}")
-    span_h = dilation[0] * (kernel_h - 1) + 1
-    span_w = dilation[1] * (kernel_w - 1) + 1
-    if span_h > height + 2 * padding[0] or span_w > width + 2 * padding[1]:
-        raise ValueError(
-            f"conv2d: kernel of size {span_h}x{span_w} (weight shape {tuple(weight.shape)}, dilation "
-            f"{tuple(dilation)}) is larger than the padded input of size "
-            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x.shape)}, "
-            f"padding {tuple(padding)})"
-        )
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """torch.nn.functional.conv2d: x (N, C, H, W), weight (F, C/groups, KH, KW), bias (F,) or None."""
-    return Conv2d(stride, padding, dilation, groups)(x, weight, bias)
+    """torch.nn.functional.conv2d: x (N, C, H, W), weight (F, C/groups, KH, KW), bias (F,) or None.
+
+    Picks the algorithm: Winograd F(2x2, 3x3) (minigrad/ops/winograd.py) for the 3x3,
+    stride-1 layers that suit it on the CPU, im2col (Conv2d above) for everything else.
+    Both compute the same convolution to float rounding.
+    """
+    function = Conv2d(stride, padding, dilation, groups)
+    x_array, w_array = getattr(x, "data", x), getattr(weight, "data", weight)
+    if winograd.suits(x_array, w_array, function.stride, function.dilation, function.groups):
+        function = winograd.Conv2dWinograd(padding)
+    return function(x, weight, bias)
 
 
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -206,7 +175,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
     x, weight = numpy.asarray(x), numpy.asarray(weight)
     (sh, sw), (ph, pw), (dh, dw) = pair(stride, "stride", "conv2d"), pair(padding, "padding", "conv2d"), \
         pair(dilation, "dilation", "conv2d")
-    _check_conv_shapes(x, weight, bias, (ph, pw), (dh, dw), groups)
+    check_conv_shapes(x, weight, bias, (ph, pw), (dh, dw), groups)
     n_batch, channels, height, width = x.shape
     filters, c_group, kernel_h, kernel_w = weight.shape
     f_group = filters // groups

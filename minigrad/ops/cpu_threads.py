@@ -52,6 +52,15 @@ def threads_for_blocks():
     return max(1, min(lib.num_threads for lib in controller.lib_controllers))
 
 
+def image_chunks(n, bytes_per_image, budget):
+    """Slices of the batch axis, each holding at most `budget` bytes of a chunk's work array (>= 1 image).
+
+    budget None: one chunk of the whole batch (the GPU, whose products want to be large).
+    """
+    step = n if budget is None else max(1, min(n, budget // max(1, bytes_per_image)))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
 def split_into_blocks(chunks, count):
     """`chunks` cut into at most `count` contiguous blocks of (nearly) equal length."""
     count = max(1, min(count, len(chunks)))

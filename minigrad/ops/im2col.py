@@ -57,6 +57,40 @@ def conv_output_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def check_conv_shapes(x, weight, bias, padding, dilation, groups):
+    """Errors that name the argument, the expected and the actual shapes."""
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}")
+    if weight.ndim != 4:
+        raise ValueError(
+            f"conv2d: weight must have 4 dimensions (F, C/groups, KH, KW), got shape {tuple(weight.shape)}"
+        )
+    n, c, height, width = x.shape
+    filters, c_group, kernel_h, kernel_w = weight.shape
+    if c % groups or filters % groups:
+        raise ValueError(
+            f"conv2d: groups={groups} must divide both the input channels ({c}, input shape "
+            f"{tuple(x.shape)}) and the filters ({filters}, weight shape {tuple(weight.shape)})"
+        )
+    if c_group * groups != c:
+        raise ValueError(
+            f"conv2d: weight of shape {tuple(weight.shape)} expects C = {c_group}*groups = "
+            f"{c_group * groups} input channels (groups={groups}), but the input of shape "
+            f"{tuple(x.shape)} has {c}"
+        )
+    if bias is not None and tuple(bias.shape) != (filters,):
+        raise ValueError(f"conv2d: bias must have shape ({filters},) (one per filter), got {tuple(bias.shape)}")
+    span_h = dilation[0] * (kernel_h - 1) + 1
+    span_w = dilation[1] * (kernel_w - 1) + 1
+    if span_h > height + 2 * padding[0] or span_w > width + 2 * padding[1]:
+        raise ValueError(
+            f"conv2d: kernel of size {span_h}x{span_w} (weight shape {tuple(weight.shape)}, dilation "
+            f"{tuple(dilation)}) is larger than the padded input of size "
+            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x.shape)}, "
+            f"padding {tuple(padding)})"
+        )
+
+
 # ------------------------------------------------------------------ kernel registry
 # FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py): kernels/ registers functions with
 # the signatures of the NumPy versions below under "im2col" and "col2im", for "cpu" (Numba)
