@@ -238,8 +238,7 @@ class Conv2dWinograd(Function):
             for images in block:
                 v = input_transform(x[images], self.padding, *self.out_size)          # (16, T, C)
                 m = scratch((16, v.shape[1], filters), dtype, x)                     # (16, T, F)
-                for point in range(16):
-                    xp.matmul(v[point], u[point], out=m[point])  # (T, C) @ (C, F) -> (T, F)
+                xp.matmul(v, u, out=m)          # 16 GEMMs in one call: (16, T, C) @ (16, C, F) -> (16, T, F)
                 output_transform(m, y[images])                                       # (n, F, OH, OW)
 
         run_blocks(forward_block, self._chunks(x), backend.device_of(x))
@@ -261,13 +260,11 @@ class Conv2dWinograd(Function):
                 dm = output_transform_adjoint(dy[images])                            # (16, T, F)
                 if need_dw:
                     v = input_transform(x[images], self.padding, *self.out_size)      # (16, T, C), rebuilt
-                    for point in range(16):
-                        du[point] += v[point].T @ dm[point]      # (C, T) @ (T, F) -> (C, F)
+                    du += xp.matmul(v.transpose(0, 2, 1), dm)    # (16, C, T) @ (16, T, F) -> (16, C, F)
                     del v                                        # its buffer can serve dv below
                 if need_dx:
                     dv = scratch((16, dm.shape[1], x.shape[1]), dy.dtype, dy)        # (16, T, C)
-                    for point in range(16):
-                        xp.matmul(dm[point], u_t[point], out=dv[point])  # (T, F) @ (F, C) -> (T, C)
+                    xp.matmul(dm, u_t, out=dv)                   # (16, T, F) @ (16, F, C) -> (16, T, C)
                     input_transform_adjoint(dv, self.padding, dx[images])             # (n, C, H, W)
             return du
 
