@@ -149,6 +149,30 @@ def test_parallel_and_serial_loops_give_the_same_im2col_and_col2im(geometry):
                      serial_dx)
 
 
+@pytest.mark.parametrize("kernel, stride, padding, size", [(3, 2, 1, 8), (2, 3, 0, 7), (3, 2, 0, 8), (1, 2, 0, 5)])
+def test_strided_paths_fill_every_entry_of_dirty_buffers(monkeypatch, kernel, stride, padding, size):
+    """The phase-plane path (stride > 1) gets its buffers uninitialised from the pool: every
+    entry of cols, of the phase planes and of dx must be written, including input rows that
+    no tap reads (kernel 3 at stride 2 without padding on 8 pixels: the last row; stride 3 >
+    kernel 2: every third row, and the last ones fall outside the phase planes)."""
+    import kernels.numba_cpu.col2im as col2im_module
+    import kernels.numba_cpu.im2col as im2col_module
+
+    def dirty(shape, dtype):
+        return numpy.full(shape, numpy.nan, dtype)
+
+    monkeypatch.setattr(im2col_module.workspace, "empty", dirty)
+    assert col2im_module.workspace is im2col_module.workspace
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((2, 3, size, size + 1))
+    geometry = (x, kernel, kernel, (stride, stride), (padding, padding), (1, 1))
+    _assert_same("im2col, strided", im2col(*geometry), im2col_numpy(*geometry))
+    cols = _random_cols(*geometry)
+    ours = col2im(cols, x.shape, kernel, kernel, (stride, stride), (padding, padding), (1, 1))
+    numpy.testing.assert_allclose(ours, col2im_numpy(cols, x.shape, kernel, kernel, (stride, stride),
+                                                     (padding, padding), (1, 1)), rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ col2im
 @given(conv_geometries())
 def test_col2im_equals_numpy_reference(geometry):
