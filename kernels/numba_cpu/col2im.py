@@ -34,7 +34,7 @@ import numpy
 from numba import njit, prange
 
 from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
-from kernels.numba_cpu.im2col import output_size, phase_span, valid_range
+from kernels.numba_cpu.im2col import output_size, phase_span, uses_phases, valid_range
 
 
 def _tap_table(size, kernel, stride, padding, dilation, n_out):
@@ -181,7 +181,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     dx = workspace.empty(x_shape, cols.dtype)
     if dx.size and not cols.size:
         dx[...] = 0
-    elif dx.size and tuple(dilation) == (1, 1) and max(stride) > 1:    # strided: through the phase planes
+    elif dx.size and uses_phases(kernel_h, kernel_w, stride, dilation):   # strided: through the phase planes
         n_images, channels = x_shape[0], x_shape[1]
         phases = workspace.empty((stride[0], stride[1], n_images, channels, out_h + (kernel_h - 1) // stride[0],
                                   out_w + (kernel_w - 1) // stride[1]), cols.dtype)

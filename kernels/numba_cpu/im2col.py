@@ -203,6 +203,14 @@ def _im2col_rows_phases_serial(phases, cols, kernel_h, kernel_w, stride_h, strid
     _rows_phases_serial_loop(phases, cols, kernel_h, kernel_w, stride_h, stride_w, out_h, out_w)
 
 
+def uses_phases(kernel_h, kernel_w, stride, dilation):
+    """The phase-plane path: strided, not dilated, and every phase read by some tap (a kernel at
+    least as large as the stride; a 1x1 kernel at stride 2 reads one pixel in four, and splitting
+    all four phases measured 1.6x slower than gathering those pixels: 7.3 vs 4.5 ms, 32->64 channels, batch 128)."""
+    return (tuple(dilation) == (1, 1) and max(stride) > 1
+            and kernel_h >= stride[0] and kernel_w >= stride[1])
+
+
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     """cols (C*KH*KW, N*OH*OW) from x (N, C, H, W); stride/padding/dilation are (h, w) pairs."""
     n_images, channels, height, width = x.shape
@@ -218,7 +226,7 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     if tuple(stride) == (1, 1) and out_w == width:
         loops = (_im2col_rows_flat_serial, _im2col_rows_flat)
         arguments = (x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1], out_h, out_w)
-    elif tuple(dilation) == (1, 1) and max(stride) > 1:      # strided: copy from the phase planes
+    elif uses_phases(kernel_h, kernel_w, stride, dilation):   # strided: copy from the phase planes
         phases = workspace.empty((stride[0], stride[1], n_images, channels, out_h + (kernel_h - 1) // stride[0],
                                   out_w + (kernel_w - 1) // stride[1]), x.dtype)
         _split_phases(x, phases, stride[0], stride[1], padding[0], padding[1])
