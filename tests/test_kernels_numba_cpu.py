@@ -269,6 +269,20 @@ def test_workspace_reuses_a_buffer_once_every_view_is_gone():
     assert workspace.empty((512, 1024), numpy.float32).__array_interface__["data"][0] == address
 
 
+def test_workspace_takes_the_smallest_idle_buffer_that_fits():
+    from kernels.numba_cpu import workspace
+
+    workspace.clear()                                              # only the buffers made below are idle
+    small, large = workspace.empty((3 << 18,), numpy.uint8), workspace.empty((11 << 18,), numpy.uint8)
+    small_address, large_address = (a.__array_interface__["data"][0] for a in (small, large))
+    del small, large
+    assert workspace._sizes == sorted(workspace._sizes) == [s[0].nbytes for s in workspace._slots]
+    fits_small = workspace.empty((5 << 17,), numpy.uint8)          # 1.25 MiB: the 1.5 MiB buffer
+    only_large = workspace.empty((7 << 18,), numpy.uint8)          # 1.75 MiB: too big for it
+    assert fits_small.__array_interface__["data"][0] == small_address
+    assert only_large.__array_interface__["data"][0] == large_address
+
+
 def test_col2im_overwrites_a_reused_workspace_buffer_completely():
     x = numpy.zeros((64, 4, 32, 32), dtype=numpy.float32)       # dx is 1 MiB: from the workspace
     cols = _random_cols(x, 3, 3, (2, 2), (1, 1), (1, 1))

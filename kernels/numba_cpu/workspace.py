@@ -21,6 +21,7 @@ Arrays under MIN_BYTES come straight from numpy.empty, and the pool never holds
 more than MAX_BYTES (then it also falls back to numpy.empty); `clear()` drops
 the idle buffers.
 """
+import bisect
 import math
 import threading
 import weakref
@@ -32,6 +33,7 @@ MAX_BYTES = 2 << 30        # at most 2 GiB kept in the pool
 
 _lock = threading.Lock()
 _slots = []                # [buffer of raw bytes, weakref to the handed-out view or None], smallest first
+_sizes = []                # the bytes of each buffer in _slots, for bisect
 _pooled_bytes = 0
 
 
@@ -52,13 +54,15 @@ def empty(shape, dtype):
     if nbytes < MIN_BYTES:
         return numpy.empty(shape, dtype)
     with _lock:
-        slot = next((s for s in _slots if s[0].nbytes >= nbytes and (s[1] is None or s[1]() is None)), None)
+        first = bisect.bisect_left(_sizes, nbytes)            # skip the buffers that are too small
+        slot = next((s for s in _slots[first:] if s[1] is None or s[1]() is None), None)
         if slot is None:
             if _pooled_bytes + nbytes > MAX_BYTES:
                 return numpy.empty(shape, dtype)
             slot = [_PoolBuffer((nbytes,), numpy.uint8), None]
-            _slots.append(slot)
-            _slots.sort(key=lambda s: s[0].nbytes)
+            index = bisect.bisect_right(_sizes, nbytes)       # keep both lists sorted by size
+            _slots.insert(index, slot)
+            _sizes.insert(index, nbytes)
             _pooled_bytes += nbytes
         owner = slot[0].view(numpy.ndarray)          # every view below points back to `owner`
         slot[1] = weakref.ref(owner)
@@ -72,6 +76,7 @@ def clear():
         busy = [s for s in _slots if s[1] is not None and s[1]() is not None]
         _pooled_bytes = sum(s[0].nbytes for s in busy)
         _slots[:] = busy
+        _sizes[:] = [s[0].nbytes for s in busy]
 
 
 def pooled_bytes():
