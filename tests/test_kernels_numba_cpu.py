@@ -149,14 +149,19 @@ def test_parallel_and_serial_loops_give_the_same_im2col_and_col2im(geometry):
                      serial_dx)
 
 
-@pytest.mark.parametrize("kernel, stride, padding, size", [(3, 2, 1, 8), (2, 3, 0, 7), (3, 2, 0, 8), (1, 2, 0, 5)])
+@pytest.mark.parametrize("kernel, stride, padding, size", [(3, 2, 1, 8), (3, 2, 0, 8), (3, 3, 0, 7), (2, 2, 0, 5),
+                                                         (2, 3, 0, 7), (1, 2, 0, 5)])
 def test_strided_paths_fill_every_entry_of_dirty_buffers(monkeypatch, kernel, stride, padding, size):
-    """The phase-plane path (stride > 1) gets its buffers uninitialised from the pool: every
-    entry of cols, of the phase planes and of dx must be written, including input rows that
-    no tap reads (kernel 3 at stride 2 without padding on 8 pixels: the last row; stride 3 >
-    kernel 2: every third row, and the last ones fall outside the phase planes)."""
+    """Strided im2col/col2im get their buffers uninitialised from the pool: every entry of cols,
+    of the phase planes and of dx must be written, including input pixels that no tap reads.
+    Kernel 3 at stride 2 without padding on 8 pixels: the last row is in a phase plane but read by
+    no tap. Kernel 3 at stride 3 on 7 pixels, kernel 2 at stride 2 on 5: the last row falls outside
+    the phase planes (col2im's `dx[...] = 0`). Kernel 2 at stride 3 and 1 at stride 2 take the gather
+    path (a kernel smaller than the stride)."""
     import kernels.numba_cpu.col2im as col2im_module
     import kernels.numba_cpu.im2col as im2col_module
+
+    assert im2col_module.uses_phases(kernel, kernel, (stride, stride), (1, 1)) == (kernel >= stride)
 
     def dirty(shape, dtype):
         return numpy.full(shape, numpy.nan, dtype)

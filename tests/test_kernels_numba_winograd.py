@@ -53,19 +53,25 @@ def _check_against_references(problem, dtype, seed):
     x = rng.standard_normal(shape).astype(dtype)
     tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == numpy.float32 else dict(rtol=1e-12, atol=1e-12)
 
+    def dirty(like):                       # outputs come uninitialised from the pool: every entry must be written
+        return numpy.full_like(like, numpy.nan)
+
     v = kernel.input_transform(x, padding, *out_size)
-    numpy.testing.assert_allclose(v, winograd.input_transform_numpy(x, padding, *out_size), **tolerance)
+    numpy.testing.assert_allclose(v, winograd.input_transform_numpy(x, padding, *out_size), **tolerance,
+                                  err_msg="input_transform")
 
     dv = rng.standard_normal((16, _tiles(shape[0], out_size), shape[1])).astype(dtype)
-    numpy.testing.assert_allclose(kernel.input_transform_adjoint(dv, padding, numpy.empty_like(x)),
-                                  winograd.input_transform_adjoint_numpy(dv, padding, numpy.empty_like(x)),
-                                  **tolerance)
+    numpy.testing.assert_allclose(kernel.input_transform_adjoint(dv, padding, dirty(x)),
+                                  winograd.input_transform_adjoint_numpy(dv, padding, dirty(x)),
+                                  **tolerance, err_msg="input_transform_adjoint")
 
     dy = rng.standard_normal((shape[0], shape[1]) + out_size).astype(dtype)
     dm = kernel.output_transform_adjoint(dy)
-    numpy.testing.assert_allclose(dm, winograd.output_transform_adjoint_numpy(dy), **tolerance)
-    numpy.testing.assert_allclose(kernel.output_transform(dv, numpy.empty_like(dy)),
-                                  winograd.output_transform_numpy(dv, numpy.empty_like(dy)), **tolerance)
+    numpy.testing.assert_allclose(dm, winograd.output_transform_adjoint_numpy(dy), **tolerance,
+                                  err_msg="output_transform_adjoint")
+    numpy.testing.assert_allclose(kernel.output_transform(dv, dirty(dy)),
+                                  winograd.output_transform_numpy(dv, dirty(dy)), **tolerance,
+                                  err_msg="output_transform")
 
 
 def test_outputs_have_the_documented_layout_and_dtype(loop):

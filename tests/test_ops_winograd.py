@@ -12,6 +12,10 @@ from minigrad.utils.gradcheck import gradcheck
 from torch_compare import compare_with_torch
 
 
+needs_kernels = pytest.mark.skipif(not any(name.startswith("winograd") for name, _ in registry.KERNELS),
+                                   reason="conv2d picks Winograd only where its Numba kernels are installed")
+
+
 def winograd_conv(x, weight, bias=None, padding=1):
     """conv2d by Winograd whatever the channel count (conv2d itself picks it only from MIN_CHANNELS on)."""
     return winograd.Conv2dWinograd(padding)(x, weight, bias)
@@ -124,6 +128,7 @@ def test_winograd_gradcheck_float64(shape, padding):
     assert gradcheck(lambda x, w, b: winograd_conv(x, w, b, padding), [x, w, b])
 
 
+@needs_kernels
 def test_winograd_matches_torch_through_conv2d():
     """conv2d picks Winograd for this 16-channel layer; values and gradients as torch's."""
     pytest.importorskip("torch")
@@ -156,7 +161,8 @@ def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
 
     whole = run()
     monkeypatch.setitem(winograd.CHUNK_BYTES, "cpu", 1)                     # one image per chunk
-    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)       # two blocks of chunks
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)       # two blocks of chunks (one block
+    # without threadpoolctl, which run_blocks needs to hold each thread's BLAS to one thread)
     for name, ours, expected in zip(["y", "dx", "dw"], run(), whole):
         numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
 
@@ -171,14 +177,57 @@ def test_winograd_without_kernels_uses_the_numpy_references(monkeypatch):
                                   rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, False), (False, False, True)],
+                         ids=["only-x", "only-weight", "only-bias"])
+def test_winograd_backward_computes_only_the_gradients_asked_for(needs):
+    rng = numpy.random.default_rng(10)
+    arrays = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    tensors = [minigrad.tensor(a, requires_grad=need) for a, need in zip(arrays, needs)]
+    y = winograd_conv(*tensors)
+    dy = rng.standard_normal(y.shape)
+    y.backward(minigrad.tensor(dy))
+    for tensor, need, name in zip(tensors, needs, ["x", "weight", "bias"]):
+        assert (tensor.grad is not None) == need, name
+    wanted = needs.index(True)
+    reference = minigrad.tensor(arrays[wanted], requires_grad=True)
+    others = [minigrad.tensor(a) for a in arrays]
+    others[wanted] = reference
+    Conv2d(1, 1)(*others).backward(minigrad.tensor(dy))
+    numpy.testing.assert_allclose(tensors[wanted].grad.numpy(), reference.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_edge_cases_zero_batch_mixed_dtypes_wide_padding():
+    rng = numpy.random.default_rng(11)
+    empty = winograd_conv(minigrad.tensor(numpy.zeros((0, 3, 5, 5))), minigrad.tensor(numpy.ones((2, 3, 3, 3))))
+    assert empty.shape == (0, 2, 5, 5)
+    x32, w64 = rng.standard_normal((2, 3, 4, 5)).astype(numpy.float32), rng.standard_normal((2, 3, 3, 3))
+    mixed = winograd_conv(minigrad.tensor(x32), minigrad.tensor(w64))
+    assert mixed.dtype == numpy.float64                          # as numpy.result_type (and im2col) give
+    numpy.testing.assert_allclose(mixed.numpy(), conv2d_reference(x32, w64, padding=1), rtol=1e-6, atol=1e-6)
+    wide = winograd_conv(minigrad.tensor(x32.astype(numpy.float64)), minigrad.tensor(w64), padding=3)
+    numpy.testing.assert_allclose(wide.numpy(), conv2d_reference(x32, w64, padding=3), rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_of_integers_with_16_channels_stays_exact():
+    rng = numpy.random.default_rng(12)
+    x, w = rng.integers(-3, 4, (1, 16, 4, 4)), rng.integers(-3, 4, (2, 16, 3, 3))
+    y = conv2d(minigrad.tensor(x), minigrad.tensor(w), padding=1)
+    numpy.testing.assert_array_equal(y.numpy(), conv2d_reference(x, w, padding=1))
+
+
+def test_winograd_refuses_integer_input_with_a_clear_error():
+    x, w = numpy.ones((1, 2, 4, 4), numpy.int64), numpy.ones((2, 2, 3, 3), numpy.int64)
+    with pytest.raises(TypeError, match="floating-point.*int64 and int64"):
+        winograd_conv(minigrad.tensor(x), minigrad.tensor(w))
+
+
 # ------------------------------------------------------------------ which algorithm conv2d picks
 def _function_used(x, w, **options):
     y = conv2d(minigrad.tensor(x, requires_grad=True), minigrad.tensor(w), **options)
     return type(y.grad_fn).__name__
 
 
-@pytest.mark.skipif(not any(name.startswith("winograd") for name, _ in registry.KERNELS),
-                    reason="Winograd is used only where its Numba kernels are installed")
+@needs_kernels
 def test_conv2d_picks_winograd_only_where_it_suits(monkeypatch):
     x16, w16 = numpy.zeros((1, 16, 6, 6)), numpy.zeros((8, 16, 3, 3))
     assert _function_used(x16, w16, padding=1) == "Conv2dWinograd"
@@ -187,6 +236,8 @@ def test_conv2d_picks_winograd_only_where_it_suits(monkeypatch):
     assert _function_used(x16, numpy.zeros((8, 8, 3, 3)), groups=2, padding=1) == "Conv2d"
     assert _function_used(x16, numpy.zeros((8, 16, 1, 1))) == "Conv2d"                   # 1x1
     assert _function_used(numpy.zeros((1, 3, 6, 6)), numpy.zeros((8, 3, 3, 3)), padding=1) == "Conv2d"  # C < 16
+    ints = numpy.zeros((1, 16, 6, 6), numpy.int64), numpy.zeros((8, 16, 3, 3), numpy.int64)
+    assert not winograd.suits(*ints, (1, 1), (1, 1), 1)                                  # integers: exact im2col
     monkeypatch.setattr(winograd, "ENABLED", False)
     assert _function_used(x16, w16, padding=1) == "Conv2d"
 

@@ -18,7 +18,8 @@ parallel loop has no races, and each row is written left to right.
 is as wide as the input (3x3 with padding 1, 1x1 without): see its docstring.
 For strided convolutions (dilation 1), `_split_phases` first sorts the padded input
 into its SH*SW phase planes and `_im2col_rows_phases` then copies contiguous runs
-(1.3x faster than gathering every other pixel on ResNet-20's stride-2 layers).
+instead of gathering every other pixel (ResNet-20's stride-2 layers, batch 128, 1 thread,
+both im2col passes of a step: 8.5 -> 6.4 ms for 16->32 channels, 5.1 -> 4.7 ms for 32->64).
 Reference: minigrad.ops.im2col's NumPy path; both kernels agree with it bit for bit
 (a copy, no arithmetic).
 """

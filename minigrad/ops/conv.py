@@ -1,5 +1,8 @@
 """2-D convolution (cross-correlation, as in every deep-learning library) via im2col.
 
+(`conv2d` below sends the 3x3 stride-1 layers that suit it on the CPU to Winograd's
+algorithm instead, minigrad/ops/winograd.py; this file is the general method.)
+
 Shapes:  N batch, C input channels, H x W input size, F filters (output channels),
          G groups, C/G and F/G channels per group, KH x KW kernel size,
          OH x OW output size, P = N*OH*OW output positions, K = C/G*KH*KW.
@@ -36,6 +39,7 @@ from minigrad.function import Function
 from minigrad.ops import winograd
 from minigrad.ops.cpu_threads import image_chunks, run_blocks
 from minigrad.ops.im2col import check_conv_shapes, col2im, conv_output_size, im2col, pair, scratch
+from minigrad.tensor import Tensor
 
 
 # Images per chunk, as a bound on the bytes of one chunk's cols. About 1 MiB keeps a
@@ -160,7 +164,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Both compute the same convolution to float rounding.
     """
     function = Conv2d(stride, padding, dilation, groups)
-    x_array, w_array = getattr(x, "data", x), getattr(weight, "data", weight)
+    x_array = x.data if isinstance(x, Tensor) else x                 # raw NumPy/CuPy arrays are allowed too
+    w_array = weight.data if isinstance(weight, Tensor) else weight
     if winograd.suits(x_array, w_array, function.stride, function.dilation, function.groups):
         function = winograd.Conv2dWinograd(padding)
     return function(x, weight, bias)

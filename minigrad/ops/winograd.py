@@ -58,7 +58,7 @@ tiles read zeros past the padded input and their extra outputs are dropped.
 
 Used by conv2d for 3x3 kernels at stride 1, dilation 1, groups 1 on the CPU when
 the Numba kernels are there (`suits`); the transforms below are the NumPy
-references of kernels/numba_cpu/winograd.py. docs/03_convolution.md derives it.
+references of kernels/numba_cpu/winograd.py. docs/03_convolution_three_ways.md derives it.
 """
 import numpy
 
@@ -73,7 +73,7 @@ G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype
 A_T = numpy.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=numpy.float64)
 
 # Images per chunk, as a bound on the bytes of one chunk's V (the transformed input) so that
-# V and M (as large again) stay in the core's L2 cache between the transforms and the GEMMs
+# V and M ((16, T, F), as large again when F = C) stay in the core's L2 cache between the transforms and the GEMMs
 # (see conv.py). Measured, fwd+bwd at batch 128, 1 thread / 2 threads, 1 MiB -> 512 KiB:
 # 32 channels 16x16 18.2 -> 16.8 / 10.6 -> 10.3 ms, 64 channels 8x8 13.6 -> 11.4 / 14.6 -> 12.1 ms;
 # 256 KiB was no faster at 1 thread and slower at 2 (13.3 ms for 32 channels).
@@ -81,7 +81,9 @@ CHUNK_BYTES = {"cpu": 1 << 19, "gpu": None}
 
 # conv2d takes this path only from this many input channels on: the 16 GEMMs have C as their
 # inner size, and with fewer channels they run too far below the BLAS's peak to pay for the
-# transforms (measured in benchmarks/RESULTS.md).
+# transforms. Measured fwd+bwd, batch 128, 32x32, 16 filters, 1 thread, two runs each,
+# Winograd / im2col: 3 channels 21.9-24.8 / 11.1-14.1 ms, 8 channels 21.5-25.8 / 20.2-29.6 ms,
+# 16 channels 35.0-39.4 / 37.9-47.5 ms.
 MIN_CHANNELS = 16
 
 ENABLED = True     # False: every convolution takes the im2col path (for comparisons)
@@ -90,6 +92,7 @@ ENABLED = True     # False: every convolution takes the im2col path (for compari
 def suits(x, weight, stride, dilation, groups):
     """True when conv2d should use Winograd for arrays x and weight (see the module docstring)."""
     return (ENABLED and backend.device_of(x) == "cpu" and x.ndim == 4 and weight.ndim == 4
+            and numpy.result_type(x, weight).kind == "f"               # G holds 1/2: floats only
             and tuple(weight.shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and weight.shape[1] == x.shape[1] >= MIN_CHANNELS
             and find_kernel("winograd_input_transform", x) is not None)
@@ -112,7 +115,7 @@ def weight_transform(weight):
     filters, channels = weight.shape[:2]
     g_kron = xp.asarray(numpy.kron(G, G), dtype=weight.dtype)                     # (16, 9)
     u = g_kron @ weight.reshape(filters * channels, 9).T                           # (16, 9) @ (9, F*C)
-    return xp.ascontiguousarray(u.reshape(16, filters, channels).transpose(0, 2, 1))   # (16, C, F)
+    return xp.ascontiguousarray(u.reshape(16, filters, channels).transpose(0, 2, 1))   # (16, F, C) -> (16, C, F)
 
 
 def weight_transform_adjoint(du):
@@ -121,7 +124,7 @@ def weight_transform_adjoint(du):
     _, channels, filters = du.shape
     g_kron = xp.asarray(numpy.kron(G, G), dtype=du.dtype)                         # (16, 9)
     dg = du.transpose(2, 1, 0).reshape(filters * channels, 16) @ g_kron           # (F*C, 16) @ (16, 9)
-    return dg.reshape(filters, channels, 3, 3)
+    return dg.reshape(filters, channels, 3, 3)                                     # (F, C, 3, 3)
 
 
 # ------------------------------------------------------------------ the tile transforms: NumPy references
@@ -147,7 +150,7 @@ def input_transform_numpy(x, padding, out_h, out_w):
     d = _tile_reads(x, padding, tiles)                                              # (4, 4, N, C, TH, TW)
     b_t = xp.asarray(B_T, dtype=x.dtype)
     v = xp.einsum("ai,ijncyx,bj->abnyxc", b_t, d, b_t)                              # (4, 4, N, TH, TW, C)
-    return xp.ascontiguousarray(v.reshape(16, n * tiles[0] * tiles[1], c))
+    return xp.ascontiguousarray(v.reshape(16, n * tiles[0] * tiles[1], c))        # (16, T, C)
 
 
 def output_transform_numpy(m, out):
@@ -157,6 +160,7 @@ def output_transform_numpy(m, out):
     tiles_h, tiles_w = tile_counts(out_h, out_w)
     a_t = xp.asarray(A_T, dtype=m.dtype)
     blocks = xp.einsum("ai,ijnyxf,bj->nfyaxb", a_t, m.reshape(4, 4, n, tiles_h, tiles_w, filters), a_t)
+    # blocks: (N, F, TH, 2, TW, 2), each tile's 2x2 outputs; row 2*th + a, column 2*tw + b
     out[...] = blocks.reshape(n, filters, 2 * tiles_h, 2 * tiles_w)[:, :, :out_h, :out_w]  # drop the odd edge
     return out
 
@@ -170,7 +174,7 @@ def output_transform_adjoint_numpy(dy):
     blocks = dy_even.reshape(n, filters, tiles_h, 2, tiles_w, 2)                   # (N, F, TH, 2, TW, 2)
     a_t = xp.asarray(A_T, dtype=dy.dtype)
     dm = xp.einsum("ia,nfyixj,jb->abnyxf", a_t, blocks, a_t)                        # (4, 4, N, TH, TW, F)
-    return xp.ascontiguousarray(dm.reshape(16, n * tiles_h * tiles_w, filters))
+    return xp.ascontiguousarray(dm.reshape(16, n * tiles_h * tiles_w, filters))   # (16, T, F)
 
 
 def input_transform_adjoint_numpy(dv, padding, out):
@@ -185,7 +189,7 @@ def input_transform_adjoint_numpy(dv, padding, out):
     out_h, out_w = height + 2 * pad_h - 2, width + 2 * pad_w - 2
     tiles_h, tiles_w = tile_counts(out_h, out_w)
     b_t = xp.asarray(B_T, dtype=dv.dtype)
-    dd = xp.einsum("ai,abnyxc,bj->ijncyx", b_t, dv.reshape(4, 4, n, tiles_h, tiles_w, c), b_t)
+    dd = xp.einsum("ai,abnyxc,bj->ijncyx", b_t, dv.reshape(4, 4, n, tiles_h, tiles_w, c), b_t)  # (4, 4, N, C, TH, TW)
     dx_padded = xp.zeros((n, c, 2 * tiles_h + 2, 2 * tiles_w + 2), dtype=dv.dtype)
     for i in range(4):
         for j in range(4):         # within one (i, j) no pixel is hit twice, so += on the slice is exact
@@ -225,6 +229,9 @@ class Conv2dWinograd(Function):
 
     def forward(self, x, weight, bias=None):
         check_conv_shapes(x, weight, bias, self.padding, (1, 1), 1)
+        if backend.array_module(x).result_type(x, weight).kind != "f":
+            raise TypeError(f"conv2d (Winograd F(2x2, 3x3)): needs floating-point input and weight, got "
+                            f"{x.dtype} and {weight.dtype} (the transforms multiply by 1/2)")
         if tuple(weight.shape[2:]) != (3, 3):
             raise ValueError(f"conv2d (Winograd F(2x2, 3x3)): needs a 3x3 kernel, got weight shape {weight.shape}")
         xp = backend.array_module(x)
