@@ -10,6 +10,8 @@ ops does not hit Python's recursion limit.
 """
 import numpy
 
+from minigrad.ops.registry import find_kernel
+
 
 def topological_order(root):
     """Tensors that require grad and lead to `root`, each after all of its inputs."""
@@ -83,7 +85,12 @@ def _accumulate(node, dy):
 
     dy = dy.astype(node.dtype, copy=False)
     if node.grad is None:
-        # copy: dy may alias an array that an op will reuse or the user may mutate
-        node.grad = Tensor._make(dy.copy(), node.device)
+        # copy: dy may alias an array that an op will reuse or the user may mutate. A big copy goes
+        # into a pooled buffer where the device has a pool (fresh memory costs page faults).
+        allocate = find_kernel("workspace", dy)
+        grad = dy.copy() if allocate is None else allocate(dy.shape, dy.dtype)
+        if allocate is not None:
+            grad[...] = dy
+        node.grad = Tensor._make(grad, node.device)
     else:
         node.grad = Tensor._make(node.grad.data + dy, node.device)

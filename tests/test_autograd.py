@@ -187,3 +187,16 @@ def test_topological_order_puts_inputs_before_outputs():
     order = topological_order(c)
     position = {id(t): i for i, t in enumerate(order)}
     assert position[id(x)] < position[id(a)] < position[id(b)] < position[id(c)]
+
+
+def test_a_big_leaf_gradient_is_its_own_memory_even_when_pooled():
+    """Leaf gradients of 1 MiB and more are copied into the kernels' buffer pool: a gradient the
+    user still holds must never be handed out again, and the copy must not alias dy."""
+    x = minigrad.tensor(numpy.ones((512, 1024), numpy.float32), requires_grad=True)   # 2 MiB
+    (x * 2).sum().backward()
+    first = x.grad.numpy()
+    x.grad = None
+    (x * 3).sum().backward()
+    assert (first == 2).all() and (x.grad.numpy() == 3).all()
+    (x * 4).sum().backward()                                                          # accumulates
+    assert (x.grad.numpy() == 7).all() and (first == 2).all()

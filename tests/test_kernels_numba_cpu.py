@@ -240,6 +240,25 @@ def test_max_pool_backward_equals_numpy_reference(geometry):
     numpy.testing.assert_allclose(ours, reference, **_tolerance(x.dtype), err_msg="max_pool2d backward")
 
 
+def test_max_pool_fills_every_entry_of_dirty_pool_buffers(monkeypatch):
+    """y, argmax_index and dx come uninitialised from the pool; pixels that win no window
+    (kernel 1 at stride 2 reads one pixel in four) must still get a zero gradient."""
+    import kernels.numba_cpu.maxpool as maxpool_module
+
+    def dirty(shape, dtype):
+        return numpy.full(shape, -7 if numpy.dtype(dtype).kind == "i" else numpy.nan, dtype)
+
+    monkeypatch.setattr(maxpool_module.workspace, "empty", dirty)
+    x = numpy.random.default_rng(4).standard_normal((2, 3, 7, 6))
+    for geometry in [(x, 3, 3, (2, 2), (1, 1)), (x, 1, 1, (2, 2), (0, 0))]:
+        y, argmax_index = max_pool_forward(*geometry)
+        y_reference, argmax_reference = max_pool2d_forward_numpy(*geometry)
+        _assert_same("max_pool2d y", y, y_reference)
+        dy = numpy.ones(y.shape)
+        dx = max_pool_backward(dy, argmax_index, x.shape, *geometry[1:])
+        numpy.testing.assert_array_equal(dx, max_pool2d_backward_numpy(dy, argmax_reference, x.shape, *geometry[1:]))
+
+
 def test_max_pool_tie_goes_to_the_first_window_position():
     x = numpy.ones((1, 1, 2, 2), dtype=numpy.float32)
     _, argmax_index = max_pool_forward(x, 2, 2, (2, 2), (0, 0))

@@ -26,7 +26,7 @@ Reference: minigrad.ops.pool.max_pool2d_forward_numpy / max_pool2d_backward_nump
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import launch_lock
+from kernels.numba_cpu import launch_lock, workspace
 from kernels.numba_cpu.im2col import output_size
 
 
@@ -66,6 +66,7 @@ def _max_pool_backward_planes(dy, argmax_index, dx, pad_h, pad_w):
     for plane in prange(n_images * channels):
         n = plane // channels
         c = plane % channels
+        dx[n, c] = 0                                           # dx comes uninitialised from the pool
         for oh in range(out_h):
             for ow in range(out_w):
                 index = argmax_index[n, c, oh, ow]
@@ -84,8 +85,8 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
         raise ValueError(f"max_pool2d: kernel_size ({kernel_h}, {kernel_w}) is larger than the padded input "
                          f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x.shape)})")
     x = numpy.ascontiguousarray(x)
-    y = numpy.empty((n_images, channels, out_h, out_w), dtype=x.dtype)
-    argmax_index = numpy.empty((n_images, channels, out_h, out_w), dtype=numpy.int64)
+    y = workspace.empty((n_images, channels, out_h, out_w), x.dtype)                 # pooled: no fresh pages
+    argmax_index = workspace.empty((n_images, channels, out_h, out_w), numpy.int64)
     if y.size:
         with launch_lock:
             _max_pool_planes(x, y, argmax_index, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1])
@@ -98,8 +99,10 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
         raise ValueError(f"max_pool2d backward: dy has shape {tuple(dy.shape)} but argmax_index has shape "
                          f"{tuple(argmax_index.shape)}; both must be (N, C, OH, OW)")
     dy = numpy.ascontiguousarray(dy)
-    dx = numpy.zeros(tuple(x_shape), dtype=dy.dtype)
-    if dy.size:
+    dx = workspace.empty(tuple(x_shape), dy.dtype)             # zeroed plane by plane in the loop
+    if not dy.size:
+        dx[...] = 0
+    else:
         with launch_lock:
             _max_pool_backward_planes(dy, numpy.ascontiguousarray(argmax_index), dx, padding[0], padding[1])
     return dx
