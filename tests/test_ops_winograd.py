@@ -133,7 +133,7 @@ def test_winograd_matches_torch_through_conv2d():
     """conv2d picks Winograd for this 16-channel layer; values and gradients as torch's."""
     pytest.importorskip("torch")
     rng = numpy.random.default_rng(6)
-    x, w, b = rng.standard_normal((2, 16, 6, 7)), rng.standard_normal((4, 16, 3, 3)), rng.standard_normal(4)
+    x, w, b = rng.standard_normal((2, 16, 8, 9)), rng.standard_normal((4, 16, 3, 3)), rng.standard_normal(4)
     assert winograd.suits(x, w, (1, 1), (1, 1), 1)
     compare_with_torch(lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1), [x, w, b], rtol=1e-9)
 
@@ -165,6 +165,18 @@ def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
     # without threadpoolctl, which run_blocks needs to hold each thread's BLAS to one thread)
     for name, ours, expected in zip(["y", "dx", "dw"], run(), whole):
         numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_winograd_chunks_hold_the_cache_budget_or_enough_tiles():
+    """Narrow layers: chunks of CHUNK_BYTES of V. Wide layers: at least MIN_TILES tiles a chunk."""
+    def images_per_chunk(shape):
+        function = winograd.Conv2dWinograd(1)
+        function.out_size = shape[2:]
+        return [c.stop - c.start for c in function._chunks(numpy.zeros(shape, numpy.float32))]
+
+    v_bytes_per_image = 16 * 16 * 16 * 16 * 4                               # 16 channels, 16x16 tiles
+    assert images_per_chunk((8, 16, 32, 32)) == [winograd.CHUNK_BYTES["cpu"] // v_bytes_per_image] * 4
+    assert images_per_chunk((64, 512, 4, 4)) == [winograd.MIN_TILES // 4] * 2   # 4 tiles an image
 
 
 def test_winograd_without_kernels_uses_the_numpy_references(monkeypatch):
@@ -229,12 +241,13 @@ def _function_used(x, w, **options):
 
 @needs_kernels
 def test_conv2d_picks_winograd_only_where_it_suits(monkeypatch):
-    x16, w16 = numpy.zeros((1, 16, 6, 6)), numpy.zeros((8, 16, 3, 3))
+    x16, w16 = numpy.zeros((1, 16, 8, 8)), numpy.zeros((8, 16, 3, 3))
     assert _function_used(x16, w16, padding=1) == "Conv2dWinograd"
     assert _function_used(x16, w16, stride=2, padding=1) == "Conv2d"                     # stride 2
     assert _function_used(x16, w16, dilation=2, padding=2) == "Conv2d"                   # dilated
     assert _function_used(x16, numpy.zeros((8, 8, 3, 3)), groups=2, padding=1) == "Conv2d"
     assert _function_used(x16, numpy.zeros((8, 16, 1, 1))) == "Conv2d"                   # 1x1
+    assert _function_used(numpy.zeros((1, 16, 4, 4)), w16, padding=1) == "Conv2d"        # 4x4 images
     assert _function_used(numpy.zeros((1, 3, 6, 6)), numpy.zeros((8, 3, 3, 3)), padding=1) == "Conv2d"  # C < 16
     ints = numpy.zeros((1, 16, 6, 6), numpy.int64), numpy.zeros((8, 16, 3, 3), numpy.int64)
     assert not winograd.suits(*ints, (1, 1), (1, 1), 1)                                  # integers: exact im2col

@@ -78,6 +78,14 @@ A_T = numpy.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=numpy.float64)
 # 32 channels 16x16 18.2 -> 16.8 / 10.6 -> 10.3 ms, 64 channels 8x8 13.6 -> 11.4 / 14.6 -> 12.1 ms;
 # 256 KiB was no faster at 1 thread and slower at 2 (13.3 ms for 32 channels).
 CHUNK_BYTES = {"cpu": 1 << 19, "gpu": None}
+# ... but at least this many tiles (the GEMMs' rows) per chunk, for wide layers where 512 KiB holds
+# only a few: ResNet-18's 256 channels 8x8 at batch 32, fwd+bwd, 41.6 ms with 2 MiB chunks (128 tiles)
+# against 55.9 ms with 512 KiB (32 tiles); 128 channels 16x16: 36.9 against 44.2 ms.
+MIN_TILES = 128
+
+# ... and only for images of at least this many pixels (H*W): on 4x4 images (ResNet-18's last stage,
+# 512 channels, batch 32) im2col's one long product (K = 4608) was faster, 73 against 89 ms fwd+bwd.
+MIN_PIXELS = 64
 
 # conv2d takes this path only from this many input channels on: the 16 GEMMs have C as their
 # inner size, and with fewer channels they run too far below the BLAS's peak to pay for the
@@ -95,6 +103,7 @@ def suits(x, weight, stride, dilation, groups):
             and numpy.result_type(x, weight).kind == "f"               # G holds 1/2: floats only
             and tuple(weight.shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and weight.shape[1] == x.shape[1] >= MIN_CHANNELS
+            and x.shape[2] * x.shape[3] >= MIN_PIXELS
             and find_kernel("winograd_input_transform", x) is not None)
 
 
@@ -223,8 +232,11 @@ class Conv2dWinograd(Function):
 
     def _chunks(self, x):
         tiles_h, tiles_w = tile_counts(*self.out_size)
-        bytes_per_image = 16 * x.shape[1] * tiles_h * tiles_w * x.dtype.itemsize      # one image's V
+        bytes_per_tile = 16 * x.shape[1] * x.dtype.itemsize                          # one tile's V
         budget = CHUNK_BYTES.get(backend.device_of(x))
+        if budget is not None:          # wide layers: enough tiles for the GEMMs, even past the cache
+            budget = max(budget, MIN_TILES * bytes_per_tile)
+        bytes_per_image = bytes_per_tile * tiles_h * tiles_w
         return image_chunks(x.shape[0], bytes_per_image, budget)
 
     def forward(self, x, weight, bias=None):
