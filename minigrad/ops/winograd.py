@@ -207,18 +207,17 @@ def input_transform_adjoint_numpy(dv, padding, out):
     return out
 
 
-def _dispatch(name, reference):
-    def transform(array, *args):
-        return find_kernel(name, array, reference)(array, *args)
-    transform.__name__ = name
-    transform.__doc__ = f"{reference.__doc__.splitlines()[0]} (a kernel where registered, else the reference)"
-    return transform
+_TRANSFORMS = (("winograd_input_transform", input_transform_numpy),
+               ("winograd_output_transform", output_transform_numpy),
+               ("winograd_output_transform_adjoint", output_transform_adjoint_numpy),
+               ("winograd_input_transform_adjoint", input_transform_adjoint_numpy))
 
 
-input_transform = _dispatch("winograd_input_transform", input_transform_numpy)
-output_transform = _dispatch("winograd_output_transform", output_transform_numpy)
-output_transform_adjoint = _dispatch("winograd_output_transform_adjoint", output_transform_adjoint_numpy)
-input_transform_adjoint = _dispatch("winograd_input_transform_adjoint", input_transform_adjoint_numpy)
+def transforms_for(array):
+    """(input, output, output adjoint, input adjoint) transforms for the device of `array`: the
+    kernels registered in minigrad/ops/registry.py, else the NumPy references above. Looked up
+    once per convolution, not once per chunk."""
+    return tuple(find_kernel(name, array, reference) for name, reference in _TRANSFORMS)
 
 
 # ------------------------------------------------------------------ the op
@@ -255,6 +254,7 @@ class Conv2dWinograd(Function):
         x = x.astype(dtype, copy=False)
         u = weight_transform(weight.astype(dtype, copy=False))                       # (16, C, F)
         y = scratch((n, filters) + self.out_size, dtype, x)                         # (N, F, OH, OW)
+        input_transform, output_transform, _, _ = transforms_for(x)
 
         def forward_block(block):
             for images in block:
@@ -275,6 +275,7 @@ class Conv2dWinograd(Function):
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
         u_t = xp.ascontiguousarray(u.transpose(0, 2, 1))                            # (16, F, C)
+        input_transform, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
 
         def backward_block(block):
             du = xp.zeros(u.shape, dtype=dy.dtype) if need_dw else None              # (16, C, F), this block's
