@@ -40,3 +40,9 @@ def test_benchmark_compares_with_torch(script):
     pytest.importorskip("torch")
     output = _run(script)
     assert "ratio" in output and "n/a (--only)" not in output
+
+
+@pytest.mark.parametrize("script", ["bench_conv.py", "bench_resnet_step.py"])
+def test_conv_benchmarks_can_switch_winograd_off(script):
+    output = _run(script, "--only", "minigrad", "--conv", "im2col")
+    assert "conv: im2col everywhere (--conv im2col)" in output
