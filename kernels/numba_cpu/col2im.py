@@ -24,7 +24,7 @@ scatter over columns, "add each entry to its pixel", would race.)
       through `cols` row by row instead of hopping between KH*KW rows, which
       measured about 2x faster on ResNet-20 shapes. For strided convolutions
       (dilation 1) it adds into the phase planes instead (`_col2im_rows_phases`,
-      the adjoint of im2col's phase path) and `_merge_phases` then puts each
+      the adjoint of im2col's phase path) and `copy_phases` then puts each
       phase cell back on its pixel: contiguous runs instead of every other pixel.
 
 Reference: minigrad.ops.im2col's NumPy path, which also adds tap by tap; the
@@ -34,7 +34,7 @@ import numpy
 from numba import njit, prange
 
 from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
-from kernels.numba_cpu.im2col import output_size, phase_span, uses_phases, valid_range
+from kernels.numba_cpu.im2col import copy_phases, output_size, uses_phases, valid_range
 
 
 def _tap_table(size, kernel, stride, padding, dilation, n_out):
@@ -128,23 +128,6 @@ def _col2im_rows_phases(cols, phases, kernel_h, kernel_w, stride_h, stride_w, ou
                         target[ow] += source[ow]
 
 
-@njit(nogil=True, cache=True)
-def _merge_phases(phases, dx, stride_h, stride_w, pad_h, pad_w):
-    """dx[n, c, h, w] = the phase cell of padded pixel (h + PH, w + PW): the adjoint of the split
-    (each pixel is in exactly one phase; the cells of the padding are dropped)."""
-    n_images, channels, height, width = dx.shape
-    for p in range(stride_h):
-        first_h, start_h, rows = phase_span(p, stride_h, pad_h, height, phases.shape[4])
-        for q in range(stride_w):
-            first_w, start_w, columns = phase_span(q, stride_w, pad_w, width, phases.shape[5])
-            if rows <= 0 or columns <= 0:
-                continue
-            for n in range(n_images):
-                for c in range(channels):
-                    dx[n, c, first_h:first_h + rows * stride_h:stride_h, first_w:first_w + columns * stride_w:stride_w] = \
-                        phases[p, q, n, c, start_h:start_h + rows, start_w:start_w + columns]
-
-
 # The serial twin of `_col2im_planes` for small arrays (see im2col.py and SERIAL_BELOW_BYTES).
 _planes_serial_loop = njit(nogil=True)(_col2im_planes.py_func)
 
@@ -190,7 +173,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
         if ((x_shape[2] - 1 + padding[0]) // stride[0] >= phases.shape[4]
                 or (x_shape[3] - 1 + padding[1]) // stride[1] >= phases.shape[5]):
             dx[...] = 0                     # the last rows or columns are read by no tap: their gradient is 0
-        _merge_phases(phases, dx, stride[0], stride[1], padding[0], padding[1])
+        copy_phases(dx, phases, stride[0], stride[1], padding[0], padding[1], False)   # back onto the pixels
     elif dx.size:
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)

@@ -45,6 +45,22 @@ from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
 # convolution sends (a fresh zeroed plane per image cost as much as the transform itself).
 
 @njit(inline="always")
+def _input_planes(tiles_h, tiles_w, channels, dtype):
+    """Scratch of the input transform and its adjoint: the padded plane, channels last and columns
+    by parity (zeroed: its border is the padding), and one row of tiles."""
+    return (numpy.zeros((2 * tiles_h + 2, 2, tiles_w + 1, channels), dtype),
+            numpy.empty((4, 2, tiles_w + 1, channels), dtype))
+
+
+@njit(inline="always")
+def _output_planes(tiles_h, tiles_w, filters, dtype):
+    """Scratch of the output transform and its adjoint: the even-sized output plane (zeroed: past an
+    odd edge it stays 0) and one row of tiles."""
+    return (numpy.zeros((2 * tiles_h, 2, tiles_w, filters), dtype),
+            numpy.empty((4, 2, tiles_w, filters), dtype))
+
+
+@njit(inline="always")
 def _input_transform_image(x, n, v, plane, rows, pad_h, pad_w, tiles_h, tiles_w):
     _, channels, height, width = x.shape
     for h in range(height):                                                   # channels last, columns by
@@ -87,15 +103,13 @@ def _input_transform_image(x, n, v, plane, rows, pad_h, pad_w, tiles_h, tiles_w)
 @njit(parallel=True, cache=True)
 def _input_transform(x, v, pad_h, pad_w, tiles_h, tiles_w):
     for n in prange(x.shape[0]):
-        plane = numpy.zeros((2 * tiles_h + 2, 2, tiles_w + 1, x.shape[1]), x.dtype)
-        rows = numpy.empty((4, 2, tiles_w + 1, x.shape[1]), x.dtype)
+        plane, rows = _input_planes(tiles_h, tiles_w, x.shape[1], x.dtype)
         _input_transform_image(x, n, v, plane, rows, pad_h, pad_w, tiles_h, tiles_w)
 
 
 @njit(nogil=True, cache=True)
 def _input_transform_serial(x, v, pad_h, pad_w, tiles_h, tiles_w):
-    plane = numpy.zeros((2 * tiles_h + 2, 2, tiles_w + 1, x.shape[1]), x.dtype)   # padded, by parity
-    rows = numpy.empty((4, 2, tiles_w + 1, x.shape[1]), x.dtype)                  # B^T d, one row of tiles
+    plane, rows = _input_planes(tiles_h, tiles_w, x.shape[1], x.dtype)
     for n in range(x.shape[0]):
         _input_transform_image(x, n, v, plane, rows, pad_h, pad_w, tiles_h, tiles_w)
 
@@ -134,15 +148,13 @@ def _output_transform_image(m, n, y, plane, cols, tiles_h, tiles_w):
 @njit(parallel=True, cache=True)
 def _output_transform(m, y, tiles_h, tiles_w):
     for n in prange(y.shape[0]):
-        plane = numpy.empty((2 * tiles_h, 2, tiles_w, y.shape[1]), m.dtype)
-        cols = numpy.empty((4, 2, tiles_w, y.shape[1]), m.dtype)
+        plane, cols = _output_planes(tiles_h, tiles_w, y.shape[1], m.dtype)
         _output_transform_image(m, n, y, plane, cols, tiles_h, tiles_w)
 
 
 @njit(nogil=True, cache=True)
 def _output_transform_serial(m, y, tiles_h, tiles_w):
-    plane = numpy.empty((2 * tiles_h, 2, tiles_w, y.shape[1]), m.dtype)      # even-sized output, by parity
-    cols = numpy.empty((4, 2, tiles_w, y.shape[1]), m.dtype)                 # m A for one row of tiles
+    plane, cols = _output_planes(tiles_h, tiles_w, y.shape[1], m.dtype)
     for n in range(y.shape[0]):
         _output_transform_image(m, n, y, plane, cols, tiles_h, tiles_w)
 
@@ -186,15 +198,13 @@ def _output_transform_adjoint_image(dy, n, dm, plane, rows, tiles_h, tiles_w):
 @njit(parallel=True, cache=True)
 def _output_transform_adjoint(dy, dm, tiles_h, tiles_w):
     for n in prange(dy.shape[0]):
-        plane = numpy.zeros((2 * tiles_h, 2, tiles_w, dy.shape[1]), dy.dtype)
-        rows = numpy.empty((4, 2, tiles_w, dy.shape[1]), dy.dtype)
+        plane, rows = _output_planes(tiles_h, tiles_w, dy.shape[1], dy.dtype)
         _output_transform_adjoint_image(dy, n, dm, plane, rows, tiles_h, tiles_w)
 
 
 @njit(nogil=True, cache=True)
 def _output_transform_adjoint_serial(dy, dm, tiles_h, tiles_w):
-    plane = numpy.zeros((2 * tiles_h, 2, tiles_w, dy.shape[1]), dy.dtype)   # dy, channels last, by parity
-    rows = numpy.empty((4, 2, tiles_w, dy.shape[1]), dy.dtype)              # A g for one row of tiles
+    plane, rows = _output_planes(tiles_h, tiles_w, dy.shape[1], dy.dtype)
     for n in range(dy.shape[0]):
         _output_transform_adjoint_image(dy, n, dm, plane, rows, tiles_h, tiles_w)
 
@@ -245,15 +255,13 @@ def _input_transform_adjoint_image(dv, n, dx, plane, rows, pad_h, pad_w, tiles_h
 @njit(parallel=True, cache=True)
 def _input_transform_adjoint(dv, dx, pad_h, pad_w, tiles_h, tiles_w):
     for n in prange(dx.shape[0]):
-        plane = numpy.empty((2 * tiles_h + 2, 2, tiles_w + 1, dx.shape[1]), dv.dtype)
-        rows = numpy.empty((4, 2, tiles_w + 1, dx.shape[1]), dv.dtype)
+        plane, rows = _input_planes(tiles_h, tiles_w, dx.shape[1], dv.dtype)
         _input_transform_adjoint_image(dv, n, dx, plane, rows, pad_h, pad_w, tiles_h, tiles_w)
 
 
 @njit(nogil=True, cache=True)
 def _input_transform_adjoint_serial(dv, dx, pad_h, pad_w, tiles_h, tiles_w):
-    plane = numpy.empty((2 * tiles_h + 2, 2, tiles_w + 1, dx.shape[1]), dv.dtype)  # gradient of the padded plane
-    rows = numpy.empty((4, 2, tiles_w + 1, dx.shape[1]), dv.dtype)                 # dv B^T, one row of tiles
+    plane, rows = _input_planes(tiles_h, tiles_w, dx.shape[1], dv.dtype)
     for n in range(dx.shape[0]):
         _input_transform_adjoint_image(dv, n, dx, plane, rows, pad_h, pad_w, tiles_h, tiles_w)
 
