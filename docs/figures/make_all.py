@@ -18,10 +18,12 @@ FIGURES = Path(__file__).resolve().parent
 SCRIPTS = [                                  # in chapter order
     ("computation_graph.py", []),            # chapter 1
     ("im2col_patches.py", []),               # chapter 3
+    ("winograd_tiles.py", []),               # chapter 3
     ("resnet_gradients.py", []),             # chapter 5
     ("optimizer_paths.py", []),              # chapter 6
     ("augmentation.py", ["--data-dir"]),     # chapter 7
     ("run_results.py", []),                  # chapter 8 (from the committed run logs)
+    ("speed_layers.py", []),                 # chapter 10 (from the committed benchmark table)
 ]
 
 
