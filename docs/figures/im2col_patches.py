@@ -9,33 +9,11 @@ output is 2x2, so there are 4 patches and cols has shape (C*KH*KW, N*OH*OW) =
 position (oh, ow). Two patches and their columns are coloured alike.
 """
 import numpy
-from matplotlib.patches import Rectangle
-
-from common import plt, save
+from common import draw_grid, plt, save
 
 from minigrad.ops.im2col import im2col  # noqa: E402
 
 COLOURS = {(0, 0): "#8ecae6", (1, 1): "#ffb703"}       # output position -> colour
-
-
-def draw_grid(axes, values, cell_colours, title, row_labels=None, column_labels=None):
-    rows, columns = values.shape
-    for r in range(rows):
-        for c in range(columns):
-            axes.add_patch(Rectangle((c, rows - 1 - r), 1, 1, facecolor=cell_colours.get((r, c), "white"),
-                                     edgecolor="#333333"))
-            axes.text(c + 0.5, rows - 0.5 - r, f"{values[r, c]:g}", ha="center", va="center", fontsize=10)
-    if row_labels:
-        for r, label in enumerate(row_labels):
-            axes.text(-0.15, rows - 0.5 - r, label, ha="right", va="center", fontsize=8)
-    if column_labels:
-        for c, label in enumerate(column_labels):
-            axes.text(c + 0.5, rows + 0.15, label, ha="center", va="bottom", fontsize=8)
-    axes.set_xlim(-1.6, columns + 0.1)
-    axes.set_ylim(-0.1, rows + 1.0)
-    axes.set_aspect("equal")
-    axes.axis("off")
-    axes.set_title(title, fontsize=10)
 
 
 def main():

@@ -8,9 +8,7 @@ two rows or columns); each tile gives one 2x2 block of the output. The script ch
 with minigrad's own Conv2dWinograd that the output it draws equals the loop reference.
 """
 import numpy
-from matplotlib.patches import Rectangle
-
-from common import plt, save
+from common import draw_grid, plt, save
 
 import minigrad  # noqa: E402
 from minigrad.ops.conv import conv2d_reference  # noqa: E402
@@ -18,24 +16,6 @@ from minigrad.ops.winograd import Conv2dWinograd, tile_counts  # noqa: E402
 
 TILES = {(0, 0): "#8ecae6", (0, 1): "#ffb703"}         # tile (th, tw) -> colour
 BOTH = "#b5e48c"                                       # pixels read by both tiles
-
-
-def draw_grid(axes, values, colours, title, dashed=None):
-    rows, columns = values.shape
-    for r in range(rows):
-        for c in range(columns):
-            axes.add_patch(Rectangle((c, rows - 1 - r), 1, 1, facecolor=colours.get((r, c), "white"),
-                                     edgecolor="#333333"))
-            axes.text(c + 0.5, rows - 0.5 - r, f"{values[r, c]:g}", ha="center", va="center", fontsize=9)
-    if dashed:                                         # the padding's border
-        top, left, height, width = dashed
-        axes.add_patch(Rectangle((left, rows - top - height), width, height, fill=False, linestyle="--",
-                                 linewidth=2, edgecolor="#555555"))
-    axes.set_xlim(-0.2, columns + 0.2)
-    axes.set_ylim(-0.2, rows + 0.2)
-    axes.set_aspect("equal")
-    axes.axis("off")
-    axes.set_title(title, fontsize=10)
 
 
 def main():

@@ -1,5 +1,5 @@
-import time, numpy as np, sys
-import kernels.numba_cpu
+import time, numpy as np
+import kernels.numba_cpu  # noqa: F401  (picks Numba's threading layer first)
 import numba
 from kernels.numba_cpu import batchnorm as B, relu as R
 x=np.random.rand(128,16,32,32).astype(np.float32)

@@ -1,4 +1,4 @@
-import time, numpy as np, sys
+import time, numpy as np
 from concurrent.futures import ThreadPoolExecutor
 from threadpoolctl import threadpool_limits
 threadpool_limits(1)
