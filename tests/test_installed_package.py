@@ -83,3 +83,22 @@ def test_installed_cuda_source_compiles_with_nvcc(source, tmp_path):
     command = [NVCC, "--ptx", "-arch=sm_80", str(_on_disk(source)), "-o", str(tmp_path / "kernel.ptx")]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"nvcc failed on the installed {source}:\n{done.stdout}{done.stderr}"
+
+
+def test_winograd_numba_kernels_run_from_the_same_location_as_minigrad():
+    """A 16-channel 3x3 convolution takes the Winograd path with the Numba transforms (kernels/ ships
+    kernels/numba_cpu/winograd.py), and gives the loop reference's numbers."""
+    import numpy
+
+    from minigrad.ops import winograd
+    from minigrad.ops.conv import conv2d, conv2d_reference
+
+    pytest.importorskip("numba")
+    rng = numpy.random.default_rng(0)
+    x, w = rng.standard_normal((1, 16, 8, 8)), rng.standard_normal((4, 16, 3, 3))
+    assert winograd.suits(x, w, (1, 1), (1, 1), 1)
+    y = conv2d(minigrad.tensor(x, requires_grad=True), minigrad.tensor(w), padding=1)
+    assert y.grad_fn.name == "Conv2dWinograd"
+    numpy.testing.assert_allclose(y.numpy(), conv2d_reference(x, w, padding=1), rtol=1e-10, atol=1e-12)
+    import kernels.numba_cpu.winograd as kernel_module
+    assert Path(kernel_module.__file__).resolve().parents[2] == Path(minigrad.__file__).resolve().parents[1]
