@@ -56,8 +56,9 @@ add, subtract and halve, so the results agree with the direct sum to float32
 rounding (tests compare with im2col and PyTorch). When OH or OW is odd, the last
 tiles read zeros past the padded input and their extra outputs are dropped.
 
-Used by conv2d for 3x3 kernels at stride 1, dilation 1, groups 1 on the CPU when
-the Numba kernels are there (`suits`); the transforms below are the NumPy
+Used by conv2d for 3x3 kernels at stride 1, dilation 1, groups 1 on the CPU, from
+MIN_CHANNELS input channels on and for images of MIN_PIXELS pixels or more, when the
+Numba kernels are there (`suits`); the transforms below are the NumPy
 references of kernels/numba_cpu/winograd.py. docs/03_convolution_three_ways.md derives it.
 """
 import numpy
@@ -73,8 +74,8 @@ G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype
 A_T = numpy.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=numpy.float64)
 
 # Images per chunk, as a bound on the bytes of one chunk's V (the transformed input) so that
-# V and M ((16, T, F), as large again when F = C) stay in the core's L2 cache between the transforms and the GEMMs
-# (see conv.py). Measured, fwd+bwd at batch 128, 1 thread / 2 threads, 1 MiB -> 512 KiB:
+# V and M ((16, T, F), as large again when F = C) stay in the core's L2 cache between the
+# transforms and the GEMMs (see conv.py). Measured, fwd+bwd at batch 128, 1 thread / 2 threads, 1 MiB -> 512 KiB:
 # 32 channels 16x16 18.2 -> 16.8 / 10.6 -> 10.3 ms, 64 channels 8x8 13.6 -> 11.4 / 14.6 -> 12.1 ms;
 # 256 KiB was no faster at 1 thread and slower at 2 (13.3 ms for 32 channels).
 CHUNK_BYTES = {"cpu": 1 << 19, "gpu": None}
@@ -198,7 +199,8 @@ def input_transform_adjoint_numpy(dv, padding, out):
     out_h, out_w = height + 2 * pad_h - 2, width + 2 * pad_w - 2
     tiles_h, tiles_w = tile_counts(out_h, out_w)
     b_t = xp.asarray(B_T, dtype=dv.dtype)
-    dd = xp.einsum("ai,abnyxc,bj->ijncyx", b_t, dv.reshape(4, 4, n, tiles_h, tiles_w, c), b_t)  # (4, 4, N, C, TH, TW)
+    dv_tiles = dv.reshape(4, 4, n, tiles_h, tiles_w, c)                             # (4, 4, N, TH, TW, C)
+    dd = xp.einsum("ai,abnyxc,bj->ijncyx", b_t, dv_tiles, b_t)                       # (4, 4, N, C, TH, TW)
     dx_padded = xp.zeros((n, c, 2 * tiles_h + 2, 2 * tiles_w + 2), dtype=dv.dtype)
     for i in range(4):
         for j in range(4):         # within one (i, j) no pixel is hit twice, so += on the slice is exact
