@@ -12,7 +12,7 @@ Every wrapper here has the signature and result of the NumPy reference it stands
 for, so minigrad's dispatchers can register it as is:
 
     im2col(x, kernel_h, kernel_w, stride, padding, dilation)           -> cols (C*KH*KW, N*OH*OW)
-    col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation) -> dx (N, C, H, W)
+    col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None) -> dx (N, C, H, W)
     max_pool2d_forward(x, kernel_h, kernel_w, stride, padding)  -> y, argmax_index (N, C, OH, OW)
     max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding) -> dx
 
@@ -101,8 +101,11 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     return cols
 
 
-def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
-    """CUDA col2im (kernels/cuda/col2im.cu), a gather: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W)."""
+def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
+    """CUDA col2im (kernels/cuda/col2im.cu), a gather: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W).
+
+    out: an array of x_shape to copy dx into (as the CPU kernel's `out`), else dx is returned.
+    """
     from minigrad import backend
 
     x_shape = tuple(int(s) for s in x_shape)
@@ -116,12 +119,15 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
     if suffix is None:
         from minigrad.ops.im2col import col2im_numpy
 
-        return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
+        return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=out)
     cupy = backend.cupy_module()
     cols = cupy.ascontiguousarray(cols)
     dx = cupy.empty(x_shape, dtype=cols.dtype)                                  # (N, C, H, W)
     launch(kernel_function("col2im.cu", f"col2im_{suffix}"), dx.size, cols, dx, as_struct(geometry))
-    return dx
+    if out is None:
+        return dx
+    out[...] = dx
+    return out
 
 
 def _pool_geometry(x_shape, kernel_h, kernel_w, stride, padding):

@@ -220,6 +220,39 @@ def test_col2im_rejects_cols_of_the_wrong_shape():
         col2im(numpy.zeros((9, 15)), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
 
 
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2)], ids=["planes", "phases"])
+def test_col2im_writes_into_out_and_returns_it(stride):
+    """The convolution hands col2im its chunk of the whole batch's dx as `out`: no copy after."""
+    x = numpy.zeros((4, 3, 6, 6))
+    geometry = (x, 3, 3, stride, (1, 1), (1, 1))
+    cols = _random_cols(*geometry)
+    whole = numpy.full((6, 3, 6, 6), numpy.nan)                       # the dx of a bigger batch
+    returned = col2im(cols, x.shape, 3, 3, stride, (1, 1), (1, 1), out=whole[1:5])
+    assert returned.shape == x.shape and numpy.shares_memory(returned, whole)    # no new array
+    numpy.testing.assert_allclose(whole[1:5], col2im_numpy(cols, x.shape, 3, 3, stride, (1, 1), (1, 1)),
+                                  rtol=1e-12, atol=1e-12)
+    assert numpy.isnan(whole[0]).all() and numpy.isnan(whole[5]).all()   # the other images untouched
+
+
+def test_col2im_refuses_an_out_of_the_wrong_shape_dtype_or_layout():
+    x = numpy.zeros((2, 3, 6, 6))
+    cols = _random_cols(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    for bad in [numpy.empty((2, 3, 6, 5)), numpy.empty((2, 3, 6, 6), numpy.float32),
+                numpy.empty((2, 3, 6, 12))[..., ::2]]:
+        with pytest.raises(ValueError, match="out must be a C-contiguous float64 array of shape"):
+            col2im(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1), out=bad)
+
+
+def test_col2im_dispatcher_fills_out_on_the_numpy_fallback_too():
+    from minigrad.ops.im2col import col2im as dispatch_col2im
+
+    x = numpy.zeros((2, 2, 5, 5), numpy.float16)                        # float16: the NumPy reference
+    cols = _random_cols(x.astype(numpy.float64), 3, 3, (1, 1), (1, 1), (1, 1)).astype(numpy.float16)
+    out = numpy.full(x.shape, numpy.nan, numpy.float16)
+    assert dispatch_col2im(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1), out=out) is out
+    numpy.testing.assert_allclose(out, col2im_numpy(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1)))
+
+
 # ------------------------------------------------------------------ max pool
 @given(pool_geometries())
 def test_max_pool_forward_equals_numpy_reference_bit_for_bit(geometry):

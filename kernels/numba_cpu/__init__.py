@@ -131,11 +131,11 @@ def lazy(name, fallback):
     """
     smallest = NUMPY_BELOW_BYTES.get(name, 0)
 
-    def run(array, *args):
+    def run(array, *args, **options):
         if array.dtype not in KERNEL_DTYPES or array.nbytes < smallest:
-            return fallback(array, *args)
+            return fallback(array, *args, **options)
         function = _functions.get(name) or load(name)
-        return function(array, *args)
+        return function(array, *args, **options)
 
     run.__name__ = f"{name}_numba"
     run.__doc__ = f"kernels.numba_cpu kernel {name!r}, loaded on first call."

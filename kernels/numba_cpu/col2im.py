@@ -157,11 +157,19 @@ def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation
     return out_h, out_w
 
 
-def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
-    """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col (version 2)."""
+def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
+    """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col (version 2).
+
+    out: a C-contiguous array of x_shape and cols' dtype to write dx into (the convolution passes
+    its chunk of the whole batch's dx), else dx comes from the buffer pool.
+    """
     out_h, out_w = _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
     cols = numpy.ascontiguousarray(cols)
-    dx = workspace.empty(x_shape, cols.dtype)
+    if out is not None and (tuple(out.shape) != tuple(x_shape) or out.dtype != cols.dtype
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"col2im: out must be a C-contiguous {cols.dtype} array of shape {tuple(x_shape)}, "
+                         f"got {out.dtype} {tuple(out.shape)} (contiguous: {out.flags.c_contiguous})")
+    dx = workspace.empty(x_shape, cols.dtype) if out is None else out
     if dx.size and not cols.size:
         dx[...] = 0
     elif dx.size and uses_phases(kernel_h, kernel_w, stride, dilation):   # strided: through the phase planes

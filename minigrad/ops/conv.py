@@ -145,8 +145,8 @@ class Conv2d(Function):
                     dcols_g = dcols.reshape(groups, -1, dcols.shape[-1])                 # (G, K, nP)
                     for g in range(groups):                      # in a pooled buffer like cols
                         _gemm(w_t[g], dy_2d[g], dcols_g[g])      # (K, F/G) @ (F/G, nP) -> (K, nP)
-                    dx[images] = col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
-                                        self.dilation)
+                    col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
+                           self.dilation, out=dx[images])        # straight into this chunk of dx
             return dw_t                                          # this block's part of dW^T
 
         dw_parts = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))

@@ -120,12 +120,13 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     return im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation)
 
 
-def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
-    """cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), the adjoint of im2col (scatter-add)."""
-    kernel = find_kernel("col2im", cols)
-    if kernel is not None:
-        return kernel(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
-    return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
+def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
+    """cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W), the adjoint of im2col (scatter-add).
+
+    out: an array of x_shape to write dx into (returned), else a new array.
+    """
+    kernel = find_kernel("col2im", cols, col2im_numpy)
+    return kernel(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=out)
 
 
 # ------------------------------------------------------------------ NumPy / CuPy versions
@@ -165,7 +166,7 @@ def im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation):
     return cols.reshape(c * kernel_h * kernel_w, n * out_h * out_w)     # (C*KH*KW, N*OH*OW)
 
 
-def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
+def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
     """Vectorised col2im: one strided scatter-add per kernel tap (kh, kw), then drop the padding.
 
     Within one tap the strided slice touches each padded pixel at most once, so
@@ -181,7 +182,11 @@ def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
         for kw in range(kernel_w):
             rows, columns = _window(kh, kw, out_h, out_w, stride, dilation)
             dx_padded[:, :, rows, columns] += cols[:, kh, kw].transpose(1, 0, 2, 3)  # (N, C, OH, OW)
-    return xp.ascontiguousarray(dx_padded[:, :, ph:ph + height, pw:pw + width])  # (N, C, H, W)
+    dx = dx_padded[:, :, ph:ph + height, pw:pw + width]                  # (N, C, H, W)
+    if out is None:
+        return xp.ascontiguousarray(dx)
+    out[...] = dx                                                       # (out= as the kernels take it)
+    return out
 
 
 # ------------------------------------------------------------------ kernels
