@@ -10,7 +10,7 @@ ops does not hit Python's recursion limit.
 """
 import numpy
 
-from minigrad.ops.registry import find_kernel
+from minigrad.ops.registry import scratch
 
 
 def topological_order(root):
@@ -85,12 +85,10 @@ def _accumulate(node, dy):
 
     dy = dy.astype(node.dtype, copy=False)
     if node.grad is None:
-        # copy: dy may alias an array that an op will reuse or the user may mutate. A big copy goes
-        # into a pooled buffer where the device has a pool (fresh memory costs page faults).
-        allocate = find_kernel("workspace", dy)
-        grad = dy.copy() if allocate is None else allocate(dy.shape, dy.dtype)
-        if allocate is not None:
-            grad[...] = dy
+        # copy: dy may alias an array that an op will reuse or the user may mutate. The copy goes
+        # into a `scratch` buffer: pooled on the CPU (fresh memory costs page faults).
+        grad = scratch(dy.shape, dy.dtype, dy)
+        grad[...] = dy
         node.grad = Tensor._make(grad, node.device)
     else:
         node.grad = Tensor._make(node.grad.data + dy, node.device)

@@ -29,7 +29,7 @@ images at a time (P above becomes n*OH*OW for the n images of a chunk), so cols
 never needs more than CHUNK_BYTES; dW adds up the chunks' products. Forward keeps
 x, not cols (KH*KW times larger); backward rebuilds each chunk's cols with im2col.
 The products go into `scratch` buffers (on the CPU reused from a pool, see
-im2col.py). A chunk of ONE image needs no transposes: y[n] viewed as (F, OH*OW)
+registry.py). A chunk of ONE image needs no transposes: y[n] viewed as (F, OH*OW)
 is exactly the (F, P) product, and so is dy[n].
 """
 import numpy
@@ -38,7 +38,8 @@ from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops import winograd
 from minigrad.ops.cpu_threads import image_chunks, run_blocks
-from minigrad.ops.im2col import check_conv_shapes, col2im, conv_output_size, im2col, pair, scratch
+from minigrad.ops.im2col import check_conv_shapes, col2im, conv_output_size, im2col, pair
+from minigrad.ops.registry import scratch
 from minigrad.tensor import Tensor
 
 

@@ -34,7 +34,7 @@ and otherwise use the NumPy/CuPy versions below, which loop only over (kh, kw)
 and copy one strided slice of all N*C*OH*OW pixels per step.
 """
 from minigrad import backend
-from minigrad.ops.registry import find_kernel, register_available, register_kernel
+from minigrad.ops.registry import find_kernel, register_available
 
 
 def pair(value, name, op_name):
@@ -95,21 +95,6 @@ def check_conv_shapes(x, weight, bias, padding, dilation, groups):
 # FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py): kernels/ registers functions with
 # the signatures of the NumPy versions below under "im2col" and "col2im", for "cpu" (Numba)
 # and "gpu" (CUDA C). With nothing registered the NumPy/CuPy code runs.
-
-
-def scratch(shape, dtype, like):
-    """An uninitialised array on the device of `like` (like numpy.empty).
-
-    On the CPU the kernels' buffer pool (kernels/numba_cpu/workspace.py) hands out
-    an idle buffer that fits when it has one: no fresh pages to fault in. A buffer
-    is handed out again only once no view of it is alive, so this serves both
-    temporaries that die within the op (cols, dcols) and results that outlive it
-    (a convolution's output y and gradient dx).
-    """
-    kernel = find_kernel("workspace", like)
-    if kernel is not None:
-        return kernel(shape, dtype)
-    return backend.array_module(like).empty(shape, dtype=dtype)
 
 
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
@@ -192,8 +177,3 @@ def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, o
 # ------------------------------------------------------------------ kernels
 # Numba (CPU, lazy: compiled on the first convolution) and CUDA C (GPU) versions.
 register_available({"im2col": im2col_numpy, "col2im": col2im_numpy}, gpu_names=["im2col", "col2im"])
-try:
-    from kernels.numba_cpu import workspace as _workspace   # NumPy only: needs no Numba
-    register_kernel("workspace", "cpu", _workspace.empty)
-except ImportError:
-    pass

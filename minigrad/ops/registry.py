@@ -12,6 +12,10 @@ package fills the table when an op module is imported (`register_available`):
 Numba kernels for the CPU (lazy stand-ins: Numba compiles on the first call) and
 CUDA C kernels for the GPU (compiled by CuPy on the first GPU call). Without
 Numba or without the kernels/ package the NumPy code runs; results are the same.
+
+`scratch` is the one allocator for the big arrays of the hot path (conv outputs and
+gradients, their temporaries, a leaf's gradient): the "workspace" entry of this table,
+kernels/numba_cpu/workspace.py's buffer pool on the CPU, else plain `empty`.
 """
 from minigrad import backend
 
@@ -43,3 +47,25 @@ def register_available(cpu_fallbacks, gpu_names=()):
     if gpu_names:
         from kernels import gpu_dispatch
         gpu_dispatch.register_into(register_kernel, list(gpu_names))
+
+
+def scratch(shape, dtype, like):
+    """An uninitialised array on the device of `like` (like numpy.empty).
+
+    On the CPU the kernels' buffer pool (kernels/numba_cpu/workspace.py) hands out
+    an idle buffer that fits when it has one: no fresh pages to fault in. A buffer
+    is handed out again only once no view of it is alive, so this serves both
+    temporaries that die within the op (cols, dcols) and results that outlive it
+    (a convolution's output y and gradient dx).
+    """
+    kernel = find_kernel("workspace", like)
+    if kernel is not None:
+        return kernel(shape, dtype)
+    return backend.array_module(like).empty(shape, dtype=dtype)
+
+
+try:
+    from kernels.numba_cpu import workspace as _workspace   # NumPy only: needs no Numba
+    register_kernel("workspace", "cpu", _workspace.empty)
+except ImportError:                 # minigrad without its kernels/ package: numpy.empty
+    pass

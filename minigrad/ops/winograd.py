@@ -66,8 +66,8 @@ import numpy
 from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops.cpu_threads import image_chunks, run_blocks
-from minigrad.ops.im2col import check_conv_shapes, conv_output_size, pair, scratch
-from minigrad.ops.registry import find_kernel, register_available
+from minigrad.ops.im2col import check_conv_shapes, conv_output_size, pair
+from minigrad.ops.registry import find_kernel, register_available, scratch
 
 B_T = numpy.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=numpy.float64)
 G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=numpy.float64)
