@@ -285,6 +285,10 @@ class Conv2dWinograd(Function):
                 dm = output_transform_adjoint(dy[images])                            # (16, T, F)
                 if need_dw:
                     v = input_transform(x[images], self.padding, *self.out_size)      # (16, T, C), rebuilt
+                    # A stacked matmul with a transposed operand, which conv.py's _gemm avoids for
+                    # im2col's shapes: on these (16, 32, 256) @ (16, 256, 32) products, with torch imported
+                    # and 2 BLAS threads, it took 45-58 us against 63-72 us for 16 separate 2-D products
+                    # (benchmarks/raw/round4/adhoc/stacked_transposed_matmul.py, two runs).
                     du += xp.matmul(v.transpose(0, 2, 1), dm)    # (16, C, T) @ (16, T, F) -> (16, C, F)
                     del v                                        # its buffer can serve dv below
                 if need_dx:
