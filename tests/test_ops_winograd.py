@@ -149,6 +149,7 @@ def test_winograd_float32_stays_within_float32_rounding_of_float64():
 
 
 def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
+    pytest.importorskip("threadpoolctl")           # without it run_blocks keeps one block: nothing to test
     rng = numpy.random.default_rng(8)
     x_np, w_np = rng.standard_normal((5, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
     dy = rng.standard_normal((5, 4, 6, 6))
@@ -161,8 +162,7 @@ def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
 
     whole = run()
     monkeypatch.setitem(winograd.CHUNK_BYTES, "cpu", 1)                     # one image per chunk
-    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)       # two blocks of chunks (one block
-    # without threadpoolctl, which run_blocks needs to hold each thread's BLAS to one thread)
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)       # two blocks of chunks
     for name, ours, expected in zip(["y", "dx", "dw"], run(), whole):
         numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
 
