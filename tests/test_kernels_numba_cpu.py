@@ -161,7 +161,7 @@ def test_strided_paths_fill_every_entry_of_dirty_buffers(monkeypatch, kernel, st
     import kernels.numba_cpu.col2im as col2im_module
     import kernels.numba_cpu.im2col as im2col_module
 
-    assert im2col_module.uses_phases(kernel, kernel, (stride, stride), (1, 1)) == (kernel >= stride)
+    assert im2col_module.uses_windows(kernel, kernel, (stride, stride), (1, 1)) == (kernel >= stride)
 
     def dirty(shape, dtype):
         return numpy.full(shape, numpy.nan, dtype)
@@ -191,10 +191,33 @@ def test_col2im_equals_numpy_reference(geometry):
 
 @given(conv_geometries())
 def test_col2im_gather_equals_col2im_bit_for_bit(geometry):
+    """Both add a pixel's terms tap by tap in (kh, kw) order, so they agree bit for bit. The
+    strided windows path adds them grouped by kw (each window, then the windows onto the pixel):
+    the same terms in another order, equal to rounding (checked against the reference above and
+    in test_col2im_windows_path_agrees_with_gather_to_rounding)."""
+    import kernels.numba_cpu.im2col as im2col_module
+
     x, kernel_h, kernel_w, stride, padding, dilation = geometry
     cols = _random_cols(*geometry)
     args = (cols, x.shape, kernel_h, kernel_w, stride, padding, dilation)
-    _assert_same("col2im_gather", col2im_gather(*args), col2im(*args))
+    if im2col_module.uses_windows(kernel_h, kernel_w, stride, dilation):
+        numpy.testing.assert_allclose(col2im(*args), col2im_gather(*args), **_tolerance(x.dtype))
+    else:
+        _assert_same("col2im_gather", col2im_gather(*args), col2im(*args))
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_col2im_windows_path_agrees_with_gather_to_rounding(dtype):
+    """3x3 at stride 2 with padding 1, where interior pixels take four terms each (two taps
+    along each axis): the windows path must give the gather's sums to within a few ulps."""
+    rng = numpy.random.default_rng(5)
+    x_shape = (2, 3, 9, 10)
+    cols = rng.standard_normal((3 * 9, 2 * 5 * 5)).astype(dtype)
+    args = (cols, x_shape, 3, 3, (2, 2), (1, 1), (1, 1))
+    ours, gathered = col2im(*args), col2im_gather(*args)
+    assert ours.dtype == gathered.dtype == dtype
+    ulp = numpy.finfo(dtype).eps
+    numpy.testing.assert_allclose(ours, gathered, rtol=8 * ulp, atol=8 * ulp * numpy.abs(cols).max())
 
 
 @given(conv_geometries())

@@ -34,7 +34,7 @@ import numpy
 from numba import njit, prange
 
 from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
-from kernels.numba_cpu.im2col import copy_phases, output_size, uses_phases, valid_range
+from kernels.numba_cpu.im2col import output_size, uses_windows, valid_range, windows_shape
 
 
 def _tap_table(size, kernel, stride, padding, dilation, n_out):
@@ -98,34 +98,72 @@ def _col2im_planes(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                             dx[n, c, h, ow * stride_w + offset_w] += cols[row, column + ow]
 
 
-@njit(parallel=True, cache=True, fastmath=False)
-def _col2im_rows_phases(cols, phases, kernel_h, kernel_w, stride_h, stride_w, out_h, out_w):
-    """For a strided convolution (dilation 1): add every tap's columns into the phase planes.
+@njit(inline="always", cache=True)
+def add_windows(windows, plane, stride_h, stride_w, pad_h, pad_w):
+    """The adjoint of im2col's `fill_windows`: plane[h, w] += every window cell copied from it.
 
-    The adjoint of im2col's `_im2col_rows_phases`: tap (kh, kw) read a stride-1 window
-    of phase plane (kh % SH, kw % SW), so its columns are added back onto that window,
-    in contiguous runs of OW. One iteration owns one (n, c), as in `_col2im_planes`.
+    fill_windows set windows[p, kw, i, ow] = x_padded[i*SH + p, ow*SW + kw]; so here each
+    cell is added back onto that pixel (cells of the padding are dropped). Within one (p, kw)
+    the cells land on distinct pixels; different (p, kw) add up, in a fixed order.
     """
-    n_images, channels = phases.shape[2], phases.shape[3]
+    height, width = plane.shape
+    phases, kernel_w, rows_per_phase, out_w = windows.shape
+    for kw in range(kernel_w):
+        offset_w = kw - pad_w
+        lo, hi = valid_range(out_w, stride_w, offset_w, width)
+        if hi <= lo:
+            continue
+        first = lo * stride_w + offset_w
+        for p in range(phases):
+            for i in range(rows_per_phase):
+                h = i * stride_h + p - pad_h
+                if h < 0 or h >= height:
+                    continue
+                source = windows[p, kw, i, lo:hi]
+                target = plane[h, first:]
+                for j in range(hi - lo):
+                    target[j * stride_w] += source[j]
+
+
+@njit(inline="always", cache=True)
+def _cols_to_image(cols, dx, n, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    """Image n of dx from its columns of cols: the adjoint of im2col's `_image_to_cols`.
+
+    Each tap's row (this image) is added onto its contiguous block of the windows buffer,
+    then `add_windows` adds the buffer onto the zeroed image plane.
+    """
+    channels = dx.shape[1]
+    kernel_w = windows.shape[1]
     taps = kernel_h * kernel_w
     outputs = out_h * out_w
-    for plane_index in prange(n_images * channels):
-        n = plane_index // channels
-        c = plane_index % channels
-        for p in range(stride_h):
-            for q in range(stride_w):
-                phases[p, q, n, c] = 0
+    flat = windows.reshape(windows.shape[0], kernel_w, windows.shape[2] * out_w)  # (phases, KW, rows*OW)
+    for c in range(channels):
+        windows[:] = 0
         for kh in range(kernel_h):
+            start = (kh // stride_h) * out_w
             for kw in range(kernel_w):
-                row = c * taps + kh * kernel_w + kw
-                shift_h, shift_w = kh // stride_h, kw // stride_w
-                plane = phases[kh % stride_h, kw % stride_w, n, c]
-                image_row = cols[row, n * outputs:(n + 1) * outputs]
-                for oh in range(out_h):
-                    target = plane[oh + shift_h, shift_w:shift_w + out_w]
-                    source = image_row[oh * out_w:(oh + 1) * out_w]
-                    for ow in range(out_w):
-                        target[ow] += source[ow]
+                target = flat[kh % stride_h, kw, start:start + outputs]
+                source = cols[c * taps + kh * kernel_w + kw, n * outputs:(n + 1) * outputs]
+                for i in range(outputs):                   # one contiguous block per tap
+                    target[i] += source[i]
+        dx[n, c] = 0                                       # dx comes uninitialised from the workspace
+        add_windows(windows, dx[n, c], stride_h, stride_w, pad_h, pad_w)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _col2im_windows(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    """For a strided convolution (dilation 1): one image per iteration, so no two write one pixel."""
+    for n in prange(dx.shape[0]):
+        windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), dx.dtype)  # per thread
+        _cols_to_image(cols, dx, n, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+
+
+@njit(nogil=True, cache=True)
+def _col2im_windows_serial(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    """The serial twin of `_col2im_windows`, with one windows buffer (see im2col's `_im2col_windows_serial`)."""
+    windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), dx.dtype)
+    for n in range(dx.shape[0]):
+        _cols_to_image(cols, dx, n, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
 
 
 # The serial twin of `_col2im_planes` for small arrays (see im2col.py and SERIAL_BELOW_BYTES).
@@ -138,12 +176,6 @@ def _col2im_planes_serial(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_
     _planes_serial_loop(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w)
 
 
-_rows_phases_serial_loop = njit(nogil=True)(_col2im_rows_phases.py_func)
-
-
-@njit(nogil=True, cache=True)
-def _col2im_rows_phases_serial(cols, phases, kernel_h, kernel_w, stride_h, stride_w, out_h, out_w):
-    _rows_phases_serial_loop(cols, phases, kernel_h, kernel_w, stride_h, stride_w, out_h, out_w)
 
 
 def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
@@ -172,16 +204,9 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
     dx = workspace.empty(x_shape, cols.dtype) if out is None else out
     if dx.size and not cols.size:
         dx[...] = 0
-    elif dx.size and uses_phases(kernel_h, kernel_w, stride, dilation):   # strided: through the phase planes
-        n_images, channels = x_shape[0], x_shape[1]
-        phases = workspace.empty((stride[0], stride[1], n_images, channels, out_h + (kernel_h - 1) // stride[0],
-                                  out_w + (kernel_w - 1) // stride[1]), cols.dtype)
-        arguments = (cols, phases, kernel_h, kernel_w, stride[0], stride[1], out_h, out_w)
-        _run(_col2im_rows_phases_serial, _col2im_rows_phases, cols.nbytes, arguments)
-        if ((x_shape[2] - 1 + padding[0]) // stride[0] >= phases.shape[4]
-                or (x_shape[3] - 1 + padding[1]) // stride[1] >= phases.shape[5]):
-            dx[...] = 0                     # the last rows or columns are read by no tap: their gradient is 0
-        copy_phases(dx, phases, stride[0], stride[1], padding[0], padding[1], False)   # back onto the pixels
+    elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through the windows
+        arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_h, out_w)
+        _run(_col2im_windows_serial, _col2im_windows, cols.nbytes, arguments)
     elif dx.size:
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)
