@@ -193,3 +193,37 @@ def test_conv2d_in_chunks_gives_the_whole_batch_result(monkeypatch, images_per_c
     assert [c.stop - c.start for c in chunks] == ([1, 1, 1] if images_per_chunk == 1 else [2, 1])
     for name, chunked, expected in zip(["y", "dx", "dw", "db"], run(), whole):
         numpy.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("kernel, stride, kept", [(3, 2, True), (1, 2, True), (3, 1, False), (7, 2, False)])
+def test_strided_conv_keeps_cols_from_forward_and_backward_uses_them(monkeypatch, kernel, stride, kept):
+    """KEEP_COLS_UP_TO: a 3x3 or 1x1 layer at stride 2 keeps each chunk's cols (2.25x and 0.25x x),
+    so backward runs no im2col; a 7x7 layer at stride 2 (12.25x) and stride-1 layers rebuild it.
+    The gradients are the same either way, and a second backward (retain_graph) rebuilds cols."""
+    from minigrad.ops import conv as conv_module
+
+    calls = []
+    real_im2col = conv_module.im2col
+
+    def counting_im2col(*args):
+        calls.append(args[0].shape[0])
+        return real_im2col(*args)
+
+    monkeypatch.setattr(conv_module, "im2col", counting_im2col)
+    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)                # one image per chunk: 3 chunks
+    rng = numpy.random.default_rng(6)
+    x_np, w_np = rng.standard_normal((3, 2, 9, 9)), rng.standard_normal((4, 2, kernel, kernel))
+    x, w = minigrad.tensor(x_np, requires_grad=True), minigrad.tensor(w_np, requires_grad=True)
+    y = conv_module.Conv2d(stride, kernel // 2)(x, w)          # im2col for every stride (no Winograd)
+    assert len(calls) == 3
+    dy = rng.standard_normal(y.shape)
+    y.backward(dy, retain_graph=True)
+    assert len(calls) == (3 if kept else 6)
+    first = (x.grad.numpy().copy(), w.grad.numpy().copy())
+    x.grad, w.grad = None, None
+    y.backward(dy)                                              # kept cols were used up: rebuilt
+    assert len(calls) == (6 if kept else 9)
+    for name, again, once in zip(["dx", "dw"], (x.grad.numpy(), w.grad.numpy()), first):
+        numpy.testing.assert_array_equal(again, once, err_msg=name)
+    expected = conv2d_reference(x_np, w_np, stride=stride, padding=kernel // 2)
+    numpy.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)

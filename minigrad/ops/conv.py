@@ -27,7 +27,8 @@ col2im is the adjoint of im2col, which is what the chain rule asks for.
 Memory and speed: on the CPU the batch goes through these products a chunk of
 images at a time (P above becomes n*OH*OW for the n images of a chunk), so cols
 never needs more than CHUNK_BYTES; dW adds up the chunks' products. Forward keeps
-x, not cols (KH*KW times larger); backward rebuilds each chunk's cols with im2col.
+x, not cols (KH*KW times larger); backward rebuilds each chunk's cols with im2col
+(strided layers, whose cols is small, keep it: KEEP_COLS_UP_TO).
 The products go into `scratch` buffers (on the CPU reused from a pool, see
 registry.py). A chunk of ONE image needs no transposes: y[n] viewed as (F, OH*OW)
 is exactly the (F, P) product, and so is dy[n].
@@ -51,6 +52,14 @@ from minigrad.tensor import Tensor
 # the small 8x8 layers (38 vs 33 ms: too many tiny GEMMs).
 # On the GPU one chunk of the whole batch keeps the GEMMs large.
 CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
+
+# Strided layers on the CPU keep cols from forward for backward when it is at most this many
+# times the size of x (cols has KH*KW/(SH*SW) numbers per input number: 2.25 for a 3x3 kernel at
+# stride 2, 0.25 for a 1x1 shortcut, 12.25 for a 7x7 stem at stride 2, which is rebuilt instead).
+# Rebuilding a stride-2 layer's cols costs as much as one of its matrix products; keeping it
+# measured 7-9% faster on ResNet-20's two 3x3 stride-2 layers (forward+backward, 1 thread,
+# benchmarks/RESULTS.md) for 15 MiB more peak memory in a training step.
+KEEP_COLS_UP_TO = 4
 
 
 def _gemm(a, b, out):
@@ -86,6 +95,12 @@ class Conv2d(Function):
         cols = im2col(x, kernel_h, kernel_w, self.stride, self.padding, self.dilation)  # (C*KH*KW, n*OH*OW)
         return cols.reshape(self.groups, -1, cols.shape[-1])                            # (G, K, n*OH*OW)
 
+    def _keeps_cols(self, x):
+        """Whether forward keeps each chunk's cols for backward (see KEEP_COLS_UP_TO)."""
+        kernel_h, kernel_w = self.kernel
+        growth = kernel_h * kernel_w / (self.stride[0] * self.stride[1])    # cols size / x size
+        return max(self.stride) > 1 and growth <= KEEP_COLS_UP_TO and backend.device_of(x) == "cpu"
+
     def _chunks(self, x):
         _, c, _, _ = x.shape
         out_h, out_w = self.out_size
@@ -103,10 +118,13 @@ class Conv2d(Function):
         out_h, out_w = self.out_size
         w_2d = weight.reshape(self.groups, filters // self.groups, -1)                  # (G, F/G, K)
         y = scratch((n, filters, out_h, out_w), xp.result_type(x, weight), x)   # pooled on the CPU
+        kept_cols = {} if self._keeps_cols(x) else None                          # first image -> cols
 
         def forward_block(block):                 # chunk by chunk: cols stays small (see CHUNK_BYTES)
             for images in block:
                 cols = self._im2col(x[images])                                          # (G, K, n*OH*OW)
+                if kept_cols is not None:
+                    kept_cols[images.start] = cols
                 one_image = images.stop - images.start == 1
                 y_2d = (y[images.start].reshape(self.groups, filters // self.groups, -1) if one_image  # view of y
                         else scratch((self.groups, filters // self.groups, cols.shape[-1]), y.dtype, x))
@@ -118,13 +136,14 @@ class Conv2d(Function):
         run_blocks(forward_block, self._chunks(x), backend.device_of(x))   # blocks of chunks on the CPU's cores
         if bias is not None:
             y += bias.reshape(1, filters, 1, 1)
-        # Keep x, not cols: cols is KH*KW times larger than x and backward rebuilds it in
-        # one cheap copy (im2col), so a deep network does not hold every layer's cols at once.
-        self.saved = (x, w_2d, weight.shape, bias is not None)
+        # Keep x, not cols: at stride 1 cols is KH*KW times larger than x and backward rebuilds it
+        # in one cheap copy (im2col), so a deep network does not hold every layer's cols at once.
+        # Strided layers, whose cols is small and costly to rebuild, also keep it (KEEP_COLS_UP_TO).
+        self.saved = (x, w_2d, weight.shape, bias is not None, kept_cols)
         return y
 
     def backward(self, dy):
-        x, w_2d, w_shape, has_bias = self.saved
+        x, w_2d, w_shape, has_bias, kept_cols = self.saved
         xp = backend.array_module(dy)
         groups = self.groups
         filters, _, kernel_h, kernel_w = w_shape
@@ -137,7 +156,9 @@ class Conv2d(Function):
             for images in block:
                 dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
                 if need_dw:
-                    cols = self._im2col(x[images])                                       # (G, K, n*OH*OW)
+                    cols = kept_cols.pop(images.start, None) if kept_cols else None      # each used once
+                    if cols is None:                             # (a second backward, retain_graph, rebuilds)
+                        cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
                     for g in range(groups):   # dW^T = cols @ dY^T: this order measured 1.6x faster than dY @ cols^T
                         dw_t[g] += cols[g] @ dy_2d[g].T          # (K, nP) @ (nP, F/G) -> (K, F/G)
                     del cols                                     # its buffer serves dcols below
