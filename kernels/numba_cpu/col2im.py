@@ -23,9 +23,11 @@ scatter over columns, "add each entry to its pixel", would race.)
       its pixels. Same sums in the same order as version 1, but it streams
       through `cols` row by row instead of hopping between KH*KW rows, which
       measured about 2x faster on ResNet-20 shapes. For strided convolutions
-      (dilation 1) it adds into the phase planes instead (`_col2im_rows_phases`,
-      the adjoint of im2col's phase path) and `copy_phases` then puts each
-      phase cell back on its pixel: contiguous runs instead of every other pixel.
+      (dilation 1) it goes image by image through the windows buffer of
+      im2col's `fill_windows` (`_col2im_windows`): each tap's columns are added
+      onto their contiguous block, then `add_windows` adds the buffer onto the
+      pixels. A pixel's terms are then added grouped by kernel column (kw),
+      not in (kh, kw) order: the same sum to rounding, not bit for bit.
 
 Reference: minigrad.ops.im2col's NumPy path, which also adds tap by tap; the
 results agree to float rounding (in practice bit for bit).

@@ -16,10 +16,14 @@ so the copy loop in the middle has no branch. Rows are independent: the
 parallel loop has no races, and each row is written left to right.
 `_im2col_rows_flat` fills the same rows faster when stride is 1 and the output
 is as wide as the input (3x3 with padding 1, 1x1 without): see its docstring.
-For strided convolutions (dilation 1), `copy_phases` first sorts the padded input
-into its SH*SW phase planes and `_im2col_rows_phases` then copies contiguous runs
-instead of gathering every other pixel (ResNet-20's stride-2 layers, batch 128, 1 thread,
-both im2col passes of a step: 8.5 -> 6.4 ms for 16->32 channels, 5.1 -> 4.7 ms for 32->64).
+For strided convolutions (dilation 1) with a kernel at least as large as the
+stride, `_im2col_windows` goes image by image instead: `fill_windows` gathers each
+image plane once into a small buffer in which every tap's whole (OH, OW) window is
+one contiguous block, and each row of cols is then one block copy. (Round 4 sorted
+the whole input into phase planes first and copied runs of OW; the windows buffer
+took ResNet-20's two 3x3 stride-2 layers, forward+backward in bench_conv.py, 1 thread,
+from 1.64/1.69 to 1.49-1.52 times torch's time (16->32 channels) and from 1.80/1.84
+to 1.62-1.65 (32->64), in runs minutes apart.)
 Reference: minigrad.ops.im2col's NumPy path; both kernels agree with it bit for bit
 (a copy, no arithmetic).
 """
