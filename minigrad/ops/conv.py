@@ -56,9 +56,11 @@ CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 # Strided layers on the CPU keep cols from forward for backward when it is at most this many
 # times the size of x (cols has KH*KW/(SH*SW) numbers per input number: 2.25 for a 3x3 kernel at
 # stride 2, 0.25 for a 1x1 shortcut, 12.25 for a 7x7 stem at stride 2, which is rebuilt instead).
-# Rebuilding a stride-2 layer's cols costs as much as one of its matrix products; keeping it
-# measured 7-9% faster on ResNet-20's two 3x3 stride-2 layers (forward+backward, 1 thread,
-# benchmarks/RESULTS.md) for 15 MiB more peak memory in a training step.
+# Rebuilding a stride-2 layer's cols costs about as much as one of its matrix products; keeping
+# it took minigrad's forward+backward on ResNet-20's two 3x3 stride-2 layers from 22.4 to 20.9 ms
+# and from 16.1 to 14.5 ms (medians of three A/B rounds, 1 thread, with torch alternating:
+# benchmarks/raw/round5/adhoc/keep_cols_ab.txt), for 15 MiB more first-step memory (406 vs 391 MiB).
+# (In round 4, from the phase planes and without torch alternating, it had not helped.)
 KEEP_COLS_UP_TO = 4
 
 
