@@ -96,3 +96,60 @@ def test_one_chunk_still_runs_its_products_on_one_blas_thread(monkeypatch):
     monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
     assert cpu_threads.run_blocks(len, [[1, 2]], "cpu") == [1]
     assert asked == [1]
+
+
+def test_one_blas_thread_limits_blas_inside_and_restores_it_after():
+    """Where BLAS can be limited and has 2 threads: 1 inside the block, 2 again after it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        controller = cpu_threads._controller()
+        if controller is None or not controller.lib_controllers:
+            pytest.skip("no BLAS library that threadpoolctl can limit")
+        before = [lib.num_threads for lib in controller.lib_controllers]
+        if min(before) < 2:
+            pytest.skip("BLAS runs on one thread here already")
+        with cpu_threads.one_blas_thread("cpu"):
+            assert [lib.num_threads for lib in controller.lib_controllers] == [1] * len(before)
+        assert [lib.num_threads for lib in controller.lib_controllers] == before
+
+
+def test_one_blas_thread_is_a_no_op_on_the_gpu_and_without_threadpoolctl(monkeypatch):
+    asked = []
+
+    class FakeController:
+        lib_controllers = []
+
+        def limit(self, limits):
+            asked.append(limits)
+            raise AssertionError("must not be called")
+
+    monkeypatch.setitem(cpu_threads._state, "controller", FakeController())
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
+    with cpu_threads.one_blas_thread("gpu"):
+        pass
+    monkeypatch.setitem(cpu_threads._state, "controller", None)
+    with cpu_threads.one_blas_thread("cpu"):
+        pass
+    assert asked == []
+
+
+def test_winograd_weight_transforms_run_on_one_blas_thread(monkeypatch):
+    """The (16, 9) @ (9, F*C) products of the weight transforms are small: with 2 BLAS threads
+    allowed they must run on one (see one_blas_thread), forward and backward."""
+    from minigrad.ops import winograd
+
+    entered = []
+    real = cpu_threads.one_blas_thread
+
+    def recording(device):
+        entered.append(device)
+        return real(device)
+
+    monkeypatch.setattr(winograd, "one_blas_thread", recording)
+    rng = numpy.random.default_rng(7)
+    x = minigrad.tensor(rng.standard_normal((2, 16, 8, 8)).astype(numpy.float32), requires_grad=True)
+    w = minigrad.tensor(rng.standard_normal((16, 16, 3, 3)).astype(numpy.float32), requires_grad=True)
+    y = conv2d(x, w, padding=1)
+    assert entered == ["cpu"]                         # forward: the weight transform
+    y.backward(numpy.ones(y.shape, numpy.float32))
+    assert entered == ["cpu", "cpu"]                  # backward: its adjoint

@@ -25,6 +25,7 @@ T is the number of threads OpenBLAS was given (OPENBLAS_NUM_THREADS, or the
 cores). Limiting BLAS threads needs threadpoolctl; without it, or with T = 1, or
 with a single chunk, `run_blocks` simply runs one block on the calling thread.
 """
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,6 +51,24 @@ def threads_for_blocks():
     if controller is None or not controller.lib_controllers:
         return 1
     return max(1, min(lib.num_threads for lib in controller.lib_controllers))
+
+
+@contextlib.contextmanager
+def one_blas_thread(device):
+    """Inside: BLAS on one thread (on the CPU, where threadpoolctl can set it), for small products.
+
+    A product that OpenBLAS thinks big enough to share (a (16, 9) @ (9, 4096) weight transform
+    is) wakes its worker thread, which then spins on a core for a while after the product is
+    done, and the next convolution's two blocks share the other core. Measured (one 64->64 8x8
+    Winograd layer, batch 128, forward+backward, 2 threads): 10.6-11.2 ms with the weight
+    transforms on two BLAS threads, 6.4-7.0 ms on one.
+    """
+    controller = _controller() if device == "cpu" else None
+    if controller is None or threads_for_blocks() == 1:
+        yield
+        return
+    with controller.limit(limits=1):
+        yield
 
 
 def image_chunks(n, bytes_per_image, budget):

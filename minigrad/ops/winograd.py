@@ -65,7 +65,7 @@ import numpy
 
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.ops.cpu_threads import image_chunks, run_blocks
+from minigrad.ops.cpu_threads import image_chunks, one_blas_thread, run_blocks
 from minigrad.ops.im2col import check_conv_shapes, conv_output_size, pair
 from minigrad.ops.registry import find_kernel, register_available, scratch
 
@@ -254,7 +254,8 @@ class Conv2dWinograd(Function):
                          conv_output_size(width, 3, 1, self.padding[1], 1))
         dtype = xp.result_type(x, weight)
         x = x.astype(dtype, copy=False)
-        u = weight_transform(weight.astype(dtype, copy=False))                       # (16, C, F)
+        with one_blas_thread(backend.device_of(x)):      # a small product: no spinning BLAS worker
+            u = weight_transform(weight.astype(dtype, copy=False))                   # (16, C, F)
         y = scratch((n, filters) + self.out_size, dtype, x)                         # (N, F, OH, OW)
         input_transform, output_transform, _, _ = transforms_for(x)
 
@@ -301,7 +302,8 @@ class Conv2dWinograd(Function):
         dw = None
         if need_dw:
             du = sum(du_parts[1:], du_parts[0])                                      # in block order
-            dw = weight_transform_adjoint(du)                                        # (F, C, 3, 3)
+            with one_blas_thread(backend.device_of(dy)):
+                dw = weight_transform_adjoint(du)                                    # (F, C, 3, 3)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None
         return dx, dw, db
 
