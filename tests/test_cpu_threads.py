@@ -153,3 +153,26 @@ def test_winograd_weight_transforms_run_on_one_blas_thread(monkeypatch):
     assert entered == ["cpu"]                         # forward: the weight transform
     y.backward(numpy.ones(y.shape, numpy.float32))
     assert entered == ["cpu", "cpu"]                  # backward: its adjoint
+
+
+@pytest.mark.parametrize("n, budget, at_least, sizes", [
+    (128, 1 << 30, 1, [128]),            # everything fits: one chunk
+    (128, 1 << 30, 2, [64, 64]),         # ... but one per thread when two threads run blocks
+    (5, 1 << 30, 2, [3, 2]),
+    (1, 1 << 30, 2, [1]),                # one image cannot be split
+    (10, 300, 2, [3, 3, 3, 1]),          # the budget already gives more chunks than threads
+    (10, None, 2, [10]),                 # the GPU: one chunk of the whole batch
+])
+def test_image_chunks_gives_one_chunk_per_thread_at_least(n, budget, at_least, sizes):
+    chunks = cpu_threads.image_chunks(n, 100, budget, at_least)
+    assert [c.stop - c.start for c in chunks] == sizes
+    assert chunks[0].start == 0 and chunks[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+
+
+def test_chunks_for_asks_for_a_chunk_per_block_thread_on_the_cpu_only(monkeypatch):
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
+    assert len(cpu_threads.chunks_for(128, 100, 1 << 30, "cpu")) == 2
+    assert len(cpu_threads.chunks_for(128, 100, None, "gpu")) == 1
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 1)
+    assert len(cpu_threads.chunks_for(128, 100, 1 << 30, "cpu")) == 1

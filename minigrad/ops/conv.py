@@ -38,7 +38,7 @@ import numpy
 from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops import winograd
-from minigrad.ops.cpu_threads import image_chunks, run_blocks
+from minigrad.ops.cpu_threads import chunks_for, run_blocks
 from minigrad.ops.im2col import check_conv_shapes, col2im, conv_output_size, im2col, pair
 from minigrad.ops.registry import scratch
 from minigrad.tensor import Tensor
@@ -107,7 +107,7 @@ class Conv2d(Function):
         _, c, _, _ = x.shape
         out_h, out_w = self.out_size
         bytes_per_image = c * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
-        return image_chunks(x.shape[0], bytes_per_image, CHUNK_BYTES.get(backend.device_of(x)))
+        return chunks_for(x.shape[0], bytes_per_image, CHUNK_BYTES.get(backend.device_of(x)), backend.device_of(x))
 
     def forward(self, x, weight, bias=None):
         check_conv_shapes(x, weight, bias, self.padding, self.dilation, self.groups)

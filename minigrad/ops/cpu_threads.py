@@ -71,13 +71,22 @@ def one_blas_thread(device):
         yield
 
 
-def image_chunks(n, bytes_per_image, budget):
-    """Slices of the batch axis, each holding at most `budget` bytes of a chunk's work array (>= 1 image).
+def image_chunks(n, bytes_per_image, budget, at_least=1):
+    """Slices of the batch axis, each holding at most `budget` bytes of a chunk's work array (>= 1 image),
+    and at least `at_least` of them when there are that many images (one per thread: a layer whose
+    whole batch fits in one chunk, like ResNet-20's 1x1 32->64 shortcut, would leave a core idle).
 
     budget None: one chunk of the whole batch (the GPU, whose products want to be large).
     """
-    step = n if budget is None else max(1, min(n, budget // max(1, bytes_per_image)))
+    if budget is None:
+        return [slice(0, n)]
+    step = max(1, min(n, budget // max(1, bytes_per_image), -(-n // max(1, at_least))))   # -(-n // k): ceil(n / k)
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def chunks_for(n, bytes_per_image, budget, device):
+    """`image_chunks` with one chunk at least for every thread that will run blocks (on the CPU)."""
+    return image_chunks(n, bytes_per_image, budget, threads_for_blocks() if device == "cpu" else 1)
 
 
 def split_into_blocks(chunks, count):

@@ -65,7 +65,7 @@ import numpy
 
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.ops.cpu_threads import image_chunks, one_blas_thread, run_blocks
+from minigrad.ops.cpu_threads import chunks_for, one_blas_thread, run_blocks
 from minigrad.ops.im2col import check_conv_shapes, conv_output_size, pair
 from minigrad.ops.registry import find_kernel, register_available, scratch
 
@@ -238,7 +238,7 @@ class Conv2dWinograd(Function):
         if budget is not None:          # wide layers: enough tiles for the GEMMs, even past the cache
             budget = max(budget, MIN_TILES * bytes_per_tile)
         bytes_per_image = bytes_per_tile * tiles_h * tiles_w
-        return image_chunks(x.shape[0], bytes_per_image, budget)
+        return chunks_for(x.shape[0], bytes_per_image, budget, backend.device_of(x))
 
     def forward(self, x, weight, bias=None):
         check_conv_shapes(x, weight, bias, self.padding, (1, 1), 1)
