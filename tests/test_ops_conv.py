@@ -227,3 +227,26 @@ def test_strided_conv_keeps_cols_from_forward_and_backward_uses_them(monkeypatch
         numpy.testing.assert_array_equal(again, once, err_msg=name)
     expected = conv2d_reference(x_np, w_np, stride=stride, padding=kernel // 2)
     numpy.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_kept_cols_of_other_chunks_are_not_used(monkeypatch):
+    """If backward cuts the batch into other chunks than forward did (the thread count changed in
+    between), the kept cols do not fit: backward rebuilds cols and the gradients stay right."""
+    from minigrad.ops import conv as conv_module
+
+    rng = numpy.random.default_rng(8)
+    x_np, w_np = rng.standard_normal((4, 2, 7, 7)), rng.standard_normal((3, 2, 3, 3))
+    dy = rng.standard_normal((4, 3, 4, 4))
+
+    def gradients(chunk_bytes_backward):
+        x, w = minigrad.tensor(x_np, requires_grad=True), minigrad.tensor(w_np, requires_grad=True)
+        monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)              # forward: one image per chunk
+        y = conv_module.Conv2d(2, 1)(x, w)
+        monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", chunk_bytes_backward)
+        y.backward(dy)
+        return x.grad.numpy(), w.grad.numpy()
+
+    same_chunks = gradients(1)
+    other_chunks = gradients(1 << 30)                                      # backward: one chunk of 4
+    for name, a, b in zip(["dx", "dw"], other_chunks, same_chunks):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)

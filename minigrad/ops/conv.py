@@ -120,13 +120,13 @@ class Conv2d(Function):
         out_h, out_w = self.out_size
         w_2d = weight.reshape(self.groups, filters // self.groups, -1)                  # (G, F/G, K)
         y = scratch((n, filters, out_h, out_w), xp.result_type(x, weight), x)   # pooled on the CPU
-        kept_cols = {} if self._keeps_cols(x) else None                          # first image -> cols
+        kept_cols = {} if self._keeps_cols(x) else None                 # (first, last + 1 image) -> cols
 
         def forward_block(block):                 # chunk by chunk: cols stays small (see CHUNK_BYTES)
             for images in block:
                 cols = self._im2col(x[images])                                          # (G, K, n*OH*OW)
                 if kept_cols is not None:
-                    kept_cols[images.start] = cols
+                    kept_cols[images.start, images.stop] = cols
                 one_image = images.stop - images.start == 1
                 y_2d = (y[images.start].reshape(self.groups, filters // self.groups, -1) if one_image  # view of y
                         else scratch((self.groups, filters // self.groups, cols.shape[-1]), y.dtype, x))
@@ -158,8 +158,8 @@ class Conv2d(Function):
             for images in block:
                 dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
                 if need_dw:
-                    cols = kept_cols.pop(images.start, None) if kept_cols else None      # each used once
-                    if cols is None:                             # (a second backward, retain_graph, rebuilds)
+                    cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
+                    if cols is None:       # a second backward (retain_graph), or other chunks (threads changed)
                         cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
                     for g in range(groups):   # dW^T = cols @ dY^T: this order measured 1.6x faster than dY @ cols^T
                         dw_t[g] += cols[g] @ dy_2d[g].T          # (K, nP) @ (nP, F/G) -> (K, F/G)
