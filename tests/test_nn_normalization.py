@@ -137,3 +137,22 @@ def test_dropout_backward_uses_the_same_mask():
 def test_dropout_rejects_probability_outside_unit_interval():
     with pytest.raises(ValueError, match="Dropout.*p must be in"):
         nn.Dropout(1.5)
+
+
+def test_batch_norm2d_relu_true_is_relu_of_the_layer_in_train_and_eval():
+    """bn(x, relu=True), the fused path the ResNets use, equals relu(bn(x)), and updates the running
+    statistics and the batch counter the same way."""
+    from minigrad.nn.functional import relu
+
+    rng = numpy.random.default_rng(31)
+    x = minigrad.tensor(rng.standard_normal((4, 3, 5, 5)).astype(numpy.float32))
+    fused, plain = minigrad.nn.BatchNorm2d(3), minigrad.nn.BatchNorm2d(3)
+    for module in (fused, plain):
+        module.weight.data[...] = numpy.array([1.0, -2.0, 0.5], numpy.float32)
+        module.bias.data[...] = numpy.array([0.1, 0.0, -0.3], numpy.float32)
+    for training in (True, False):
+        fused.train(training)
+        plain.train(training)
+        numpy.testing.assert_array_equal(fused(x, relu=True).numpy(), relu(plain(x)).numpy())
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        numpy.testing.assert_array_equal(getattr(fused, name).numpy(), getattr(plain, name).numpy(), err_msg=name)

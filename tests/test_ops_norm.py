@@ -133,3 +133,72 @@ def test_batch_norm_training_with_one_value_per_channel_is_an_error():
 def test_batch_norm_eval_without_running_statistics_is_an_error():
     with pytest.raises(ValueError, match=r"batch_norm: running_mean and running_var are required"):
         batch_norm(minigrad.randn(4, 3), None, None, training=False)
+
+
+# ------------------------------------------------------------------ batch_norm_relu (fused)
+def _unfused(x, mean, var, gamma, beta, training):
+    return minigrad.nn.functional.relu(batch_norm(x, mean, var, gamma, beta, training=training))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 3), (8, 16, 32, 32)])
+def test_batch_norm_relu_equals_relu_of_batch_norm(shape, training):
+    """The fused op gives relu(batch_norm(x)): values, gradients and running statistics. (8, 16, 32, 32)
+    is large enough for the Numba kernels; the small shapes take the NumPy path."""
+    from minigrad.ops.norm import batch_norm_relu
+
+    x_np, gamma_np, beta_np = random_inputs(shape, seed=20)
+    x_np = x_np.astype(numpy.float32)
+    rng = numpy.random.default_rng(21)
+    dz = rng.standard_normal(shape).astype(numpy.float32)
+    results = []
+    for op in (batch_norm_relu, _unfused):
+        x = minigrad.tensor(x_np, requires_grad=True)
+        g = minigrad.tensor(gamma_np.astype(numpy.float32), requires_grad=True)
+        b = minigrad.tensor(beta_np.astype(numpy.float32), requires_grad=True)
+        mean, var = minigrad.zeros(shape[1]), minigrad.ones(shape[1]) * 1.5
+        z = op(x, mean, var, g, b, training)
+        z.backward(dz)
+        results.append([z.numpy().copy(), x.grad.numpy(), g.grad.numpy(), b.grad.numpy(), mean.numpy(), var.numpy()])
+    fused, unfused = results
+    numpy.testing.assert_array_equal(fused[0], unfused[0], err_msg="z")
+    assert (fused[0] >= 0).all() and (fused[0] == 0).any()
+    for name, a, b in zip(["dx", "dgamma", "dbeta", "running_mean", "running_var"], fused[1:], unfused[1:]):
+        numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * (1 + numpy.abs(b).max()), err_msg=name)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_gradcheck(training):
+    from minigrad.ops.norm import batch_norm_relu
+
+    shape = (4, 3, 2, 3)
+    x, gamma, beta = (minigrad.tensor(a, requires_grad=True) for a in random_inputs(shape, seed=22))
+    mean, var = numpy.full(3, 0.3), numpy.full(3, 1.7)
+    assert minigrad.gradcheck(lambda x, g, b: batch_norm_relu(x, mean.copy(), var.copy(), g, b, training=training),
+                              [x, gamma, beta])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_matches_torch(training):
+    torch = pytest.importorskip("torch")
+    from minigrad.ops.norm import batch_norm_relu
+
+    shape = (5, 3, 2, 2)
+    x, gamma, beta = random_inputs(shape, seed=23)
+    mean, var = numpy.full(3, 0.5), numpy.full(3, 1.2)
+    compare_with_torch(
+        lambda mg, x, g, b: batch_norm_relu(x, mean.copy(), var.copy(), g, b, training=training),
+        [x, gamma, beta],
+        torch_fn=lambda t, x, g, b: torch.relu(torch.nn.functional.batch_norm(
+            x, torch.tensor(mean), torch.tensor(var), g, b, training=training)),
+    )
+
+
+def test_batch_norm_relu_keeps_nan_as_nan_like_relu():
+    from minigrad.ops.norm import batch_norm_relu
+
+    x = numpy.ones((4, 2, 3, 3))
+    x[0, 1, 0, 0] = numpy.nan                                   # channel 1's statistics become NaN
+    z = batch_norm_relu(minigrad.tensor(x), None, None, training=True).numpy()
+    assert numpy.isnan(z[:, 1]).all()
+    assert not numpy.isnan(z[:, 0]).any()

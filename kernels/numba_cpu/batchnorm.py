@@ -16,6 +16,12 @@ Backward, two passes: the two sums, then dx (step 6 of norm.py, divided by M):
     dbeta_c  = sum dy,    dgamma_c = sum dy * xhat,    xhat = (x - mean_c) * inv_std_c
     dx       = scale_c * (dy - dbeta_c / M - xhat * dgamma_c / M)
 
+With relu=True the same kernels compute relu(batch_norm(x)) as one op (minigrad.ops.norm,
+`batch_norm_relu`): forward writes `0 if v <= 0 else v` in its last pass, and backward
+reads the fused output y and uses g = (dy where y > 0, else 0) in place of dy, the
+ReLU's backward folded into the batch norm's two passes. That saves the separate
+ReLU's read and write of the whole activation, each way.
+
 The NumPy reference (minigrad.ops.norm.batch_norm_train_forward_numpy and
 batch_norm_backward_numpy) makes about twice as many passes and allocates
 temporaries. The sums here may be reordered (fastmath "reassoc", so that LLVM
@@ -34,8 +40,20 @@ from kernels.numba_cpu import launch_lock, workspace
 REORDER_SUMS = {"reassoc", "contract", "nsz", "arcp"}   # fastmath flags that keep NaN/inf semantics
 
 
+@njit(inline="always")
+def _relu(value, relu):
+    """value, or max(value, 0) when the ReLU is fused (a NaN stays NaN, as in relu_forward)."""
+    return 0 if relu and value <= 0 else value
+
+
+@njit(inline="always")
+def _through_relu(grad, out, relu):
+    """dy on its way back through a fused ReLU: 0 where the output y = relu(v) is not > 0."""
+    return grad if not relu or out > 0 else 0
+
+
 @njit(parallel=True, cache=True, fastmath=REORDER_SUMS)
-def _forward_channels(x, y, gamma, beta, eps, mean, var, inv_std):
+def _forward_channels(x, y, gamma, beta, eps, mean, var, inv_std, relu):
     n_images, channels, per_image = x.shape
     count = n_images * per_image
     for c in prange(channels):
@@ -60,11 +78,11 @@ def _forward_channels(x, y, gamma, beta, eps, mean, var, inv_std):
             row = x[n, c]
             out = y[n, c]
             for i in range(per_image):
-                out[i] = row[i] * scale + shift
+                out[i] = _relu(row[i] * scale + shift, relu)
 
 
 @njit(parallel=True, cache=True, fastmath=REORDER_SUMS)
-def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta):
+def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta, y, relu):
     n_images, channels, per_image = x.shape
     count = n_images * per_image
     for c in prange(channels):
@@ -72,10 +90,11 @@ def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta):
         sum_dy = 0.0
         sum_dy_xhat = 0.0
         for n in range(n_images):
-            row, grad = x[n, c], dy[n, c]
+            row, grad, fused = x[n, c], dy[n, c], y[n, c]
             for i in range(per_image):
-                sum_dy += grad[i]
-                sum_dy_xhat += grad[i] * ((row[i] - mu) * s)
+                g = _through_relu(grad[i], fused[i], relu)
+                sum_dy += g
+                sum_dy_xhat += g * ((row[i] - mu) * s)
         dbeta[c] = sum_dy
         dgamma[c] = sum_dy_xhat
         scale = gamma[c] * s
@@ -83,29 +102,34 @@ def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta):
         slope = -scale * s * sum_dy_xhat / count
         offset = -scale * sum_dy / count - slope * mu
         for n in range(n_images):
-            row, grad, out = x[n, c], dy[n, c], dx[n, c]
+            row, grad, fused, out = x[n, c], dy[n, c], y[n, c], dx[n, c]
             for i in range(per_image):
-                out[i] = scale * grad[i] + slope * row[i] + offset
+                out[i] = scale * _through_relu(grad[i], fused[i], relu) + slope * row[i] + offset
 
 
-def batch_norm_train_forward(x3, gamma, beta, eps):
-    """(y3, mean, var, inv_std) for x3 (N, C, M/N); gamma/beta (C,) arrays (ones/zeros if absent)."""
+def batch_norm_train_forward(x3, gamma, beta, eps, relu=False):
+    """(y3, mean, var, inv_std) for x3 (N, C, M/N); gamma/beta (C,) arrays (ones/zeros if absent).
+    relu=True: y3 = relu(batch norm), fused."""
     x3 = numpy.ascontiguousarray(x3)
     channels = x3.shape[1]
     y3 = workspace.empty(x3.shape, x3.dtype)
     mean, var, inv_std = (numpy.empty(channels, numpy.float64) for _ in range(3))
     with launch_lock:
         _forward_channels(x3, y3, gamma.astype(x3.dtype, copy=False), beta.astype(x3.dtype, copy=False),
-                          float(eps), mean, var, inv_std)
+                          float(eps), mean, var, inv_std, bool(relu))
     return y3, mean, var, inv_std
 
 
-def batch_norm_backward(x3, dy3, mean, inv_std, gamma):
-    """(dx3, dgamma, dbeta) of training-mode batch norm; shapes as batch_norm_train_forward."""
+def batch_norm_backward(x3, dy3, mean, inv_std, gamma, y3=None):
+    """(dx3, dgamma, dbeta) of training-mode batch norm; shapes as batch_norm_train_forward.
+    y3: the output of a fused batch_norm_relu forward (dy3 then passes back through its ReLU), or None."""
     x3, dy3 = numpy.ascontiguousarray(x3), numpy.ascontiguousarray(dy3)
+    relu = y3 is not None
+    y3 = numpy.ascontiguousarray(y3) if relu else dy3            # (without the ReLU: read, never used)
     channels = x3.shape[1]
     dx3 = workspace.empty(dy3.shape, dy3.dtype)
     dgamma, dbeta = numpy.empty(channels, numpy.float64), numpy.empty(channels, numpy.float64)
     with launch_lock:
-        _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta)
+        _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta, y3,
+                           relu)
     return dx3, dgamma, dbeta

@@ -17,7 +17,8 @@ deep stacks still train.
     resnet18         the ImageNet widths (64-128-256-512, [2, 2, 2, 2] blocks) with a
                      CIFAR stem (3x3 conv, no max pool): 11,173,962 parameters.
 
-Convolutions before BN have no bias (BN's beta does that job). Initialisation
+Convolutions before BN have no bias (BN's beta does that job). A BN followed by a ReLU runs
+as one fused op, `bn(x, relu=True)` (minigrad/ops/norm.py): the same numbers as relu(bn(x)). Initialisation
 as in common CIFAR code: Kaiming-normal (fan_out, relu) convs, BN gamma 1 and
 beta 0, the fc layer keeps Linear's default.
 """
@@ -43,7 +44,7 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x):                              # x (N, C_in, H, W)
-        out = relu(self.bn1(self.conv1(x)))            # (N, C, H/s, W/s)
+        out = self.bn1(self.conv1(x), relu=True)       # (N, C, H/s, W/s)  relu(bn1(.)), one fused op
         out = self.bn2(self.conv2(out))                # (N, C, H/s, W/s)
         return relu(out + self.shortcut(x))
 
@@ -85,7 +86,7 @@ class CifarResNet(nn.Module):
     def forward(self, x):                              # x (N, 3, 32, 32)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{type(self).__name__}: expected input of shape (N, 3, H, W), got {tuple(x.shape)}")
-        out = relu(self.bn1(self.conv1(x)))            # (N, widths[0], 32, 32)
+        out = self.bn1(self.conv1(x), relu=True)       # (N, widths[0], 32, 32)  relu(bn1(.)), fused
         for index in range(self.num_stages):
             out = getattr(self, f"layer{index + 1}")(out)
         out = self.flatten(self.avgpool(out))          # (N, widths[-1])

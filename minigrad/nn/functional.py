@@ -10,6 +10,6 @@ from minigrad.ops.loss import (  # noqa: F401
     binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss,
 )
 from minigrad.ops.matmul import linear  # noqa: F401
-from minigrad.ops.norm import batch_norm  # noqa: F401
+from minigrad.ops.norm import batch_norm, batch_norm_relu  # noqa: F401
 from minigrad.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from minigrad.ops.shape import flatten, pad  # noqa: F401

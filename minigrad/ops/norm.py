@@ -36,6 +36,11 @@ Backward in training, derived step by step (write dxhat_i = dy_i gamma):
     and the whole backward needs only the two reductions of 7.
 In evaluation mu and var are constants, so y is an affine map of x:
         dx_i = dy_i gamma s,   dgamma and dbeta as in 7.
+
+Fused with a ReLU (`batch_norm_relu`, z = max(y, 0)): forward clips y in the same pass that
+writes it, and backward first sends dz back through the ReLU, dy_i = dz_i where z_i > 0 else 0,
+then runs 7 and 8 on that dy. The same numbers as relu(batch_norm(x)), one op instead of two:
+the ReLU's separate pass over the whole activation, forward and backward, is gone.
 """
 from minigrad import backend
 from minigrad.function import Function
@@ -47,8 +52,8 @@ def _per_channel(vector, like3):
     return vector.reshape(1, -1, 1).astype(like3.dtype, copy=False)
 
 
-def batch_norm_train_forward_numpy(x3, gamma, beta, eps):
-    """Training forward for x3 (N, C, M/N): (y3, mu, var, inv_std), the last three (C,).
+def batch_norm_train_forward_numpy(x3, gamma, beta, eps, relu=False):
+    """Training forward for x3 (N, C, M/N): (y3, mu, var, inv_std), the last three (C,); relu=True clips y3 at 0.
 
     Steps as in the module docstring; the centred values are computed once and
     become y in place, and the variance comes from an einsum of them (no squared
@@ -64,12 +69,27 @@ def batch_norm_train_forward_numpy(x3, gamma, beta, eps):
     y3 = centred
     y3 *= _per_channel(gamma * inv_std, y3)                              # fused: y = centred*gamma*s + beta
     y3 += _per_channel(beta, y3)
+    if relu:
+        _clip_at_zero(y3)
     return y3, mu, var, inv_std
 
 
-def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma):
-    """Training backward: (dx3, dgamma, dbeta) from steps 7 and 8 of the module docstring."""
+def _clip_at_zero(y):
+    """y = max(y, 0) in place; a NaN stays NaN (numpy.maximum), as in minigrad.ops.activation.relu."""
+    backend.array_module(y).maximum(y, 0, out=y)
+
+
+def _through_relu(dy, y):
+    """dy sent back through a fused ReLU whose output was y: dy where y > 0, else 0."""
+    return dy * (y > 0)
+
+
+def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma, y3=None):
+    """Training backward: (dx3, dgamma, dbeta) from steps 7 and 8 of the module docstring.
+    y3: the output of a fused batch_norm_relu (dy3 first goes back through its ReLU), or None."""
     xp = backend.array_module(dy3)
+    if y3 is not None:
+        dy3 = _through_relu(dy3, y3)
     count = x3.shape[0] * x3.shape[2]                                    # M
     xhat = x3 - _per_channel(mu, x3)                                     # rebuilt in one buffer
     xhat *= _per_channel(inv_std, xhat)
@@ -94,10 +114,11 @@ def _raw(array_or_tensor):
 class BatchNorm(Function):
     """y = gamma (x - mu) / sqrt(var + eps) + beta per channel; see the module docstring."""
 
-    def __init__(self, running_mean, running_var, training=False, momentum=0.1, eps=1e-5):
+    def __init__(self, running_mean, running_var, training=False, momentum=0.1, eps=1e-5, relu=False):
         self.running_mean = None if running_mean is None else _raw(running_mean)
         self.running_var = None if running_var is None else _raw(running_var)
         self.training, self.momentum, self.eps = training, momentum, eps
+        self.relu = relu                          # True: z = relu(y), fused (batch_norm_relu)
 
     def forward(self, x, gamma=None, beta=None):
         xp = backend.array_module(x)
@@ -114,7 +135,7 @@ class BatchNorm(Function):
                     f"got input shape {tuple(x.shape)}"
                 )
             forward = find_kernel("batch_norm_train_forward", x, batch_norm_train_forward_numpy)
-            y3, mu, var, inv_std = forward(x3, gamma, beta, self.eps)
+            y3, mu, var, inv_std = forward(x3, gamma, beta, self.eps, relu=self.relu)
             self._update_running_stats(mu, var * count / (count - 1))
         else:
             mu, var = self.running_mean, self.running_var
@@ -122,17 +143,22 @@ class BatchNorm(Function):
             y3 = x3 - _per_channel(mu, x3)                               # float32 x stays float32
             y3 *= _per_channel(gamma * inv_std, y3)                      # in place: no new array
             y3 += _per_channel(beta, y3)
+            if self.relu:
+                _clip_at_zero(y3)
         # Keep x (alive anyway as this op's input), not xhat: backward rebuilds xhat in one pass.
-        self.saved = (x3, mu, inv_std, gamma)
+        # A fused ReLU also keeps its output y3 (alive anyway as the next op's input) for its mask.
+        self.saved = (x3, mu, inv_std, gamma, y3 if self.relu else None)
         return y3.reshape(x.shape)
 
     def backward(self, dy):
-        x3, mu, inv_std, gamma = self.saved
+        x3, mu, inv_std, gamma, relu_out3 = self.saved
         dy3 = dy.reshape(x3.shape)                                       # (N, C, M/N)
         if self.training:
             backward = find_kernel("batch_norm_backward", dy, batch_norm_backward_numpy)
-            dx3, dgamma, dbeta = backward(x3, dy3, mu, inv_std, gamma)
+            dx3, dgamma, dbeta = backward(x3, dy3, mu, inv_std, gamma, y3=relu_out3)
         else:
+            if relu_out3 is not None:
+                dy3 = _through_relu(dy3, relu_out3)
             # mu and var are constants here: y is an affine map of x, dx = dy gamma s.
             xhat = (x3 - _per_channel(mu, x3)) * _per_channel(inv_std, x3)
             dbeta = dy3.sum(axis=(0, 2))
@@ -173,6 +199,12 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     when training=True (may be None then); weight = gamma, bias = beta, each (C,) or None.
     """
     return BatchNorm(running_mean, running_var, training, momentum, eps)(x, weight, bias)
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """relu(batch_norm(x, ...)) as ONE op, with batch_norm's arguments (PyTorch fuses these two only
+    when a model is compiled). Same results; one pass less over the activation each way."""
+    return BatchNorm(running_mean, running_var, training, momentum, eps, relu=True)(x, weight, bias)
 
 
 # Numba kernels for the CPU (kernels/numba_cpu/batchnorm.py); NumPy/CuPy above elsewhere.
