@@ -169,3 +169,17 @@ def test_fused_backward_kernel_passes_no_gradient_where_the_relu_clipped():
     for a, b in zip(bn_backward(x3, loud, mean, inv_std, gamma, y3=y3),
                     bn_backward(x3, quiet, mean, inv_std, gamma, y3=y3)):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@given(st.lists(floats, min_size=1, max_size=40), st.sampled_from([numpy.float32, numpy.float64]))
+def test_add_relu_kernels_equal_numpy_reference_bit_for_bit(values, dtype):
+    from minigrad.ops.activation import add_relu_forward_numpy, relu_backward_from_output_numpy
+
+    a = numpy.array(values, dtype=dtype)
+    b = numpy.roll(a, 1) * -0.5
+    z = numba_cpu.load("add_relu_forward")(a, b)
+    with numpy.errstate(invalid="ignore"):                  # inf + -inf is NaN, in both
+        numpy.testing.assert_array_equal(z, add_relu_forward_numpy(a, b))
+    dz = numpy.linspace(-1, 1, a.size).astype(dtype)
+    numpy.testing.assert_array_equal(numba_cpu.load("relu_backward_from_output")(dz, z),
+                                     relu_backward_from_output_numpy(dz, z))

@@ -107,3 +107,56 @@ def test_activations_are_tensor_methods():
 def test_gelu_rejects_unknown_approximation():
     with pytest.raises(ValueError, match="gelu: approximate"):
         minigrad.gelu(minigrad.zeros(2), approximate="fast")
+
+
+# ------------------------------------------------------------------ add_relu (fused)
+@pytest.mark.parametrize("shape", [(3, 4), (128, 16, 16, 16)])        # NumPy path; Numba kernels (>= 1 MiB)
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_add_relu_equals_relu_of_the_sum_bit_for_bit(shape, dtype):
+    from minigrad.ops.activation import add_relu, relu
+
+    rng = numpy.random.default_rng(40)
+    a_np, b_np, dz = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    results = []
+    for fused in (True, False):
+        a, b = minigrad.tensor(a_np, requires_grad=True), minigrad.tensor(b_np, requires_grad=True)
+        z = add_relu(a, b) if fused else relu(a + b)
+        z.backward(dz)
+        results.append((z.numpy().copy(), a.grad.numpy(), b.grad.numpy()))
+    for name, ours, theirs in zip(["z", "da", "db"], *results):
+        assert ours.dtype == dtype
+        numpy.testing.assert_array_equal(ours, theirs, err_msg=name)
+
+
+def test_add_relu_gradcheck_and_torch():
+    from minigrad.ops.activation import add_relu
+
+    rng = numpy.random.default_rng(41)
+    a, b = rng.standard_normal((4, 3, 2)), rng.standard_normal((4, 3, 2))
+    assert minigrad.gradcheck(add_relu, [minigrad.tensor(a, requires_grad=True), minigrad.tensor(b, requires_grad=True)])
+    torch = pytest.importorskip("torch")
+    compare_with_torch(lambda mg, a, b: add_relu(a, b), [a, b], torch_fn=lambda t, a, b: torch.relu(a + b))
+
+
+def test_add_relu_broadcasts_and_mixes_dtypes_through_the_two_ops():
+    """Shapes that broadcast, or two dtypes, are not fused: relu(a + b) gives the usual result."""
+    from minigrad.ops.activation import add_relu
+
+    a = minigrad.tensor(numpy.array([[-1.0, 2.0], [3.0, -4.0]]), requires_grad=True)
+    b = minigrad.tensor(numpy.array([0.5, 1.0], dtype=numpy.float32), requires_grad=True)
+    z = add_relu(a, b)
+    numpy.testing.assert_array_equal(z.numpy(), [[0.0, 3.0], [3.5, 0.0]])
+    z.sum().backward()
+    numpy.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
+    numpy.testing.assert_array_equal(a.grad.numpy(), [[0.0, 1.0], [1.0, 0.0]])
+
+
+def test_add_relu_keeps_nan_and_passes_no_gradient_through_it():
+    from minigrad.ops.activation import add_relu
+
+    a = minigrad.tensor(numpy.array([numpy.nan, 1.0, -1.0]), requires_grad=True)
+    b = minigrad.tensor(numpy.zeros(3), requires_grad=True)
+    z = add_relu(a, b)
+    assert numpy.isnan(z.numpy()[0]) and z.numpy()[1] == 1.0 and z.numpy()[2] == 0.0
+    z.backward(numpy.ones(3))
+    numpy.testing.assert_array_equal(a.grad.numpy(), [0.0, 1.0, 0.0])

@@ -4,7 +4,7 @@
     col2im.py    columns -> image (adjoint) reference: minigrad.ops.im2col.col2im_numpy
     maxpool.py   max pool forward/backward  reference: minigrad.ops.pool.max_pool2d_*_numpy
     batchnorm.py batch norm (training)      reference: minigrad.ops.norm.batch_norm_*_numpy
-    relu.py      ReLU forward/backward      reference: minigrad.ops.activation.relu_*_numpy
+    relu.py      ReLU forward/backward, and relu(a + b) fused   reference: minigrad.ops.activation.*_numpy
     winograd.py  F(2x2, 3x3) tile transforms reference: minigrad.ops.winograd.*_numpy
     workspace.py a small caching allocator: im2col/col2im outputs reuse idle buffers
 
@@ -68,6 +68,8 @@ KERNELS = {
     "batch_norm_backward": ("batchnorm", "batch_norm_backward"),
     "relu_forward": ("relu", "relu_forward"),
     "relu_backward": ("relu", "relu_backward"),
+    "add_relu_forward": ("relu", "add_relu_forward"),
+    "relu_backward_from_output": ("relu", "relu_backward_from_output"),
     "winograd_input_transform": ("winograd", "input_transform"),
     "winograd_output_transform": ("winograd", "output_transform"),
     "winograd_output_transform_adjoint": ("winograd", "output_transform_adjoint"),
@@ -85,6 +87,7 @@ SERIAL_BELOW_BYTES = 4 << 20
 # Numba 48 us forward / 37 us backward, NumPy 9 / 32 us; on (128, 16, 32, 32): Numba 1.9 / 1.6 ms,
 # NumPy 3.8 / 2.0 ms.
 NUMPY_BELOW_BYTES = {"relu_forward": 1 << 20, "relu_backward": 1 << 20,
+                     "add_relu_forward": 1 << 20, "relu_backward_from_output": 1 << 20,
                      "batch_norm_train_forward": 1 << 20, "batch_norm_backward": 1 << 20}
 
 _functions = {}   # name -> the loaded kernel function

@@ -11,6 +11,10 @@ Elementwise, so `prange` over the flat array has no races; results equal the
 reference bit for bit.
 
     x, y, dy, dx (any shape, contiguous, flattened here)  float32 or float64;  mask bool
+
+Fused with the addition before it (a residual block's relu(out + shortcut), minigrad.ops.activation
+`add_relu`): forward z = relu(a + b) in one pass, no array for a + b; backward from the output,
+dx = dz where z > 0 (z > 0 exactly where a + b > 0), so no mask is kept either.
 """
 import numpy
 from numba import njit, prange
@@ -30,6 +34,19 @@ def _forward_flat(x, y, mask):
 def _backward_flat(dy, mask, dx):
     for i in prange(dy.size):
         dx[i] = dy[i] if mask[i] else 0
+
+
+@njit(parallel=True, cache=True)
+def _add_relu_flat(a, b, z):
+    for i in prange(a.size):
+        v = a[i] + b[i]
+        z[i] = 0 if v <= 0 else v
+
+
+@njit(parallel=True, cache=True)
+def _backward_from_output_flat(dz, z, dx):
+    for i in prange(dz.size):
+        dx[i] = dz[i] if z[i] > 0 else 0
 
 
 def _contiguous(array):
@@ -52,4 +69,22 @@ def relu_backward(dy, mask):
     dx = workspace.empty(dy.shape, dy.dtype)
     with launch_lock:
         _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def add_relu_forward(a, b):
+    """z = max(a + b, 0) for a and b of one shape and dtype."""
+    a, b = _contiguous(a), _contiguous(b)
+    z = workspace.empty(a.shape, a.dtype)
+    with launch_lock:
+        _add_relu_flat(a.reshape(-1), b.reshape(-1), z.reshape(-1))
+    return z
+
+
+def relu_backward_from_output(dz, z):
+    """dx = dz where z > 0, else 0 (z the ReLU's output)."""
+    dz, z = _contiguous(dz), _contiguous(z)
+    dx = workspace.empty(dz.shape, dz.dtype)
+    with launch_lock:
+        _backward_from_output_flat(dz.reshape(-1), z.reshape(-1), dx.reshape(-1))
     return dx

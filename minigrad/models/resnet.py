@@ -18,12 +18,14 @@ deep stacks still train.
                      CIFAR stem (3x3 conv, no max pool): 11,173,962 parameters.
 
 Convolutions before BN have no bias (BN's beta does that job). A BN followed by a ReLU runs
-as one fused op, `bn(x, relu=True)` (minigrad/ops/norm.py): the same numbers as relu(bn(x)). Initialisation
+as one fused op, `bn(x, relu=True)` (minigrad/ops/norm.py), and so does the block's last
+relu(out + shortcut(x)), `add_relu` (minigrad/ops/activation.py): the same numbers as the
+separate ops, with fewer passes over the activations and fewer of them kept for backward. Initialisation
 as in common CIFAR code: Kaiming-normal (fan_out, relu) convs, BN gamma 1 and
 beta 0, the fc layer keeps Linear's default.
 """
 from minigrad import nn
-from minigrad.ops.activation import relu
+from minigrad.ops.activation import add_relu
 
 
 class BasicBlock(nn.Module):
@@ -46,7 +48,7 @@ class BasicBlock(nn.Module):
     def forward(self, x):                              # x (N, C_in, H, W)
         out = self.bn1(self.conv1(x), relu=True)       # (N, C, H/s, W/s)  relu(bn1(.)), one fused op
         out = self.bn2(self.conv2(out))                # (N, C, H/s, W/s)
-        return relu(out + self.shortcut(x))
+        return add_relu(out, self.shortcut(x))         # relu(out + shortcut(x)), one fused op
 
 
 def make_stage(block, in_planes, planes, count, stride):

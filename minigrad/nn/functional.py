@@ -3,7 +3,9 @@
 Layers hold parameters and options; these functions do the computing. They are
 defined in minigrad/ops/ (one topic a file) and only gathered here.
 """
-from minigrad.ops.activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh  # noqa: F401
+from minigrad.ops.activation import (  # noqa: F401
+    add_relu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh,
+)
 from minigrad.ops.conv import conv2d  # noqa: F401
 from minigrad.ops.dropout import dropout  # noqa: F401
 from minigrad.ops.loss import (  # noqa: F401

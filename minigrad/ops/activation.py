@@ -8,6 +8,7 @@ import math
 from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops.registry import find_kernel, register_available
+from minigrad.tensor import Tensor
 
 
 def relu_forward_numpy(x):
@@ -35,6 +36,37 @@ class ReLU(Function):
     def backward(self, dy):
         (mask,) = self.saved
         return find_kernel("relu_backward", dy, relu_backward_numpy)(dy, mask)
+
+
+def add_relu_forward_numpy(a, b):
+    """z = max(a + b, 0) for a and b of one shape and dtype (NaN stays NaN, as in relu)."""
+    z = a + b
+    backend.array_module(z).maximum(z, 0, out=z)
+    return z
+
+
+def relu_backward_from_output_numpy(dz, z):
+    """dx = dz where z > 0, else 0: ReLU's backward from its OUTPUT z (z > 0 exactly where its input was)."""
+    return dz * (z > 0)
+
+
+class AddReLU(Function):
+    """z = relu(a + b) as one op, the last step of a residual block: da = db = dz where z > 0, else 0.
+
+    The same numbers as relu(a + b), without the array a + b (the graph would keep it alive until
+    backward as the ReLU's input) or ReLU's mask: backward reads z, which the next layer keeps anyway.
+    On the CPU one Numba pass each way (kernels/numba_cpu/relu.py).
+    """
+
+    def forward(self, a, b):
+        z = find_kernel("add_relu_forward", a, add_relu_forward_numpy)(a, b)
+        self.saved = (z,)
+        return z
+
+    def backward(self, dz):
+        (z,) = self.saved
+        g = find_kernel("relu_backward_from_output", dz, relu_backward_from_output_numpy)(dz, z)
+        return g, g                              # the sum passes its gradient to both terms unchanged
 
 
 class LeakyReLU(Function):
@@ -159,6 +191,14 @@ def relu(x):
     return ReLU()(x)
 
 
+def add_relu(a, b):
+    """relu(a + b); one fused op (AddReLU) when a and b are Tensors of one shape and dtype on one device,
+    else the two ops (broadcasting, mixed dtypes)."""
+    same = (isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
+            and a.device == b.device)
+    return AddReLU()(a, b) if same else relu(a + b)
+
+
 def leaky_relu(x, negative_slope=0.01):
     return LeakyReLU(negative_slope)(x)
 
@@ -184,4 +224,6 @@ def log_softmax(x, dim=-1, *, axis=None):
 
 
 # Numba kernels for the CPU (kernels/numba_cpu/relu.py); NumPy/CuPy above elsewhere.
-register_available({"relu_forward": relu_forward_numpy, "relu_backward": relu_backward_numpy})
+register_available({"relu_forward": relu_forward_numpy, "relu_backward": relu_backward_numpy,
+                    "add_relu_forward": add_relu_forward_numpy,
+                    "relu_backward_from_output": relu_backward_from_output_numpy})
