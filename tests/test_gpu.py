@@ -147,6 +147,21 @@ def test_batch_norm_training_matches_cpu():
     )
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_batch_norm_relu_matches_cpu(training):
+    mean, var = randn(3, seed=3), numpy.abs(randn(3, seed=4)) + 0.5
+    assert_gpu_matches_cpu(
+        lambda x, gamma, beta: norm.batch_norm_relu(x, backend.module_for(x.device).asarray(mean),
+                                                    backend.module_for(x.device).asarray(var), gamma, beta,
+                                                    training=training),
+        [randn(4, 3, 5, 5), randn(3, seed=1), randn(3, seed=2)],
+    )
+
+
+def test_fused_add_relu_matches_cpu():
+    assert_gpu_matches_cpu(activation.add_relu, [randn(4, 3, 5, 5), randn(4, 3, 5, 5, seed=1)])
+
+
 def test_batch_norm_updates_running_statistics_like_cpu():
     x = randn(4, 3, 5, 5)
     stats = {}
