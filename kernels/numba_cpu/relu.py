@@ -63,28 +63,26 @@ def relu_forward(x):
     return y, mask
 
 
+def _one_pass(loop, out_dtype, *arrays):
+    """A new pooled array of the first array's shape, filled by `loop` over the flattened, contiguous
+    `arrays` (the output last): the wrapper of every one-output kernel in this file."""
+    arrays = [_contiguous(array) for array in arrays]
+    out = workspace.empty(arrays[0].shape, out_dtype)
+    with launch_lock:
+        loop(*(array.reshape(-1) for array in arrays), out.reshape(-1))
+    return out
+
+
 def relu_backward(dy, mask):
     """dx = dy where mask, else 0."""
-    dy, mask = _contiguous(dy), _contiguous(mask)
-    dx = workspace.empty(dy.shape, dy.dtype)
-    with launch_lock:
-        _backward_flat(dy.reshape(-1), mask.reshape(-1), dx.reshape(-1))
-    return dx
+    return _one_pass(_backward_flat, dy.dtype, dy, mask)
 
 
 def add_relu_forward(a, b):
     """z = max(a + b, 0) for a and b of one shape and dtype."""
-    a, b = _contiguous(a), _contiguous(b)
-    z = workspace.empty(a.shape, a.dtype)
-    with launch_lock:
-        _add_relu_flat(a.reshape(-1), b.reshape(-1), z.reshape(-1))
-    return z
+    return _one_pass(_add_relu_flat, a.dtype, a, b)
 
 
 def relu_backward_from_output(dz, z):
     """dx = dz where z > 0, else 0 (z the ReLU's output)."""
-    dz, z = _contiguous(dz), _contiguous(z)
-    dx = workspace.empty(dz.shape, dz.dtype)
-    with launch_lock:
-        _backward_from_output_flat(dz.reshape(-1), z.reshape(-1), dx.reshape(-1))
-    return dx
+    return _one_pass(_backward_from_output_flat, dz.dtype, dz, z)
