@@ -58,13 +58,14 @@ class Function:
             else:
                 arrays.append(t)
                 needs_grad.append(False)
+        record = grad_mode._grad_enabled and True in needs_grad
+        if record:                 # known before forward: an op may keep less for an input needing no gradient
+            self.needs_input_grad = tuple(needs_grad)
         output = self.forward(*arrays)
         if isinstance(output, numpy.generic):
             output = numpy.asarray(output)  # NumPy gives scalars for 0-d results; keep arrays
-        record = grad_mode._grad_enabled and True in needs_grad
         if record:
             self.inputs = tuple(t if isinstance(t, Tensor) else None for t in inputs)
-            self.needs_input_grad = tuple(needs_grad)
         else:
             self.saved = None  # nothing will call backward: free memory now
         return Tensor._make(output, device or backend.CPU, record, self if record else None)

@@ -130,6 +130,27 @@ def test_im2col_rejects_kernel_larger_than_padded_input():
         im2col(numpy.zeros((1, 1, 3, 3)), 5, 1, (1, 1), (0, 0), (1, 1))
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (3, 2, 0), (4, 3, 2), (5, 2, 2)])
+def test_windows_path_parallel_loop_equals_serial_loop_and_reference(kernel, stride, padding):
+    """The strided windows path, forced onto its parallel loop (one plane per iteration, a buffer per
+    thread): the same cols as the serial loop and NumPy, bit for bit, and the same dx as the serial loop."""
+    from unittest import mock
+
+    import kernels.numba_cpu.col2im as col2im_module
+    import kernels.numba_cpu.im2col as im2col_module
+
+    x = numpy.random.default_rng(12).standard_normal((3, 5, 11, 12)).astype(numpy.float32)
+    geometry = (x, kernel, kernel, (stride, stride), (padding, padding), (1, 1))
+    assert im2col_module.uses_windows(kernel, kernel, (stride, stride), (1, 1))
+    cols = _random_cols(*geometry)
+    serial_cols, serial_dx = im2col(*geometry).copy(), col2im(cols, x.shape, *geometry[1:]).copy()
+    with mock.patch.object(im2col_module, "SERIAL_BELOW_BYTES", 0), \
+            mock.patch.object(col2im_module, "SERIAL_BELOW_BYTES", 0):
+        _assert_same("im2col, windows, parallel", im2col(*geometry), serial_cols)
+        _assert_same("col2im, windows, parallel", col2im(cols, x.shape, *geometry[1:]), serial_dx)
+    _assert_same("im2col, windows, vs NumPy", serial_cols, im2col_numpy(*geometry))
+
+
 @given(st.one_of(conv_geometries(), same_width_geometries()))
 def test_parallel_and_serial_loops_give_the_same_im2col_and_col2im(geometry):
     """Small arrays take the serial twins (SERIAL_BELOW_BYTES); force the parallel loops and compare."""
@@ -152,12 +173,12 @@ def test_parallel_and_serial_loops_give_the_same_im2col_and_col2im(geometry):
 @pytest.mark.parametrize("kernel, stride, padding, size", [(3, 2, 1, 8), (3, 2, 0, 8), (3, 3, 0, 7), (2, 2, 0, 5),
                                                          (2, 3, 0, 7), (1, 2, 0, 5)])
 def test_strided_paths_fill_every_entry_of_dirty_buffers(monkeypatch, kernel, stride, padding, size):
-    """Strided im2col/col2im get their buffers uninitialised from the pool: every entry of cols,
-    of the phase planes and of dx must be written, including input pixels that no tap reads.
-    Kernel 3 at stride 2 without padding on 8 pixels: the last row is in a phase plane but read by
-    no tap. Kernel 3 at stride 3 on 7 pixels, kernel 2 at stride 2 on 5: the last row falls outside
-    the phase planes (col2im's `dx[...] = 0`). Kernel 2 at stride 3 and 1 at stride 2 take the gather
-    path (a kernel smaller than the stride)."""
+    """Strided im2col/col2im get their buffers uninitialised from the pool: every entry of cols and
+    of dx must be written, including input pixels that no tap reads. Kernel 3 at stride 2 without
+    padding on 8 pixels: the last row is in the windows buffer's row phase but read by no tap.
+    Kernel 3 at stride 3 on 7 pixels, kernel 2 at stride 2 on 5: the last row is read by no window
+    at all (its dx must still be 0). Kernel 2 at stride 3 and 1 at stride 2 take the plain gather
+    loops (a kernel smaller than the stride: `uses_windows` is False)."""
     import kernels.numba_cpu.col2im as col2im_module
     import kernels.numba_cpu.im2col as im2col_module
 

@@ -135,7 +135,7 @@ def test_small_arrays_go_to_numpy_and_large_ones_to_numba():
 # ------------------------------------------------------------------ batch norm + ReLU, fused
 @given(batch_norm_inputs())
 def test_fused_batch_norm_relu_kernels_equal_numpy_reference(inputs):
-    """relu=True in the forward kernel and y3 in the backward kernel: against the NumPy reference
+    """relu=True in the forward kernel and relu_out3 in the backward kernel: against the NumPy reference
     with the same fusion, and the forward bit for bit against the unfused kernel clipped at 0."""
     x3, dy3, gamma, beta = inputs
     ours = bn_forward(x3, gamma, beta, 1e-5, relu=True)
@@ -146,8 +146,8 @@ def test_fused_batch_norm_relu_kernels_equal_numpy_reference(inputs):
     unfused = bn_forward(x3, gamma, beta, 1e-5)[0]
     numpy.testing.assert_array_equal(y3, numpy.where(unfused <= 0, 0, unfused).astype(x3.dtype))
     _, mean, _, inv_std = reference
-    ours_back = bn_backward(x3, dy3, mean, inv_std, gamma, y3=y3)
-    reference_back = batch_norm_backward_numpy(x3, dy3, mean, inv_std, gamma, y3=y3)
+    ours_back = bn_backward(x3, dy3, mean, inv_std, gamma, relu_out3=y3)
+    reference_back = batch_norm_backward_numpy(x3, dy3, mean, inv_std, gamma, relu_out3=y3)
     tolerance = _close(x3.dtype)
     count = x3.shape[0] * x3.shape[2]
     for name, a, b in zip(["dx", "dgamma", "dbeta"], ours_back, reference_back):
@@ -166,8 +166,8 @@ def test_fused_backward_kernel_passes_no_gradient_where_the_relu_clipped():
     dy3 = rng.standard_normal(x3.shape)
     loud = numpy.where(y3 > 0, dy3, 1e6)
     quiet = numpy.where(y3 > 0, dy3, 0.0)
-    for a, b in zip(bn_backward(x3, loud, mean, inv_std, gamma, y3=y3),
-                    bn_backward(x3, quiet, mean, inv_std, gamma, y3=y3)):
+    for a, b in zip(bn_backward(x3, loud, mean, inv_std, gamma, relu_out3=y3),
+                    bn_backward(x3, quiet, mean, inv_std, gamma, relu_out3=y3)):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 

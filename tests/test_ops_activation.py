@@ -160,3 +160,19 @@ def test_add_relu_keeps_nan_and_passes_no_gradient_through_it():
     assert numpy.isnan(z.numpy()[0]) and z.numpy()[1] == 1.0 and z.numpy()[2] == 0.0
     z.backward(numpy.ones(3))
     numpy.testing.assert_array_equal(a.grad.numpy(), [0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (128, 16, 16, 16)])        # NumPy path; Numba kernels (>= 1 MiB)
+def test_relu_backward_gives_zero_not_nan_for_an_infinite_gradient_where_it_clipped(shape):
+    """Where the ReLU clipped, its gradient is 0 whatever comes in, inf included, on both paths
+    (a product dy * mask would give inf * 0 = NaN), as in PyTorch; the same for add_relu."""
+    from minigrad.ops.activation import add_relu, relu
+
+    x_np = numpy.full(shape, -1.0, dtype=numpy.float32)
+    x_np.reshape(-1)[::2] = 1.0
+    dz = numpy.full(shape, numpy.inf, dtype=numpy.float32)
+    for op in (lambda x: relu(x), lambda x: add_relu(x, minigrad.zeros(*shape))):
+        x = minigrad.tensor(x_np, requires_grad=True)
+        op(x).backward(dz)
+        grad = x.grad.numpy().reshape(-1)
+        assert (grad[1::2] == 0).all() and numpy.isinf(grad[::2]).all()

@@ -246,7 +246,34 @@ def test_kept_cols_of_other_chunks_are_not_used(monkeypatch):
         y.backward(dy)
         return x.grad.numpy(), w.grad.numpy()
 
+    calls = []
+    real_im2col = conv_module.im2col
+    monkeypatch.setattr(conv_module, "im2col", lambda *args: calls.append(args[0].shape[0]) or real_im2col(*args))
     same_chunks = gradients(1)
+    assert calls == [1, 1, 1, 1]                     # forward's four chunks; backward used the kept cols
+    calls.clear()
     other_chunks = gradients(1 << 30)                                      # backward: one chunk of 4
+    assert calls[:4] == [1, 1, 1, 1] and sum(calls[4:]) == 4   # then backward rebuilt all four images' cols
     for name, a, b in zip(["dx", "dw"], other_chunks, same_chunks):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("case", ["no_grad", "frozen weight"])
+def test_strided_conv_keeps_no_cols_when_no_weight_gradient_will_be_asked(case):
+    """Under no_grad nothing is recorded, and with a frozen weight backward needs no cols for dW:
+    forward must not hold every chunk's cols (for inference that would be 2.25x the input, wasted)."""
+    from minigrad.ops import conv as conv_module
+
+    rng = numpy.random.default_rng(9)
+    x = minigrad.tensor(rng.standard_normal((2, 3, 9, 9)), requires_grad=(case == "frozen weight"))
+    w = minigrad.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=False)
+    function = conv_module.Conv2d(2, 1)
+    if case == "no_grad":
+        with minigrad.no_grad():
+            function(x, w)
+    else:
+        y = function(x, w)
+        assert function.saved[-1] is None              # kept_cols: nothing kept
+        y.backward(numpy.ones(y.shape))
+        assert x.grad is not None and w.grad is None
+    assert function.saved is None or function.saved[-1] is None

@@ -141,11 +141,16 @@ def _unfused(x, mean, var, gamma, beta, training):
 
 
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 3), (8, 16, 32, 32)])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 3), (32, 16, 32, 32)])
 def test_batch_norm_relu_equals_relu_of_batch_norm(shape, training):
-    """The fused op gives relu(batch_norm(x)): values, gradients and running statistics. (8, 16, 32, 32)
-    is large enough for the Numba kernels; the small shapes take the NumPy path."""
+    """The fused op gives relu(batch_norm(x)): values, gradients and running statistics. (32, 16, 32, 32)
+    in float32 is 2 MiB, past NUMPY_BELOW_BYTES, so training takes the Numba kernels; the small shapes
+    take the NumPy path."""
     from minigrad.ops.norm import batch_norm_relu
+
+    if shape[0] == 32 and training:
+        numba_cpu = pytest.importorskip("kernels.numba_cpu")
+        assert 4 * numpy.prod(shape) >= numba_cpu.NUMPY_BELOW_BYTES["batch_norm_train_forward"]
 
     x_np, gamma_np, beta_np = random_inputs(shape, seed=20)
     x_np = x_np.astype(numpy.float32)
@@ -194,11 +199,25 @@ def test_batch_norm_relu_matches_torch(training):
     )
 
 
-def test_batch_norm_relu_keeps_nan_as_nan_like_relu():
+@pytest.mark.parametrize("shape", [(4, 2, 3, 3), (32, 2, 64, 64)])     # the NumPy path; the Numba kernels
+def test_batch_norm_relu_keeps_nan_as_nan_like_relu(shape):
+    """A NaN in channel 1 makes its statistics NaN: the fused op gives what relu(batch_norm) gives,
+    NaN outputs in that channel, the other channel untouched, and finite-or-NaN gradients alike."""
     from minigrad.ops.norm import batch_norm_relu
 
-    x = numpy.ones((4, 2, 3, 3))
-    x[0, 1, 0, 0] = numpy.nan                                   # channel 1's statistics become NaN
-    z = batch_norm_relu(minigrad.tensor(x), None, None, training=True).numpy()
-    assert numpy.isnan(z[:, 1]).all()
-    assert not numpy.isnan(z[:, 0]).any()
+    rng = numpy.random.default_rng(24)
+    x_np = rng.standard_normal(shape).astype(numpy.float32)
+    x_np[0, 1, 0, 0] = numpy.nan
+    dz = rng.standard_normal(shape).astype(numpy.float32)
+    results = []
+    for fused in (True, False):
+        x = minigrad.tensor(x_np, requires_grad=True)
+        z = (batch_norm_relu(x, None, None, training=True) if fused
+             else _unfused(x, None, None, None, None, True))
+        z.backward(dz)
+        results.append((z.numpy().copy(), x.grad.numpy()))
+    (z_fused, dx_fused), (z_plain, dx_plain) = results
+    assert numpy.isnan(z_fused[:, 1]).all() and not numpy.isnan(z_fused[:, 0]).any()
+    numpy.testing.assert_array_equal(z_fused, z_plain)
+    numpy.testing.assert_array_equal(numpy.isnan(dx_fused), numpy.isnan(dx_plain))
+    numpy.testing.assert_allclose(dx_fused[:, 0], dx_plain[:, 0], rtol=1e-4, atol=1e-5)

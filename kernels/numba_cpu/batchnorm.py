@@ -18,7 +18,7 @@ Backward, two passes: the two sums, then dx (step 6 of norm.py, divided by M):
 
 With relu=True the same kernels compute relu(batch_norm(x)) as one op (minigrad.ops.norm,
 `batch_norm_relu`): forward writes `0 if v <= 0 else v` in its last pass, and backward
-reads the fused output y and uses g = (dy where y > 0, else 0) in place of dy, the
+reads the fused output relu_out and uses g = (dy where relu_out > 0, else 0) in place of dy, the
 ReLU's backward folded into the batch norm's two passes. That saves the separate
 ReLU's read and write of the whole activation, each way.
 
@@ -47,9 +47,9 @@ def _relu(value, relu):
 
 
 @njit(inline="always")
-def _through_relu(grad, out, relu):
-    """dy on its way back through a fused ReLU: 0 where the output y = relu(v) is not > 0."""
-    return grad if not relu or out > 0 else 0
+def _through_relu(grad, relu_out, relu):
+    """One dy on its way back through a fused ReLU: 0 where its output relu_out is not > 0."""
+    return grad if not relu or relu_out > 0 else 0
 
 
 @njit(parallel=True, cache=True, fastmath=REORDER_SUMS)
@@ -82,7 +82,7 @@ def _forward_channels(x, y, gamma, beta, eps, mean, var, inv_std, relu):
 
 
 @njit(parallel=True, cache=True, fastmath=REORDER_SUMS)
-def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta, y, relu):
+def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta, relu_out, relu):
     n_images, channels, per_image = x.shape
     count = n_images * per_image
     for c in prange(channels):
@@ -90,9 +90,9 @@ def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta, y, relu):
         sum_dy = 0.0
         sum_dy_xhat = 0.0
         for n in range(n_images):
-            row, grad, fused = x[n, c], dy[n, c], y[n, c]
+            row, grad, clipped = x[n, c], dy[n, c], relu_out[n, c]
             for i in range(per_image):
-                g = _through_relu(grad[i], fused[i], relu)
+                g = _through_relu(grad[i], clipped[i], relu)
                 sum_dy += g
                 sum_dy_xhat += g * ((row[i] - mu) * s)
         dbeta[c] = sum_dy
@@ -102,9 +102,9 @@ def _backward_channels(x, dy, dx, mean, inv_std, gamma, dgamma, dbeta, y, relu):
         slope = -scale * s * sum_dy_xhat / count
         offset = -scale * sum_dy / count - slope * mu
         for n in range(n_images):
-            row, grad, fused, out = x[n, c], dy[n, c], y[n, c], dx[n, c]
+            row, grad, clipped, out = x[n, c], dy[n, c], relu_out[n, c], dx[n, c]
             for i in range(per_image):
-                out[i] = scale * _through_relu(grad[i], fused[i], relu) + slope * row[i] + offset
+                out[i] = scale * _through_relu(grad[i], clipped[i], relu) + slope * row[i] + offset
 
 
 def batch_norm_train_forward(x3, gamma, beta, eps, relu=False):
@@ -120,16 +120,16 @@ def batch_norm_train_forward(x3, gamma, beta, eps, relu=False):
     return y3, mean, var, inv_std
 
 
-def batch_norm_backward(x3, dy3, mean, inv_std, gamma, y3=None):
+def batch_norm_backward(x3, dy3, mean, inv_std, gamma, relu_out3=None):
     """(dx3, dgamma, dbeta) of training-mode batch norm; shapes as batch_norm_train_forward.
-    y3: the output of a fused batch_norm_relu forward (dy3 then passes back through its ReLU), or None."""
+    relu_out3: the output of a fused batch_norm_relu forward (dy3 then passes back through its ReLU), or None."""
     x3, dy3 = numpy.ascontiguousarray(x3), numpy.ascontiguousarray(dy3)
-    relu = y3 is not None
-    y3 = numpy.ascontiguousarray(y3) if relu else dy3            # (without the ReLU: read, never used)
+    relu = relu_out3 is not None
+    relu_out3 = numpy.ascontiguousarray(relu_out3) if relu else dy3   # without the ReLU: a stand-in, never read
     channels = x3.shape[1]
     dx3 = workspace.empty(dy3.shape, dy3.dtype)
     dgamma, dbeta = numpy.empty(channels, numpy.float64), numpy.empty(channels, numpy.float64)
     with launch_lock:
-        _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta, y3,
-                           relu)
+        _backward_channels(x3, dy3, dx3, mean, inv_std, gamma.astype(x3.dtype, copy=False), dgamma, dbeta,
+                           relu_out3, relu)
     return dx3, dgamma, dbeta

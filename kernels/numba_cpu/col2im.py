@@ -12,8 +12,9 @@ pixel is the SUM of those column entries:
 
 Two versions, both deterministic and race-free under `prange`: no two
 parallel iterations ever write the same pixel, and every pixel adds its terms
-in the same (kh, kw) order on every run and every thread count. (A plain
-scatter over columns, "add each entry to its pixel", would race.)
+in the same order on every run and every thread count: (kh, kw) order, except
+on the strided windows path below, which groups them by kw. (A plain scatter
+over columns, "add each entry to its pixel", would race.)
 
   version 1, `col2im_gather`: one iteration computes ONE PIXEL ROW (n, c, h);
       each pixel GATHERS its terms by visiting the taps that read it. The
@@ -30,7 +31,7 @@ scatter over columns, "add each entry to its pixel", would race.)
       not in (kh, kw) order: the same sum to rounding, not bit for bit.
 
 Reference: minigrad.ops.im2col's NumPy path, which also adds tap by tap; the
-results agree to float rounding (in practice bit for bit).
+results agree to float rounding (bit for bit, except on the strided windows path).
 """
 import numpy
 from numba import njit, prange
@@ -128,36 +129,38 @@ def add_windows(windows, plane, stride_h, stride_w, pad_h, pad_w):
 
 
 @njit(inline="always", cache=True)
-def _cols_to_image(cols, dx, n, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """Image n of dx from its columns of cols: the adjoint of im2col's `_image_to_cols`.
+def _cols_to_plane(cols, dx, n, c, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
+    """Plane (n, c) of dx from its part of cols: the adjoint of im2col's `_plane_to_cols`,
 
-    Each tap's row (this image) is added onto its contiguous block of the windows buffer,
-    then `add_windows` adds the buffer onto the zeroed image plane.
+        windows[kh % SH, kw, oh + kh // SH, ow] += cols[(c, kh, kw), (n, oh, ow)]   (tap by tap)
+
+    then `add_windows` adds the buffer onto the zeroed plane.
     """
-    channels = dx.shape[1]
     kernel_w = windows.shape[1]
     taps = kernel_h * kernel_w
     outputs = out_h * out_w
     flat = windows.reshape(windows.shape[0], kernel_w, windows.shape[2] * out_w)  # (phases, KW, rows*OW)
-    for c in range(channels):
-        windows[:] = 0
-        for kh in range(kernel_h):
-            start = (kh // stride_h) * out_w
-            for kw in range(kernel_w):
-                target = flat[kh % stride_h, kw, start:start + outputs]
-                source = cols[c * taps + kh * kernel_w + kw, n * outputs:(n + 1) * outputs]
-                for i in range(outputs):                   # one contiguous block per tap
-                    target[i] += source[i]
-        dx[n, c] = 0                                       # dx comes uninitialised from the workspace
-        add_windows(windows, dx[n, c], stride_h, stride_w, pad_h, pad_w)
+    windows[:] = 0
+    for kh in range(kernel_h):
+        start = (kh // stride_h) * out_w
+        for kw in range(kernel_w):
+            target = flat[kh % stride_h, kw, start:start + outputs]
+            source = cols[c * taps + kh * kernel_w + kw, n * outputs:(n + 1) * outputs]
+            for i in range(outputs):                       # one contiguous block per tap
+                target[i] += source[i]
+    dx[n, c] = 0                                           # dx comes uninitialised from the workspace
+    add_windows(windows, dx[n, c], stride_h, stride_w, pad_h, pad_w)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _col2im_windows(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """For a strided convolution (dilation 1): one image per iteration, so no two write one pixel."""
-    for n in prange(dx.shape[0]):
-        windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), dx.dtype)  # per thread
-        _cols_to_image(cols, dx, n, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    """For a strided convolution (dilation 1): one plane (n, c) per iteration, so no two write one pixel.
+    (Numba moves the allocation below out of the loop, one buffer per thread.)"""
+    channels = dx.shape[1]
+    for plane in prange(dx.shape[0] * channels):
+        windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), dx.dtype)
+        _cols_to_plane(cols, dx, plane // channels, plane % channels, windows, kernel_h, stride_h, stride_w,
+                       pad_h, pad_w, out_h, out_w)
 
 
 @njit(nogil=True, cache=True)
@@ -165,7 +168,8 @@ def _col2im_windows_serial(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad
     """The serial twin of `_col2im_windows`, with one windows buffer (see im2col's `_im2col_windows_serial`)."""
     windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), dx.dtype)
     for n in range(dx.shape[0]):
-        _cols_to_image(cols, dx, n, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+        for c in range(dx.shape[1]):
+            _cols_to_plane(cols, dx, n, c, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
 
 
 # The serial twin of `_col2im_planes` for small arrays (see im2col.py and SERIAL_BELOW_BYTES).

@@ -17,8 +17,9 @@ def relu_forward_numpy(x):
 
 
 def relu_backward_numpy(dy, mask):
-    """dx = dy where mask, else 0."""
-    return dy * mask
+    """dx = dy where mask, else 0 (a select, not dy * mask: an infinite or NaN dy where the ReLU
+    clipped gives 0, as in the Numba kernel and in PyTorch, not inf * 0 = NaN)."""
+    return backend.array_module(dy).where(mask, dy, dy.dtype.type(0))
 
 
 class ReLU(Function):
@@ -47,7 +48,7 @@ def add_relu_forward_numpy(a, b):
 
 def relu_backward_from_output_numpy(dz, z):
     """dx = dz where z > 0, else 0: ReLU's backward from its OUTPUT z (z > 0 exactly where its input was)."""
-    return dz * (z > 0)
+    return relu_backward_numpy(dz, z > 0)
 
 
 class AddReLU(Function):

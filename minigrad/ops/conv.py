@@ -98,10 +98,14 @@ class Conv2d(Function):
         return cols.reshape(self.groups, -1, cols.shape[-1])                            # (G, K, n*OH*OW)
 
     def _keeps_cols(self, x):
-        """Whether forward keeps each chunk's cols for backward (see KEEP_COLS_UP_TO)."""
+        """Whether forward keeps each chunk's cols for backward (see KEEP_COLS_UP_TO): only when a
+        backward will need it for dW (needs_input_grad is set before forward; it is empty when no
+        graph is recorded, under no_grad or when no input needs a gradient)."""
         kernel_h, kernel_w = self.kernel
         growth = kernel_h * kernel_w / (self.stride[0] * self.stride[1])    # cols size / x size
-        return max(self.stride) > 1 and growth <= KEEP_COLS_UP_TO and backend.device_of(x) == "cpu"
+        weight_needs_grad = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        return (weight_needs_grad and max(self.stride) > 1 and growth <= KEEP_COLS_UP_TO
+                and backend.device_of(x) == "cpu")
 
     def _chunks(self, x):
         _, c, _, _ = x.shape
@@ -174,6 +178,8 @@ class Conv2d(Function):
             return dw_t                                          # this block's part of dW^T
 
         dw_parts = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
+        if kept_cols:
+            kept_cols.clear()              # chunks that did not match (threads changed): free them now
         dw_t = sum(dw_parts[1:], dw_parts[0]) if need_dw else None                      # in block order
         dw = dw_t.transpose(0, 2, 1).reshape(w_shape) if need_dw else None             # (F, C/G, KH, KW)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)

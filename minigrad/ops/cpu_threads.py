@@ -19,7 +19,10 @@ do not depend on which thread finishes first.
 A convolution small enough for one chunk also gets a 1-thread GEMM: a 2-thread
 GEMM wakes OpenBLAS's worker, which then keeps spinning on a core for a while and
 slows the next convolution's blocks (one ResNet-20 step at 2 threads: 546-583 ms
-with, 447-468 ms without).
+with, 447-468 ms without). Since `chunks_for` cuts at least one chunk per thread,
+that is now a batch of a single image; and `one_blas_thread` keeps other small
+products (the Winograd weight transforms) off the second BLAS thread for the same
+reason.
 
 T is the number of threads OpenBLAS was given (OPENBLAS_NUM_THREADS, or the
 cores). Limiting BLAS threads needs threadpoolctl; without it, or with T = 1, or

@@ -79,17 +79,18 @@ def _clip_at_zero(y):
     backend.array_module(y).maximum(y, 0, out=y)
 
 
-def _through_relu(dy, y):
-    """dy sent back through a fused ReLU whose output was y: dy where y > 0, else 0."""
-    return dy * (y > 0)
+def _back_through_relu(dy, relu_out):
+    """dy sent back through a fused ReLU whose output was relu_out: dy where relu_out > 0, else 0
+    (a select, so an infinite dy where the ReLU clipped gives 0, as in the Numba kernel)."""
+    return backend.array_module(dy).where(relu_out > 0, dy, dy.dtype.type(0))
 
 
-def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma, y3=None):
+def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma, relu_out3=None):
     """Training backward: (dx3, dgamma, dbeta) from steps 7 and 8 of the module docstring.
-    y3: the output of a fused batch_norm_relu (dy3 first goes back through its ReLU), or None."""
+    relu_out3: the output of a fused batch_norm_relu (dy3 first goes back through its ReLU), or None."""
     xp = backend.array_module(dy3)
-    if y3 is not None:
-        dy3 = _through_relu(dy3, y3)
+    if relu_out3 is not None:
+        dy3 = _back_through_relu(dy3, relu_out3)
     count = x3.shape[0] * x3.shape[2]                                    # M
     xhat = x3 - _per_channel(mu, x3)                                     # rebuilt in one buffer
     xhat *= _per_channel(inv_std, xhat)
@@ -155,10 +156,10 @@ class BatchNorm(Function):
         dy3 = dy.reshape(x3.shape)                                       # (N, C, M/N)
         if self.training:
             backward = find_kernel("batch_norm_backward", dy, batch_norm_backward_numpy)
-            dx3, dgamma, dbeta = backward(x3, dy3, mu, inv_std, gamma, y3=relu_out3)
+            dx3, dgamma, dbeta = backward(x3, dy3, mu, inv_std, gamma, relu_out3=relu_out3)
         else:
             if relu_out3 is not None:
-                dy3 = _through_relu(dy3, relu_out3)
+                dy3 = _back_through_relu(dy3, relu_out3)
             # mu and var are constants here: y is an affine map of x, dx = dy gamma s.
             xhat = (x3 - _per_channel(mu, x3)) * _per_channel(inv_std, x3)
             dbeta = dy3.sum(axis=(0, 2))
