@@ -59,7 +59,8 @@ CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 # Rebuilding a stride-2 layer's cols costs about as much as one of its matrix products; keeping
 # it took minigrad's forward+backward on ResNet-20's two 3x3 stride-2 layers from 22.4 to 20.9 ms
 # and from 16.1 to 14.5 ms (medians of three A/B rounds, 1 thread, with torch alternating:
-# benchmarks/raw/round5/adhoc/keep_cols_ab.txt), for 15 MiB more first-step memory (406 vs 391 MiB).
+# benchmarks/raw/round5/adhoc/keep_cols_ab.txt; keeping always ran first in a round), for 15 MiB more first-step
+# memory (406 vs 391 MiB).
 # (In round 4, from the phase planes and without torch alternating, it had not helped.)
 KEEP_COLS_UP_TO = 4
 
