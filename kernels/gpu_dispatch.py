@@ -104,7 +104,9 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
 def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
     """CUDA col2im (kernels/cuda/col2im.cu), a gather: cols (C*KH*KW, N*OH*OW) -> dx (N, C, H, W).
 
-    out: an array of x_shape to copy dx into (as the CPU kernel's `out`), else dx is returned.
+    out: an array of x_shape to write dx into (as the CPU kernel's `out`), else dx is a new array.
+    The kernel writes every pixel, so a C-contiguous `out` of cols' dtype is written directly (the
+    convolution's whole-batch dx on the GPU: no second device array, no copy); any other is copied into.
     """
     from minigrad import backend
 
@@ -122,9 +124,10 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
         return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=out)
     cupy = backend.cupy_module()
     cols = cupy.ascontiguousarray(cols)
-    dx = cupy.empty(x_shape, dtype=cols.dtype)                                  # (N, C, H, W)
+    direct = out is not None and out.flags.c_contiguous and out.dtype == cols.dtype
+    dx = out if direct else cupy.empty(x_shape, dtype=cols.dtype)              # (N, C, H, W)
     launch(kernel_function("col2im.cu", f"col2im_{suffix}"), dx.size, cols, dx, as_struct(geometry))
-    if out is None:
+    if out is None or direct:
         return dx
     out[...] = dx
     return out

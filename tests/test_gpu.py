@@ -224,6 +224,23 @@ def test_cuda_col2im_equals_numpy(case, dtype):
                                   rtol=tolerance, atol=tolerance)
 
 
+def test_cuda_col2im_writes_into_out_directly_or_by_copy():
+    """A contiguous `out` of cols' dtype is written in place and returned (no second array); a
+    non-contiguous one receives a copy. Both hold dx, NaN-dirty buffers included (every pixel written)."""
+    cupy = backend.cupy_module()
+    shape, kernel, stride, padding = (2, 3, 9, 8), 3, (2, 2), (1, 1)
+    cols = randn(*cols_shape(make_geometry("test", shape, (kernel, kernel), stride, padding, (1, 1))))
+    expected = col2im_numpy(cols, shape, kernel, kernel, stride, padding, (1, 1))
+    out = cupy.full(shape, cupy.nan)
+    result = gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=out)
+    assert result is out
+    numpy.testing.assert_allclose(backend.to_numpy(out), expected, rtol=1e-13, atol=1e-13)
+    wide = cupy.full(shape[:3] + (2 * shape[3],), cupy.nan)[..., ::2]                # not contiguous
+    result = gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=wide)
+    assert result is wide
+    numpy.testing.assert_allclose(backend.to_numpy(wide), expected, rtol=1e-13, atol=1e-13)
+
+
 def test_cuda_col2im_is_deterministic():
     shape, (kh, kw), stride, padding, dilation = CONV_CASES[1]
     cols = _gpu(randn(*cols_shape(make_geometry("test", shape, (kh, kw), stride, padding, dilation))))
