@@ -125,8 +125,8 @@ def batch_norm_backward(x3, dy3, mean, inv_std, gamma, relu_out3=None):
     relu_out3: the output of a fused batch_norm_relu forward (dy3 then passes back through its ReLU), or None."""
     x3, dy3 = numpy.ascontiguousarray(x3), numpy.ascontiguousarray(dy3)
     relu = relu_out3 is not None
-    relu_out3 = numpy.ascontiguousarray(relu_out3) if relu else dy3   # without the ReLU: a stand-in (dy, already
-    #                                   in cache): the loops load it but never use it
+    # Without the ReLU, dy3 stands in for relu_out3: the loops load it (from the cache) but never use it.
+    relu_out3 = numpy.ascontiguousarray(relu_out3) if relu else dy3
     channels = x3.shape[1]
     dx3 = workspace.empty(dy3.shape, dy3.dtype)
     dgamma, dbeta = numpy.empty(channels, numpy.float64), numpy.empty(channels, numpy.float64)
