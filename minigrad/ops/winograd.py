@@ -72,6 +72,7 @@ from minigrad.ops.registry import find_kernel, register_available, scratch
 B_T = numpy.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=numpy.float64)
 G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=numpy.float64)
 A_T = numpy.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=numpy.float64)
+G_KRON = numpy.kron(G, G)        # (16, 9): G[xi, i] G[nu, j] at (4*xi + nu, 3*i + j), see weight_transform
 
 # Images per chunk, as a bound on the bytes of one chunk's V (the transformed input) so that
 # V and M ((16, T, F), as large again when F = C) stay in the core's L2 cache between the
@@ -123,7 +124,7 @@ def weight_transform(weight):
     """
     xp = backend.array_module(weight)
     filters, channels = weight.shape[:2]
-    g_kron = xp.asarray(numpy.kron(G, G), dtype=weight.dtype)                     # (16, 9)
+    g_kron = xp.asarray(G_KRON, dtype=weight.dtype)                               # (16, 9)
     u = g_kron @ weight.reshape(filters * channels, 9).T                           # (16, 9) @ (9, F*C)
     return xp.ascontiguousarray(u.reshape(16, filters, channels).transpose(0, 2, 1))   # (16, F, C) -> (16, C, F)
 
@@ -132,7 +133,7 @@ def weight_transform_adjoint(du):
     """dg[f, c] = G^T dU[:, :, c, f] G, the adjoint: (16, C, F) -> (F, C, 3, 3)."""
     xp = backend.array_module(du)
     _, channels, filters = du.shape
-    g_kron = xp.asarray(numpy.kron(G, G), dtype=du.dtype)                         # (16, 9)
+    g_kron = xp.asarray(G_KRON, dtype=du.dtype)                                   # (16, 9)
     dg = du.transpose(2, 1, 0).reshape(filters * channels, 16) @ g_kron           # (F*C, 16) @ (16, 9)
     return dg.reshape(filters, channels, 3, 3)                                     # (F, C, 3, 3)
 
