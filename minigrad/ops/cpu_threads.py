@@ -116,7 +116,7 @@ def run_blocks(work, chunks, device):
         return [work(chunks)]
     blocks = split_into_blocks(chunks, threads)
     if len(blocks) == 1:                       # one small chunk: a 1-thread GEMM, so that OpenBLAS's
-        with controller.limit(limits=1):       # workers are not woken (they spin for a while after,
+        with one_blas_thread(device):          # workers are not woken (they spin for a while after,
             return [work(chunks)]              # taking a core from the next convolution's blocks)
     with _lock:
         if _state.get("workers", 0) < len(blocks):            # made once (again if more threads are asked)
@@ -125,6 +125,6 @@ def run_blocks(work, chunks, device):
             _state["pool"] = ThreadPoolExecutor(len(blocks), thread_name_prefix="minigrad-conv")
             _state["workers"] = len(blocks)
         pool = _state["pool"]
-    with controller.limit(limits=1):           # one BLAS thread per block while the blocks run
+    with one_blas_thread(device):              # one BLAS thread per block while the blocks run
         futures = [pool.submit(work, block) for block in blocks]
         return [future.result() for future in futures]
