@@ -199,6 +199,93 @@ def test_strided_paths_fill_every_entry_of_dirty_buffers(monkeypatch, kernel, st
                                                      (padding, padding), (1, 1)), rtol=1e-12, atol=1e-12)
 
 
+# ------------------------------------------------------------------ loops compiled for constant sizes
+@pytest.mark.parametrize("kernel, stride, padding, size, dtype", [
+    ((3, 3), (2, 2), (1, 1), (16, 16), numpy.float32),   # ResNet's downsampling convolution
+    ((3, 3), (2, 2), (1, 1), (15, 9), numpy.float64),    # odd sizes: the last column/row is padding
+    ((3, 3), (2, 2), (0, 0), (8, 8), numpy.float64),     # the last row is read by no tap
+    ((5, 5), (2, 2), (2, 2), (11, 12), numpy.float64),
+    ((4, 3), (3, 2), (2, 1), (12, 10), numpy.float64),
+    ((3, 3), (2, 1), (1, 1), (9, 7), numpy.float64),     # strided along one axis only
+    ((3, 3), (3, 3), (0, 0), (7, 7), numpy.float64),     # the last row is read by no window at all
+])
+def test_constant_size_loops_equal_the_generic_windows_loops_bit_for_bit(kernel, stride, padding, size, dtype):
+    """The im2col and col2im loops compiled with one geometry's sizes as constants, writing into
+    NaN-filled arrays: every entry written, the same cols as NumPy and the same dx as the generic
+    windows loop (the same sums in the same order), bit for bit."""
+    import kernels.numba_cpu.col2im as col2im_module
+    import kernels.numba_cpu.im2col as im2col_module
+
+    x = numpy.random.default_rng(7).standard_normal((2, 3) + size).astype(dtype)
+    geometry = (x, kernel[0], kernel[1], stride, padding, (1, 1))
+    assert im2col_module.uses_windows(kernel[0], kernel[1], stride, (1, 1))
+    reference = im2col_numpy(*geometry)
+    out_h, out_w = (conv_output_size(size[axis], kernel[axis], stride[axis], padding[axis], 1) for axis in (0, 1))
+    cols = numpy.full(reference.shape, numpy.nan, dtype)
+    im2col_module.constant_size_loop(kernel[0], kernel[1], stride, padding, out_w)(x, cols, out_h)
+    _assert_same("im2col, constant sizes", cols, reference)
+
+    dcols = _random_cols(*geometry)
+    dx, generic_dx = numpy.full(x.shape, numpy.nan, dtype), numpy.full(x.shape, numpy.nan, dtype)
+    col2im_module.constant_size_loop(kernel[0], kernel[1], stride, padding, out_w)(dcols, dx, out_h)
+    col2im_module._col2im_windows_serial(dcols, generic_dx, kernel[0], kernel[1], *stride, *padding, out_h, out_w)
+    _assert_same("col2im, constant sizes", dx, generic_dx)
+
+
+def test_im2col_and_col2im_take_the_constant_size_loops_for_chunks_and_keep_results(monkeypatch):
+    """Strided calls with at least CONSTANT_SIZES_FROM_BYTES of cols (set to 0 here) compile and use
+    the loop for their sizes; the results are those of the NumPy references."""
+    import kernels.numba_cpu.col2im as col2im_module
+    import kernels.numba_cpu.im2col as im2col_module
+
+    monkeypatch.setattr(im2col_module, "CONSTANT_SIZES_FROM_BYTES", 0)
+    monkeypatch.setattr(col2im_module, "CONSTANT_SIZES_FROM_BYTES", 0)
+    x = numpy.random.default_rng(8).standard_normal((2, 3, 10, 10))
+    geometry = (x, 3, 3, (2, 2), (1, 1), (1, 1))
+    sizes = (3, 3, 2, 2, 1, 1, 5)
+    monkeypatch.setattr(im2col_module, "_constant_size_loops", {})
+    monkeypatch.setattr(col2im_module, "_constant_size_loops", {})
+    _assert_same("im2col", im2col(*geometry), im2col_numpy(*geometry))
+    cols = _random_cols(*geometry)
+    numpy.testing.assert_allclose(col2im(cols, x.shape, *geometry[1:]), col2im_numpy(cols, x.shape, *geometry[1:]),
+                                  rtol=1e-12, atol=1e-12)
+    assert list(im2col_module._constant_size_loops) == [sizes]
+    assert list(col2im_module._constant_size_loops) == [sizes]
+
+
+_CACHED_LOOPS_SCRIPT = """
+import sys
+import numpy
+from kernels.numba_cpu import col2im as col2im_module, im2col as im2col_module
+from minigrad.ops.im2col import col2im_numpy, im2col_numpy
+for width in map(int, sys.argv[1:]):
+    x = numpy.random.default_rng(width).standard_normal((2, 3, 6, width))
+    geometry = (x, 3, 3, (2, 2), (1, 1), (1, 1))
+    out_h, out_w = 3, (width - 1) // 2 + 1
+    cols = numpy.full(im2col_numpy(*geometry).shape, numpy.nan)
+    im2col_module.constant_size_loop(3, 3, (2, 2), (1, 1), out_w)(x, cols, out_h)
+    assert numpy.array_equal(cols, im2col_numpy(*geometry)), ("im2col", width)
+    dx = numpy.full(x.shape, numpy.nan)
+    col2im_module.constant_size_loop(3, 3, (2, 2), (1, 1), out_w)(cols, dx, out_h)
+    assert numpy.allclose(dx, col2im_numpy(cols, x.shape, *geometry[1:])), ("col2im", width)
+"""
+
+
+def test_constant_size_loops_from_numbas_disk_cache_keep_their_own_sizes(tmp_path):
+    """Numba caches each compiled loop on disk. Loops for two widths, compiled in one order in a first
+    process and loaded from the cache in the other order in a second: a cache keyed only by the source
+    code would hand one width's loop to the other (wrong columns, writes out of bounds)."""
+    import os
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_ENABLE_CUDASIM="0")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for widths in (["8", "11"], ["11", "8"]):
+        result = subprocess.run([sys.executable, "-c", _CACHED_LOOPS_SCRIPT, *widths], env=env, cwd=root,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert any(path.suffix == ".nbi" for path in tmp_path.rglob("*")), "nothing was cached"
+
+
 # ------------------------------------------------------------------ col2im
 @given(conv_geometries())
 def test_col2im_equals_numpy_reference(geometry):

@@ -28,7 +28,9 @@ over columns, "add each entry to its pixel", would race.)
       im2col's `fill_windows` (`_col2im_windows`): each tap's columns are added
       onto their contiguous block, then `add_windows` adds the buffer onto the
       pixels. A pixel's terms are then added grouped by kernel column (kw),
-      not in (kh, kw) order: the same sum to rounding, not bit for bit.
+      not in (kh, kw) order: the same sum to rounding, not bit for bit. A
+      convolution's chunks run that loop compiled with their sizes as constants
+      (`constant_size_loop`, as in im2col.py): the same sums, faster.
 
 Reference: minigrad.ops.im2col's NumPy path, which also adds tap by tap; the
 results agree to float rounding (bit for bit, except on the strided windows path).
@@ -37,7 +39,8 @@ import numpy
 from numba import njit, prange
 
 from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
-from kernels.numba_cpu.im2col import output_size, uses_windows, valid_range, windows_shape
+from kernels.numba_cpu.im2col import (CONSTANT_SIZES_FROM_BYTES, output_size, uses_windows, valid_range,
+                                     windows_shape)
 
 
 def _tap_table(size, kernel, stride, padding, dilation, n_out):
@@ -172,6 +175,34 @@ def _col2im_windows_serial(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad
             _cols_to_plane(cols, dx, n, c, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
 
 
+_constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW) -> the serial loop compiled for them
+
+
+def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
+    """The serial strided col2im loop, `loop(cols, dx, out_h)`, compiled with these sizes as constants
+    (see im2col's `constant_size_loop`): `_cols_to_plane`, the windows path, with every loop bound
+    known to LLVM. The same sums in the same order as the generic loop, bit for bit; ResNet-20's
+    stride-2 layers, a batch in chunks, 1 thread: 2.07 -> 1.29 ms (32->64 channels) and 2.90 ->
+    2.27 ms (16->32). (A direct scatter like im2col's `gather_plane` was no faster at OW = 16.)
+    """
+    sizes = (kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_w)
+    loop = _constant_size_loops.get(sizes)
+    if loop is None:
+        loop = _constant_size_loops.setdefault(sizes, _compile_constant_size_loop(*sizes))
+    return loop
+
+
+def _compile_constant_size_loop(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_w):
+    """A Numba function in which these seven numbers are constants (a closure's variables)."""
+    @njit(nogil=True, cache=True)
+    def scatter_with_constant_sizes(cols, dx, out_h):
+        windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), dx.dtype)
+        for n in range(dx.shape[0]):
+            for c in range(dx.shape[1]):
+                _cols_to_plane(cols, dx, n, c, windows, kernel_h, stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    return scatter_with_constant_sizes
+
+
 # The serial twin of `_col2im_planes` for small arrays (see im2col.py and SERIAL_BELOW_BYTES).
 _planes_serial_loop = njit(nogil=True)(_col2im_planes.py_func)
 
@@ -210,6 +241,9 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
     dx = workspace.empty(x_shape, cols.dtype) if out is None else out
     if dx.size and not cols.size:
         dx[...] = 0
+    elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation) and \
+            CONSTANT_SIZES_FROM_BYTES <= cols.nbytes < SERIAL_BELOW_BYTES:      # strided, a chunk
+        constant_size_loop(kernel_h, kernel_w, stride, padding, out_w)(cols, dx, out_h)
     elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through the windows
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_h, out_w)
         _run(_col2im_windows_serial, _col2im_windows, cols.nbytes, arguments)
