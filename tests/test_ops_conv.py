@@ -195,6 +195,51 @@ def test_conv2d_in_chunks_gives_the_whole_batch_result(monkeypatch, images_per_c
         numpy.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_weight_gradient_in_either_product_order(monkeypatch, groups):
+    """DW_TRANSPOSED_UP_TO: small weights sum dW^T = cols @ dY^T and transpose it, large ones sum
+    dW = dY @ cols^T. Both orders pass a float64 gradient check and give the same dW."""
+    from minigrad.ops import conv as conv_module
+
+    rng = numpy.random.default_rng(9)
+    x_np, w_np = rng.standard_normal((2, 4, 5, 6)), rng.standard_normal((6, 4 // groups, 3, 2))
+    dy = rng.standard_normal((2, 6, 3, 7))
+    weight_gradients = []
+    for threshold in (1 << 40, 0):                     # every weight "small", then every weight "large"
+        monkeypatch.setattr(conv_module, "DW_TRANSPOSED_UP_TO", threshold)
+        x, w = minigrad.tensor(x_np, requires_grad=True), minigrad.tensor(w_np, requires_grad=True)
+
+        def layer(x, w):
+            return conv2d(x, w, stride=(2, 1), padding=1, groups=groups)
+
+        assert minigrad.gradcheck(layer, [x, w])
+        x.grad, w.grad = None, None
+        layer(x, w).backward(dy)
+        assert w.grad.shape == w_np.shape
+        weight_gradients.append(w.grad.numpy())
+    numpy.testing.assert_allclose(weight_gradients[1], weight_gradients[0], rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_chunks_are_never_smaller_than_the_weight(monkeypatch):
+    """A chunk's cols holds at least the weight's bytes, so a large weight is not packed by the BLAS
+    once per thin product: with CHUNK_BYTES at 1 byte, a batch whose cols are smaller than the
+    weight still goes through in one chunk (one im2col call) per thread (`chunks_for` cuts one for
+    each), not in four one-image chunks, with the same result."""
+    from minigrad.ops import conv as conv_module
+    from minigrad.ops.cpu_threads import threads_for_blocks
+
+    rng = numpy.random.default_rng(10)
+    x_np, w_np = rng.standard_normal((4, 8, 2, 2)), rng.standard_normal((64, 8, 3, 3))
+    assert 4 * (8 * 9 * 2 * 2 * 8) <= w_np.nbytes                 # the batch's cols (float64) <= the weight
+    calls = []
+    real_im2col = conv_module.im2col
+    monkeypatch.setattr(conv_module, "im2col", lambda *args: calls.append(args[0].shape[0]) or real_im2col(*args))
+    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)
+    y = conv_module.Conv2d(1, 1)(minigrad.tensor(x_np), minigrad.tensor(w_np))
+    assert sum(calls) == 4 and len(calls) == min(4, threads_for_blocks())
+    numpy.testing.assert_allclose(y.numpy(), conv2d_reference(x_np, w_np, padding=1), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel, stride, kept", [(3, 2, True), (1, 2, True), (3, 1, False), (7, 2, False)])
 def test_strided_conv_keeps_cols_from_forward_and_backward_uses_them(monkeypatch, kernel, stride, kept):
     """KEEP_COLS_UP_TO: a 3x3 or 1x1 layer at stride 2 keeps each chunk's cols (2.25x and 0.25x x),

@@ -26,7 +26,7 @@ col2im is the adjoint of im2col, which is what the chain rule asks for.
 
 Memory and speed: on the CPU the batch goes through these products a chunk of
 images at a time (P above becomes n*OH*OW for the n images of a chunk), so cols
-never needs more than CHUNK_BYTES; dW adds up the chunks' products. Forward keeps
+needs no more than CHUNK_BYTES (or the weight's size); dW adds up the chunks' products. Forward keeps
 x, not cols (KH*KW times larger); backward rebuilds each chunk's cols with im2col
 (strided layers, whose cols is small, keep it: KEEP_COLS_UP_TO).
 The products go into `scratch` buffers (on the CPU reused from a pool, see
@@ -51,6 +51,9 @@ from minigrad.tensor import Tensor
 # 16 MiB chunks 78 ms, 1 MiB 66 ms; one image per chunk everywhere (1 byte) was slower on
 # the small 8x8 layers (38 vs 33 ms: too many tiny GEMMs).
 # On the GPU one chunk of the whole batch keeps the GEMMs large.
+# A chunk's cols is never smaller than the weight, though: OpenBLAS copies (packs) the weight for
+# every product, and a 9 MiB weight (ResNet-18's 512->512) with 1 MiB chunks of 3 images was copied
+# eleven times for as many thin products (fwd+bwd, batch 32, 1 thread: 88 ms; one chunk: 73 ms).
 CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 
 # Strided layers on the CPU keep cols from forward for backward when it is at most this many
@@ -63,6 +66,15 @@ CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 # memory (406 vs 391 MiB).
 # (In round 4, from the phase planes and without torch alternating, it had not helped.)
 KEEP_COLS_UP_TO = 4
+
+# Backward computes dW^T = cols @ dY^T, (K, nP) @ (nP, F/G), which measured 1.6x faster than
+# dY @ cols^T on ResNet-20's chunks, and transposes the sum at the end. Transposing is a slow,
+# cache-unfriendly copy for a large weight (ResNet-18's 512x512x3x3, 9 MiB: most of 18 ms), and
+# for such shapes the two orders run at the same speed (12.3 ms each, 512x4608 by 512); so weights
+# of more than this many bytes get dW = dY @ cols^T directly. ResNet-18's 512->512 4x4 layer, batch
+# 32, fwd+bwd, 1 thread: 73 -> 55 ms; its 256->512 stride-2 layer 37 -> 29 ms. Always computing it
+# directly made ResNet-20's 32->64 stride-2 layer slower (11.4 against 10.6-11.0 ms).
+DW_TRANSPOSED_UP_TO = 1 << 20
 
 
 def _gemm(a, b, out):
@@ -108,11 +120,14 @@ class Conv2d(Function):
         return (weight_needs_grad and max(self.stride) > 1 and growth <= KEEP_COLS_UP_TO
                 and backend.device_of(x) == "cpu")
 
-    def _chunks(self, x):
+    def _chunks(self, x, weight_bytes):
         _, c, _, _ = x.shape
         out_h, out_w = self.out_size
         bytes_per_image = c * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
-        return chunks_for(x.shape[0], bytes_per_image, CHUNK_BYTES.get(backend.device_of(x)), backend.device_of(x))
+        budget = CHUNK_BYTES.get(backend.device_of(x))
+        if budget is not None:                   # a chunk's cols at least as large as the weight (CHUNK_BYTES)
+            budget = max(budget, weight_bytes)
+        return chunks_for(x.shape[0], bytes_per_image, budget, backend.device_of(x))
 
     def forward(self, x, weight, bias=None):
         check_conv_shapes(x, weight, bias, self.padding, self.dilation, self.groups)
@@ -140,7 +155,7 @@ class Conv2d(Function):
                 if not one_image:
                     y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
 
-        run_blocks(forward_block, self._chunks(x), backend.device_of(x))   # blocks of chunks on the CPU's cores
+        run_blocks(forward_block, self._chunks(x, weight.nbytes), backend.device_of(x))   # blocks of chunks on the CPU's cores
         if bias is not None:
             y += bias.reshape(1, filters, 1, 1)
         # Keep x, not cols: at stride 1 cols is KH*KW times larger than x and backward rebuilds it
@@ -157,17 +172,22 @@ class Conv2d(Function):
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
         w_t = w_2d.transpose(0, 2, 1)                                                    # (G, K, F/G)
+        dw_transposed = w_2d.nbytes <= DW_TRANSPOSED_UP_TO        # sum dW^T, (G, K, F/G), or dW, (G, F/G, K)
+        dw_shape = (groups, w_2d.shape[2], w_2d.shape[1]) if dw_transposed else w_2d.shape
 
         def backward_block(block):
-            dw_t = xp.zeros((groups, w_2d.shape[2], w_2d.shape[1]), dtype=dy.dtype) if need_dw else None  # (G, K, F/G)
+            dw_part = xp.zeros(dw_shape, dtype=dy.dtype) if need_dw else None     # this block's sum
             for images in block:
                 dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
                 if need_dw:
                     cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
                     if cols is None:       # a second backward (retain_graph), or other chunks (threads changed)
                         cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
-                    for g in range(groups):   # dW^T = cols @ dY^T: this order measured 1.6x faster than dY @ cols^T
-                        dw_t[g] += cols[g] @ dy_2d[g].T          # (K, nP) @ (nP, F/G) -> (K, F/G)
+                    for g in range(groups):   # see DW_TRANSPOSED_UP_TO
+                        if dw_transposed:
+                            dw_part[g] += cols[g] @ dy_2d[g].T   # (K, nP) @ (nP, F/G) -> (K, F/G)
+                        else:
+                            dw_part[g] += dy_2d[g] @ cols[g].T   # (F/G, nP) @ (nP, K) -> (F/G, K)
                     del cols                                     # its buffer serves dcols below
                 if need_dx:
                     dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
@@ -176,13 +196,15 @@ class Conv2d(Function):
                         _gemm(w_t[g], dy_2d[g], dcols_g[g])      # (K, F/G) @ (F/G, nP) -> (K, nP)
                     col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
                            self.dilation, out=dx[images])        # straight into this chunk of dx
-            return dw_t                                          # this block's part of dW^T
+            return dw_part
 
-        dw_parts = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
+        dw_parts = run_blocks(backward_block, self._chunks(x, w_2d.nbytes), backend.device_of(dy))
         if kept_cols:
             kept_cols.clear()              # chunks that did not match (threads changed): free them now
-        dw_t = sum(dw_parts[1:], dw_parts[0]) if need_dw else None                      # in block order
-        dw = dw_t.transpose(0, 2, 1).reshape(w_shape) if need_dw else None             # (F, C/G, KH, KW)
+        dw = None
+        if need_dw:
+            dw_sum = sum(dw_parts[1:], dw_parts[0])                                     # in block order
+            dw = (dw_sum.transpose(0, 2, 1) if dw_transposed else dw_sum).reshape(w_shape)  # (F, C/G, KH, KW)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)
         return dx, dw, db
 
