@@ -32,6 +32,9 @@ class Function:
     inputs = ()           # the input Tensors (None where an optional input is absent)
     needs_input_grad = () # one bool per input
     released = False      # True once backward has freed `saved`
+    # Inputs (by position) whose gradient backward returns as a NEW array that the op keeps no
+    # reference to. A leaf tensor takes such a gradient as its .grad without a copy (autograd.py).
+    fresh_gradients = ()
 
     def forward(self, *arrays):
         raise NotImplementedError

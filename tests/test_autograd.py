@@ -200,3 +200,95 @@ def test_a_big_leaf_gradient_is_its_own_memory_even_when_pooled():
     assert (first == 2).all() and (x.grad.numpy() == 3).all()
     (x * 4).sum().backward()                                                          # accumulates
     assert (x.grad.numpy() == 7).all() and (first == 2).all()
+
+
+# ------------------------------------------------------------------ fresh gradients (Function.fresh_gradients)
+def _capture_backward(monkeypatch, function_class):
+    """Record the arrays that function_class.backward returns."""
+    returned = []
+    real_backward = function_class.backward
+
+    def recording_backward(self, dy):
+        grads = real_backward(self, dy)
+        returned.append(grads)
+        return grads
+
+    monkeypatch.setattr(function_class, "backward", recording_backward)
+    return returned
+
+
+def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
+    """conv2d and linear return new arrays for every input (fresh_gradients): a leaf's first gradient is
+    that array itself, as in PyTorch; the values are those of the copy it replaces."""
+    from minigrad.ops.conv import Conv2d
+    from minigrad.ops.matmul import Linear
+
+    rng = numpy.random.default_rng(0)
+    returned = _capture_backward(monkeypatch, Conv2d)
+    x = minigrad.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = minigrad.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    y = minigrad.ops.conv.Conv2d(2, 1)(x, w)
+    y.backward(numpy.ones(y.shape))
+    (dx, dw, _), = returned
+    assert x.grad.data is dx
+    numpy.testing.assert_array_equal(w.grad.numpy(), dw)          # small weight: dW^T transposed, copied
+    assert w.grad.data.flags.c_contiguous
+
+    returned = _capture_backward(monkeypatch, Linear)
+    a = minigrad.tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    weight = minigrad.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    bias = minigrad.tensor(rng.standard_normal(2), requires_grad=True)
+    minigrad.nn.functional.linear(a, weight, bias).sum().backward()
+    (da, dweight, dbias), = returned
+    assert a.grad.data is da and weight.grad.data is dweight and bias.grad.data is dbias
+    numpy.testing.assert_allclose(weight.grad.numpy(), numpy.ones((5, 2)).T @ a.numpy())
+
+
+def test_gradients_that_are_not_fresh_are_still_copied():
+    """Add hands dy itself to both inputs, and dy here is the user's seed array: each leaf gets its own
+    copy, so changing the seed, or one gradient, changes no other."""
+    a, b = _leaf([1.0, 2.0]), _leaf([3.0, 4.0])
+    seed = numpy.array([1.0, 1.0])
+    (a + b).backward(seed)
+    seed[...] = 5.0
+    a.grad.data[...] = 7.0
+    assert b.grad.numpy().tolist() == [1.0, 1.0]
+
+
+def test_a_leaf_with_a_hook_or_a_kept_non_leaf_gradient_is_copied(monkeypatch):
+    """A hook is shown the gradient and may keep it; a non-leaf's gradient (retain_grad) also flows on
+    into its op's backward. Neither is taken without a copy, even when fresh."""
+    from minigrad.ops.matmul import Linear
+
+    rng = numpy.random.default_rng(1)
+    returned = _capture_backward(monkeypatch, Linear)
+    x = minigrad.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    w1 = minigrad.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    w2 = minigrad.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    seen = []
+    x.register_hook(lambda grad: seen.append(grad))
+    hidden = minigrad.nn.functional.linear(x, w1)
+    hidden.retain_grad()
+    minigrad.nn.functional.linear(hidden, w2).sum().backward()
+    (dhidden, _, _), (dx, _, _) = returned                    # the second layer's backward runs first
+    assert hidden.grad.data is not dhidden and not numpy.shares_memory(hidden.grad.data, dhidden)
+    assert x.grad.data is not dx and not numpy.shares_memory(x.grad.data, seen[0].data)
+    numpy.testing.assert_array_equal(x.grad.numpy(), dx)
+
+
+def test_a_leaf_used_twice_gets_the_sum_of_fresh_gradients_in_memory_of_its_own(monkeypatch):
+    """Two fresh contributions are summed into a new array, which the leaf takes: the right values,
+    and no memory shared with either contribution."""
+    from minigrad.ops.matmul import Linear
+
+    returned = _capture_backward(monkeypatch, Linear)
+    rng = numpy.random.default_rng(2)
+    x = minigrad.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    w = minigrad.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    out = minigrad.nn.functional.linear(x, w) * minigrad.nn.functional.linear(x, w)
+    out.sum().backward()
+    y = x.numpy() @ w.numpy().T                          # d(sum y*y)/dy = 2y, through both linears
+    numpy.testing.assert_allclose(x.grad.numpy(), 2 * y @ w.numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(w.grad.numpy(), 2 * y.T @ x.numpy(), rtol=1e-12)
+    for dx, dw, _ in returned:
+        assert not numpy.shares_memory(x.grad.data, dx) and not numpy.shares_memory(w.grad.data, dw)

@@ -160,10 +160,10 @@ def test_winograd_weight_transforms_run_on_one_blas_thread(monkeypatch):
     (128, 1 << 30, 2, [64, 64]),         # ... but one per thread when two threads run blocks
     (5, 1 << 30, 2, [3, 2]),
     (1, 1 << 30, 2, [1]),                # one image cannot be split
-    (10, 300, 2, [3, 3, 2, 2]),          # the budget gives more chunks than threads: as equal as they can be
-    (10, 400, 2, [3, 3, 2, 2]),          # 3 chunks of <= 4 images, rounded up to 4 for two threads' blocks
+    (10, 300, 2, [3, 2, 3, 2]),          # more chunks than threads: two parts of 5 images, each in 2 chunks
+    (11, 400, 2, [3, 3, 3, 2]),          # parts of 6 and 5 images, each in 2 chunks of <= 4
     (128, 700, 1, [7] * 14 + [6] * 5),   # 19 chunks of 6 or 7, not 18 of 7 and a last one of 2
-    (128, 700, 2, [7] * 8 + [6] * 12),   # ... 20 for two threads: each block holds 64 images
+    (128, 700, 2, ([7] * 4 + [6] * 6) * 2),  # two parts of 64 images (a thread's block each), 10 chunks each
     (10, None, 2, [10]),                 # the GPU: one chunk of the whole batch
 ])
 def test_image_chunks_gives_one_chunk_per_thread_at_least(n, budget, at_least, sizes):

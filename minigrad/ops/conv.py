@@ -94,6 +94,8 @@ def _as_columns(chunk):
 class Conv2d(Function):
     """y = conv2d(x, w) + b with x (N, C, H, W), w (F, C/G, KH, KW), b (F,) or None."""
 
+    fresh_gradients = (0, 1, 2)      # dx, dW and db are new arrays (see Function)
+
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = pair(stride, "stride", "conv2d")
         self.padding = pair(padding, "padding", "conv2d")

@@ -63,6 +63,8 @@ class Linear(Function):
         db = sum_n dy        (O,)
     """
 
+    fresh_gradients = (0, 1, 2)      # dx, dW and db are new arrays (see Function)
+
     def forward(self, x, weight, bias):
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(

@@ -227,6 +227,8 @@ def transforms_for(array):
 class Conv2dWinograd(Function):
     """y = conv2d(x, w, padding) + b for 3x3 w at stride 1, by F(2x2, 3x3) (module docstring)."""
 
+    fresh_gradients = (0, 1, 2)      # dx, dW and db are new arrays (see Function)
+
     def __init__(self, padding=0):
         self.padding = pair(padding, "padding", "conv2d")
         if min(self.padding) < 0:
