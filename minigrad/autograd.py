@@ -93,8 +93,9 @@ def _accumulate(node, dy, adopt=False):
 
     adopt: dy is a new array that nothing else holds (see Function.fresh_gradients), so a first
     gradient takes it as it is, as PyTorch does, instead of copying it: one copy less of every
-    weight gradient in a step, and of a leaf input's (the 8 MiB dx of a 16->32 layer took 0.6 ms,
-    a tenth of that layer's backward at 2 threads, on one core while the other waited).
+    weight gradient in a step, and of a leaf input's. (The 8 MiB dx of a 16->32 stride-2 layer,
+    copied on one core while the other waited: that layer's fwd+bwd with a leaf x, 2 threads,
+    9.1-9.2 -> 8.3-8.5 ms; benchmarks/raw/round6/adhoc/later_changes_ab_t2.txt.)
     """
     from minigrad.tensor import Tensor
 

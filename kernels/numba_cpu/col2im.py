@@ -182,8 +182,9 @@ def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     """The serial strided col2im loop, `loop(cols, dx, out_h)`, compiled with these sizes as constants
     (see im2col's `constant_size_loop`): `_cols_to_plane`, the windows path, with every loop bound
     known to LLVM. The same sums in the same order as the generic loop, bit for bit; ResNet-20's
-    stride-2 layers, a batch in chunks, 1 thread: 2.07 -> 1.29 ms (32->64 channels) and 2.90 ->
-    2.27 ms (16->32). (A direct scatter like im2col's `gather_plane` was no faster at OW = 16.)
+    stride-2 layers, a batch in chunks, 1 thread: 2.13 -> 1.24 ms (32->64 channels) and 2.86 ->
+    2.33 ms (16->32) (benchmarks/raw/round6/adhoc/constant_sizes_ab.txt). (A direct scatter like
+    im2col's `gather_plane`, compiled the same way, was no faster at OW = 16: 2.84 ms in a prototype.)
     """
     sizes = (kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_w)
     loop = _constant_size_loops.get(sizes)

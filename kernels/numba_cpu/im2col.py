@@ -29,8 +29,9 @@ to 1.62-1.65 (32->64), in runs minutes apart.)
 A strided convolution's chunks (at least CONSTANT_SIZES_FROM_BYTES of cols) go to a
 third loop, `gather_plane`, the definition itself, compiled once for each geometry with its
 kernel, stride, padding and output width as CONSTANTS (`constant_size_loop`): knowing them,
-LLVM unrolls and vectorises the short rows that defeat it in generic code. It took ResNet-20's
-32->64 stride-2 layer, forward+backward with col2im's twin, from 12.7-13.0 to 10.4-10.5 ms.
+LLVM unrolls and vectorises the short rows that defeat it in generic code. With col2im's twin it
+took ResNet-20's 32->64 stride-2 layer, forward+backward in bench_conv.py at 1 thread, from 12.6-13.3 ms
+(1.50-1.57 times PyTorch, round 5) to 10.9-11.9 ms (1.35-1.37; benchmarks/raw/round6/a_conv_t1_*.txt).
 Reference: minigrad.ops.im2col's NumPy path; every loop here agrees with it bit for bit
 (a copy, no arithmetic).
 """
@@ -225,9 +226,10 @@ def gather_plane(x, cols, n, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
     As generic code this is slow: a padding test and an index computation for every number. It is
     compiled with the kernel, stride, padding and OW as CONSTANTS (`constant_size_loop`): LLVM then
     unrolls the ow loop, settles every padding test while compiling and reads a row's every SW-th
-    pixel with vector shuffles. ResNet-20's 32->64 stride-2 layer, a batch of 128 in chunks of 14
-    images, 1 thread: 0.73 ms, against 1.96 ms through the windows buffer and 2.30 ms for this
-    same code compiled with the sizes as ordinary arguments.
+    pixel with vector shuffles. ResNet-20's 32->64 stride-2 layer, a batch of 128 in its ten chunks,
+    1 thread: 0.94 ms, against 1.92 ms through the windows buffer and 2.66 ms for this same code
+    compiled with the sizes as ordinary arguments (16->32: 1.47, 2.45 and 4.95 ms;
+    benchmarks/raw/round6/adhoc/constant_sizes_ab.txt).
     """
     plane = x[n, c]
     height, width = plane.shape

@@ -53,7 +53,8 @@ from minigrad.tensor import Tensor
 # On the GPU one chunk of the whole batch keeps the GEMMs large.
 # A chunk's cols is never smaller than the weight, though: OpenBLAS copies (packs) the weight for
 # every product, and a 9 MiB weight (ResNet-18's 512->512) with 1 MiB chunks of 3 images was copied
-# eleven times for as many thin products (fwd+bwd, batch 32, 1 thread: 88 ms; one chunk: 73 ms).
+# eleven times for as many thin products (fwd+bwd, batch 32, 1 thread: 69.9-70.6 ms; one chunk:
+# 48.1-51.7 ms; benchmarks/raw/round6/adhoc/later_changes_ab_t1.txt).
 CHUNK_BYTES = {"cpu": 1 << 20, "gpu": None}
 
 # Strided layers on the CPU keep cols from forward for backward when it is at most this many
@@ -72,8 +73,9 @@ KEEP_COLS_UP_TO = 4
 # cache-unfriendly copy for a large weight (ResNet-18's 512x512x3x3, 9 MiB: most of 18 ms), and
 # for such shapes the two orders run at the same speed (12.3 ms each, 512x4608 by 512); so weights
 # of more than this many bytes get dW = dY @ cols^T directly. ResNet-18's 512->512 4x4 layer, batch
-# 32, fwd+bwd, 1 thread: 73 -> 55 ms; its 256->512 stride-2 layer 37 -> 29 ms. Always computing it
-# directly made ResNet-20's 32->64 stride-2 layer slower (11.4 against 10.6-11.0 ms).
+# 32, fwd+bwd, 1 thread: 68.5-69.9 -> 51.1-52.3 ms; its 256->512 stride-2 layer 34.8-36.0 -> 25.0-27.1
+# ms (benchmarks/raw/round6/adhoc/later_changes_ab_t1.txt). Always computing it directly made
+# ResNet-20's 32->64 stride-2 layer slower (11.4 against 10.6-11.0 ms, a short script).
 DW_TRANSPOSED_UP_TO = 1 << 20
 
 

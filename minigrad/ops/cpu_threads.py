@@ -82,7 +82,9 @@ def image_chunks(n, bytes_per_image, budget, at_least=1):
     Threads get equal work: the batch is cut into `at_least` parts of equal size (to one image), each
     part into the same number of chunks of equal size (to one image), so that `split_into_blocks`
     hands each thread one part. (128 images of ResNet-20's 16->32 stride-2 layer, 7 a chunk, were 18
-    chunks of 7 and one of 2: blocks of 70 and 58 images at 2 threads, now 64 and 64.)
+    chunks of 7 and one of 2: blocks of 70 and 58 images at 2 threads, now 64 and 64: that layer's
+    fwd+bwd 9.4-10.0 -> 8.1-8.7 ms, the 32->64 one 6.0-6.5 -> 5.4-5.8 ms, in
+    benchmarks/raw/round6/adhoc/later_changes_ab_t2.txt.)
 
     budget None: one chunk of the whole batch (the GPU, whose products want to be large). An empty
     batch has no chunks.
