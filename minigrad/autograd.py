@@ -84,7 +84,7 @@ def run_backward(root, seed, retain_graph=False):
                 if index in fn.fresh_gradients:
                     fresh.add(id(parent))
             else:
-                grads[id(parent)] = previous + dx
+                grads[id(parent)] = _as_array(previous + dx)   # 0-d + 0-d gives a NumPy scalar
                 fresh.add(id(parent))                  # the sum is a new array
 
 
@@ -110,4 +110,10 @@ def _accumulate(node, dy, adopt=False):
         grad[...] = dy
         node.grad = Tensor._make(grad, node.device)
     else:
-        node.grad = Tensor._make(node.grad.data + dy, node.device)
+        node.grad = Tensor._make(_as_array(node.grad.data + dy), node.device)
+
+
+def _as_array(total):
+    """A sum of two gradients as an array: NumPy returns a scalar (immutable, so clipping or
+    zeroing it in place would fail or do nothing) when both are 0-d. CuPy returns arrays."""
+    return numpy.asarray(total) if isinstance(total, numpy.generic) else total

@@ -218,10 +218,11 @@ def _capture_backward(monkeypatch, function_class):
 
 
 def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
-    """conv2d and linear return new arrays for every input (fresh_gradients): a leaf's first gradient is
-    that array itself, as in PyTorch; the values are those of the copy it replaces."""
+    """conv2d (im2col and Winograd) and linear return new arrays for every input (fresh_gradients): a
+    leaf's first gradient is that array itself, as in PyTorch, when it is contiguous."""
     from minigrad.ops.conv import Conv2d
     from minigrad.ops.matmul import Linear
+    from minigrad.ops.winograd import Conv2dWinograd
 
     rng = numpy.random.default_rng(0)
     returned = _capture_backward(monkeypatch, Conv2d)
@@ -231,8 +232,23 @@ def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     y.backward(numpy.ones(y.shape))
     (dx, dw, _), = returned
     assert x.grad.data is dx
-    numpy.testing.assert_array_equal(w.grad.numpy(), dw)          # small weight: dW^T transposed, copied
-    assert w.grad.data.flags.c_contiguous
+    numpy.testing.assert_array_equal(w.grad.numpy(), dw)    # small weight: a transposed view of dW^T,
+    assert w.grad.data.flags.c_contiguous                    # so copied into contiguous memory
+
+    returned.clear()
+    b = minigrad.tensor(rng.standard_normal(4), requires_grad=True)
+    y = minigrad.ops.conv.Conv2d(1, 1)(x, w, b)
+    y.backward(numpy.ones(y.shape))
+    (_, _, db), = returned
+    assert b.grad.data is db
+
+    returned = _capture_backward(monkeypatch, Conv2dWinograd)   # 3x3, stride 1, 16 channels, 8x8: Winograd
+    x16 = minigrad.tensor(rng.standard_normal((2, 16, 8, 8)).astype(numpy.float32), requires_grad=True)
+    w16 = minigrad.tensor(rng.standard_normal((16, 16, 3, 3)).astype(numpy.float32), requires_grad=True)
+    y = minigrad.nn.functional.conv2d(x16, w16, padding=1)
+    y.backward(numpy.ones(y.shape, numpy.float32))
+    (dx16, dw16, _), = returned
+    assert x16.grad.data is dx16 and w16.grad.data is dw16
 
     returned = _capture_backward(monkeypatch, Linear)
     a = minigrad.tensor(rng.standard_normal((5, 3)), requires_grad=True)
@@ -292,3 +308,21 @@ def test_a_leaf_used_twice_gets_the_sum_of_fresh_gradients_in_memory_of_its_own(
     numpy.testing.assert_allclose(w.grad.numpy(), 2 * y.T @ x.numpy(), rtol=1e-12)
     for dx, dw, _ in returned:
         assert not numpy.shares_memory(x.grad.data, dx) and not numpy.shares_memory(w.grad.data, dw)
+
+
+def test_a_0d_leaf_used_twice_gets_an_array_gradient_that_clipping_and_zero_grad_can_change():
+    """Two 0-d gradients add up to a NumPy scalar, which is immutable: as a .grad it would make
+    zero_grad(set_to_none=False) fail and clip_grad_norm_ do nothing. The sum is made an array,
+    on the first backward and on an accumulating second one."""
+    from minigrad.nn.utils import clip_grad_norm_
+
+    w = minigrad.tensor(2.0, requires_grad=True)
+    x = minigrad.tensor([1.0, 2.0, 3.0])
+    for expected in (12.0, 24.0):                                   # d/dw of 2 * sum(w * x) = 12
+        ((w * x).sum() + (w * x).sum()).backward()
+        assert isinstance(w.grad.data, numpy.ndarray) and w.grad.data.shape == ()
+        assert float(w.grad.data) == expected
+    clip_grad_norm_([w], 1.0)
+    assert abs(float(w.grad.data) - 1.0) < 1e-6
+    w.grad.data[...] = 0                                            # what zero_grad(set_to_none=False) does
+    assert float(w.grad.data) == 0.0

@@ -268,22 +268,29 @@ for width in map(int, sys.argv[1:]):
     dx = numpy.full(x.shape, numpy.nan)
     col2im_module.constant_size_loop(3, 3, (2, 2), (1, 1), out_w)(cols, dx, out_h)
     assert numpy.allclose(dx, col2im_numpy(cols, x.shape, *geometry[1:])), ("col2im", width)
+    loops = (im2col_module.constant_size_loop(3, 3, (2, 2), (1, 1), out_w),
+             col2im_module.constant_size_loop(3, 3, (2, 2), (1, 1), out_w))
+    print("cache hits", width, sum(sum(loop.stats.cache_hits.values()) for loop in loops))
 """
 
 
 def test_constant_size_loops_from_numbas_disk_cache_keep_their_own_sizes(tmp_path):
     """Numba caches each compiled loop on disk. Loops for two widths, compiled in one order in a first
-    process and loaded from the cache in the other order in a second: a cache keyed only by the source
-    code would hand one width's loop to the other (wrong columns, writes out of bounds)."""
+    process and loaded from the cache in the other order in a second (its cache hits say so): a cache
+    keyed only by the source code would hand one width's loop to the other (wrong columns, writes out
+    of bounds), which the checks against NumPy would catch."""
     import os
 
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_ENABLE_CUDASIM="0")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    hits = []
     for widths in (["8", "11"], ["11", "8"]):
         result = subprocess.run([sys.executable, "-c", _CACHED_LOOPS_SCRIPT, *widths], env=env, cwd=root,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
-    assert any(path.suffix == ".nbi" for path in tmp_path.rglob("*")), "nothing was cached"
+        hits.append([line for line in result.stdout.splitlines() if line.startswith("cache hits")])
+    assert hits[0] == ["cache hits 8 0", "cache hits 11 0"]           # compiled in the first process
+    assert hits[1] == ["cache hits 11 2", "cache hits 8 2"]           # both loops loaded in the second
 
 
 # ------------------------------------------------------------------ col2im

@@ -26,7 +26,8 @@ the whole input into phase planes first and copied runs of OW; the windows buffe
 took ResNet-20's two 3x3 stride-2 layers, forward+backward in bench_conv.py, 1 thread,
 from 1.64/1.69 to 1.49-1.52 times torch's time (16->32 channels) and from 1.80/1.84
 to 1.62-1.65 (32->64), in runs minutes apart.)
-A strided convolution's chunks (at least CONSTANT_SIZES_FROM_BYTES of cols) go to a
+A strided convolution's chunks (at least CONSTANT_SIZES_FROM_BYTES of cols, and under
+SERIAL_BELOW_BYTES) go to a
 third loop, `gather_plane`, the definition itself, compiled once for each geometry with its
 kernel, stride, padding and output width as CONSTANTS (`constant_size_loop`): knowing them,
 LLVM unrolls and vectorises the short rows that defeat it in generic code. With col2im's twin it
@@ -264,7 +265,8 @@ def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     Like the JIT convolution kernels of oneDNN, minigrad compiles this loop once for every
     (kernel, stride, padding, output width) it meets: a ResNet has two or three. Numba keeps
     each compiled loop in its on-disk cache (the constants are part of the cache key), so a
-    new process loads it instead of compiling again (about 0.5 s).
+    new process loads it instead of compiling again (about 0.5 s). The loops are kept for the
+    life of the process: inputs of ever new widths would each pay a compile and keep a loop.
     """
     sizes = (kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_w)
     loop = _constant_size_loops.get(sizes)
@@ -287,7 +289,8 @@ def _compile_constant_size_loop(kernel_h, kernel_w, stride_h, stride_w, pad_h, p
 # Serial twins of the two loops, for small arrays (see SERIAL_BELOW_BYTES in __init__.py): the same
 # Python function compiled without `parallel` (prange then runs as range) and with `nogil`, called
 # through a cached wrapper of its own name (two cached dispatchers of one function would share a
-# cache file).
+# cache file and its keys. The constant-size loops above share one file too, safely: Numba puts a
+# closure's variables into the key.)
 _rows_serial_loop = njit(nogil=True)(_im2col_rows.py_func)
 _rows_flat_serial_loop = njit(nogil=True)(_im2col_rows_flat.py_func)
 

@@ -26,9 +26,10 @@ col2im is the adjoint of im2col, which is what the chain rule asks for.
 
 Memory and speed: on the CPU the batch goes through these products a chunk of
 images at a time (P above becomes n*OH*OW for the n images of a chunk), so cols
-needs no more than CHUNK_BYTES (or the weight's size); dW adds up the chunks' products. Forward keeps
-x, not cols (KH*KW times larger); backward rebuilds each chunk's cols with im2col
-(strided layers, whose cols is small, keep it: KEEP_COLS_UP_TO).
+needs no more than CHUNK_BYTES (or the weight's size when that is larger); dW adds
+up the chunks' products. Forward keeps x, not cols (KH*KW times larger); backward
+rebuilds each chunk's cols with im2col (strided layers, whose cols is small, keep
+it: KEEP_COLS_UP_TO).
 The products go into `scratch` buffers (on the CPU reused from a pool, see
 registry.py). A chunk of ONE image needs no transposes: y[n] viewed as (F, OH*OW)
 is exactly the (F, P) product, and so is dy[n].
@@ -51,7 +52,7 @@ from minigrad.tensor import Tensor
 # 16 MiB chunks 78 ms, 1 MiB 66 ms; one image per chunk everywhere (1 byte) was slower on
 # the small 8x8 layers (38 vs 33 ms: too many tiny GEMMs).
 # On the GPU one chunk of the whole batch keeps the GEMMs large.
-# A chunk's cols is never smaller than the weight, though: OpenBLAS copies (packs) the weight for
+# The budget is never below the weight's size, though: OpenBLAS copies (packs) the weight for
 # every product, and a 9 MiB weight (ResNet-18's 512->512) with 1 MiB chunks of 3 images was copied
 # eleven times for as many thin products (fwd+bwd, batch 32, 1 thread: 69.9-70.6 ms; one chunk:
 # 48.1-51.7 ms; benchmarks/raw/round6/adhoc/later_changes_ab_t1.txt).
@@ -75,7 +76,7 @@ KEEP_COLS_UP_TO = 4
 # of more than this many bytes get dW = dY @ cols^T directly. ResNet-18's 512->512 4x4 layer, batch
 # 32, fwd+bwd, 1 thread: 68.5-69.9 -> 51.1-52.3 ms; its 256->512 stride-2 layer 34.8-36.0 -> 25.0-27.1
 # ms (benchmarks/raw/round6/adhoc/later_changes_ab_t1.txt). Always computing it directly made
-# ResNet-20's 32->64 stride-2 layer slower (11.4 against 10.6-11.0 ms, a short script).
+# ResNet-20's 32->64 stride-2 layer slower (11.4 against 10.6-11.0 ms, a short script not kept).
 DW_TRANSPOSED_UP_TO = 1 << 20
 
 
@@ -129,7 +130,7 @@ class Conv2d(Function):
         out_h, out_w = self.out_size
         bytes_per_image = c * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
         budget = CHUNK_BYTES.get(backend.device_of(x))
-        if budget is not None:                   # a chunk's cols at least as large as the weight (CHUNK_BYTES)
+        if budget is not None:                   # never below the weight's size (see CHUNK_BYTES)
             budget = max(budget, weight_bytes)
         return chunks_for(x.shape[0], bytes_per_image, budget, backend.device_of(x))
 
@@ -159,7 +160,8 @@ class Conv2d(Function):
                 if not one_image:
                     y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
 
-        run_blocks(forward_block, self._chunks(x, weight.nbytes), backend.device_of(x))   # blocks of chunks on the CPU's cores
+        chunks = self._chunks(x, weight.nbytes)
+        run_blocks(forward_block, chunks, backend.device_of(x))   # blocks of chunks on the CPU's cores
         if bias is not None:
             y += bias.reshape(1, filters, 1, 1)
         # Keep x, not cols: at stride 1 cols is KH*KW times larger than x and backward rebuilds it

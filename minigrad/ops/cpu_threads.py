@@ -12,7 +12,11 @@ chunks is cut into T contiguous blocks, and thread t runs `work(block t)`, chunk
 after chunk, on one core. Inside, everything is single-threaded and releases
 Python's lock (the GIL): the matrix products are NumPy calls with OpenBLAS held to
 1 thread for the duration, and im2col/col2im run their serial `nogil` loops
-(kernels/numba_cpu, SERIAL_BELOW_BYTES). The blocks write disjoint images of y
+(kernels/numba_cpu, SERIAL_BELOW_BYTES). (Not quite everything: a layer whose weight
+is over SERIAL_BELOW_BYTES, 4 MiB, gets chunks as large as its weight (conv.py,
+CHUNK_BYTES), and their im2col/col2im run Numba's parallel loops, one block at a time
+under `launch_lock`: ResNet-18's 512-channel layers. Correct, but there the threads
+wait for each other.) The blocks write disjoint images of y
 and dx; dW is summed from one partial sum per block, in block order, so results
 do not depend on which thread finishes first.
 
@@ -80,8 +84,8 @@ def image_chunks(n, bytes_per_image, budget, at_least=1):
     whole batch fits in one chunk, like ResNet-20's 1x1 32->64 shortcut, would leave a core idle).
 
     Threads get equal work: the batch is cut into `at_least` parts of equal size (to one image), each
-    part into the same number of chunks of equal size (to one image), so that `split_into_blocks`
-    hands each thread one part. (128 images of ResNet-20's 16->32 stride-2 layer, 7 a chunk, were 18
+    part into chunks of equal size (to one image), so that `split_into_blocks` hands each thread one
+    part. (128 images of ResNet-20's 16->32 stride-2 layer, 7 a chunk, were 18
     chunks of 7 and one of 2: blocks of 70 and 58 images at 2 threads, now 64 and 64: that layer's
     fwd+bwd 9.4-10.0 -> 8.1-8.7 ms, the 32->64 one 6.0-6.5 -> 5.4-5.8 ms, in
     benchmarks/raw/round6/adhoc/later_changes_ab_t2.txt.)
