@@ -39,8 +39,8 @@ import numpy
 from numba import njit, prange
 
 from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
-from kernels.numba_cpu.im2col import (CONSTANT_SIZES_FROM_BYTES, output_size, uses_windows, valid_range,
-                                     windows_shape)
+from kernels.numba_cpu.im2col import (CONSTANT_SIZES_FROM_BYTES, loop_for_sizes, output_size, uses_windows,
+                                     valid_range, windows_shape)
 
 
 def _tap_table(size, kernel, stride, padding, dilation, n_out):
@@ -186,11 +186,8 @@ def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     2.33 ms (16->32) (benchmarks/raw/round6/adhoc/constant_sizes_ab.txt). (A direct scatter like
     im2col's `gather_plane`, compiled the same way, was no faster at OW = 16: 2.84 ms in a prototype.)
     """
-    sizes = (kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_w)
-    loop = _constant_size_loops.get(sizes)
-    if loop is None:
-        loop = _constant_size_loops.setdefault(sizes, _compile_constant_size_loop(*sizes))
-    return loop
+    return loop_for_sizes(_constant_size_loops, _compile_constant_size_loop,
+                          kernel_h, kernel_w, stride, padding, out_w)
 
 
 def _compile_constant_size_loop(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_w):

@@ -268,10 +268,17 @@ def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     new process loads it instead of compiling again (about 0.5 s). The loops are kept for the
     life of the process: inputs of ever new widths would each pay a compile and keep a loop.
     """
+    return loop_for_sizes(_constant_size_loops, _compile_constant_size_loop,
+                          kernel_h, kernel_w, stride, padding, out_w)
+
+
+def loop_for_sizes(loops, compile_loop, kernel_h, kernel_w, stride, padding, out_w):
+    """loops[sizes], made by compile_loop(*sizes) the first time these sizes come (im2col's and
+    col2im's `constant_size_loop`). Two threads asking at once may both make one; one is kept."""
     sizes = (kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_w)
-    loop = _constant_size_loops.get(sizes)
+    loop = loops.get(sizes)
     if loop is None:
-        loop = _constant_size_loops.setdefault(sizes, _compile_constant_size_loop(*sizes))
+        loop = loops.setdefault(sizes, compile_loop(*sizes))
     return loop
 
 
