@@ -4,7 +4,7 @@ cd "$(dirname "$0")/../../.."
 P=benchmarks/raw/round5/$1
 B="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks"
 date -u +%H:%M > ${P}_started.txt
-$B/bench_conv.py --threads 1 --resnet18 > ${P}_conv_t1_resnet18.txt 2>&1
+$B/bench_conv.py --threads 1 --resnet18 --batch18 32 > ${P}_conv_t1_resnet18.txt 2>&1
 $B/bench_conv.py --threads 1 > ${P}_conv_t1_a.txt 2>&1
 $B/bench_conv.py --threads 1 > ${P}_conv_t1_b.txt 2>&1
 for i in 1 2 3; do $B/bench_resnet_step.py --threads 1 > ${P}_step_t1_$i.txt 2>&1; done
