@@ -112,6 +112,38 @@ def test_conv2d_matches_cpu(stride, padding, dilation, groups):
     )
 
 
+def test_conv2d_weight_gradient_summed_directly_matches_cpu(monkeypatch):
+    """Weights over DW_TRANSPOSED_UP_TO sum dW = dY @ cols^T (CuPy products on the GPU); 0 sends this
+    small one down that path on both devices."""
+    monkeypatch.setattr(conv, "DW_TRANSPOSED_UP_TO", 0)
+    x, w = randn(2, 4, 7, 6), randn(6, 2, 3, 3, seed=1)
+    assert_gpu_matches_cpu(lambda x, w: conv.conv2d(x, w, stride=2, padding=1, groups=2), [x, w])
+
+
+def test_a_gpu_leaf_takes_a_fresh_gradient_without_a_copy():
+    """conv2d's dx on the GPU is a new CuPy array that the leaf takes as its .grad (fresh_gradients);
+    the values are the CPU's."""
+    returned = []
+    real_backward = conv.Conv2d.backward
+
+    def recording_backward(self, dy):
+        grads = real_backward(self, dy)
+        returned.append(grads)
+        return grads
+
+    conv.Conv2d.backward = recording_backward
+    try:
+        x = minigrad.tensor(randn(2, 3, 6, 6), requires_grad=True, device="gpu")
+        w = minigrad.tensor(randn(4, 3, 3, 3, seed=1), requires_grad=True, device="gpu")
+        conv.conv2d(x, w, stride=2, padding=1).sum().backward()
+    finally:
+        conv.Conv2d.backward = real_backward
+    assert x.grad.data is returned[0][0] and backend.is_gpu_array(x.grad.data)
+    x_cpu = minigrad.tensor(randn(2, 3, 6, 6), requires_grad=True)
+    conv.conv2d(x_cpu, minigrad.tensor(randn(4, 3, 3, 3, seed=1)), stride=2, padding=1).sum().backward()
+    numpy.testing.assert_allclose(x.grad.numpy(), x_cpu.grad.numpy(), rtol=RTOL, atol=1e-12)
+
+
 def test_conv2d_float32_on_gpu_is_close_to_cpu():
     x = randn(2, 3, 8, 8).astype(numpy.float32)
     w = randn(4, 3, 3, 3, seed=1).astype(numpy.float32)
