@@ -238,8 +238,7 @@ def test_im2col_and_col2im_take_the_constant_size_loops_for_chunks_and_keep_resu
     import kernels.numba_cpu.col2im as col2im_module
     import kernels.numba_cpu.im2col as im2col_module
 
-    monkeypatch.setattr(im2col_module, "CONSTANT_SIZES_FROM_BYTES", 0)
-    monkeypatch.setattr(col2im_module, "CONSTANT_SIZES_FROM_BYTES", 0)
+    monkeypatch.setattr(im2col_module, "CONSTANT_SIZES_FROM_BYTES", 0)     # read by both, in im2col.py
     x = numpy.random.default_rng(8).standard_normal((2, 3, 10, 10))
     geometry = (x, 3, 3, (2, 2), (1, 1), (1, 1))
     sizes = (3, 3, 2, 2, 1, 1, 5)

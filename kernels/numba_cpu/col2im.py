@@ -39,7 +39,7 @@ import numpy
 from numba import njit, prange
 
 from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
-from kernels.numba_cpu.im2col import (CONSTANT_SIZES_FROM_BYTES, loop_for_sizes, output_size, uses_windows,
+from kernels.numba_cpu.im2col import (loop_for_sizes, output_size, takes_constant_size_loop, uses_windows,
                                      valid_range, windows_shape)
 
 
@@ -239,8 +239,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
     dx = workspace.empty(x_shape, cols.dtype) if out is None else out
     if dx.size and not cols.size:
         dx[...] = 0
-    elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation) and \
-            CONSTANT_SIZES_FROM_BYTES <= cols.nbytes < SERIAL_BELOW_BYTES:      # strided, a chunk
+    elif dx.size and takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols.nbytes):  # a chunk
         constant_size_loop(kernel_h, kernel_w, stride, padding, out_w)(cols, dx, out_h)
     elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through the windows
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_h, out_w)

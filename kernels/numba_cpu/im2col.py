@@ -259,6 +259,13 @@ CONSTANT_SIZES_FROM_BYTES = 256 << 10
 _constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW) -> the serial loop compiled for them
 
 
+def takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols_bytes):
+    """Whether im2col and col2im run the loop compiled for these sizes: a strided (windows-path)
+    convolution's chunk, CONSTANT_SIZES_FROM_BYTES or more of cols and under SERIAL_BELOW_BYTES."""
+    return (uses_windows(kernel_h, kernel_w, stride, dilation)
+            and CONSTANT_SIZES_FROM_BYTES <= cols_bytes < SERIAL_BELOW_BYTES)
+
+
 def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     """The serial strided im2col loop, `loop(x, cols, out_h)`, compiled with these sizes as constants.
 
@@ -336,8 +343,7 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     if tuple(stride) == (1, 1) and out_w == width:
         loops = (_im2col_rows_flat_serial, _im2col_rows_flat)
         arguments = (x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1], out_h, out_w)
-    elif uses_windows(kernel_h, kernel_w, stride, dilation) and \
-            CONSTANT_SIZES_FROM_BYTES <= cols.nbytes < SERIAL_BELOW_BYTES:      # strided, a chunk
+    elif takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols.nbytes):   # strided, a chunk
         constant_size_loop(kernel_h, kernel_w, stride, padding, out_w)(x, cols, out_h)
         return cols
     elif uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through `fill_windows`
