@@ -122,6 +122,8 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
         from minigrad.ops.im2col import col2im_numpy
 
         return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=out)
+    if out is not None and tuple(out.shape) != tuple(x_shape):     # the kernel writes x_shape's numbers
+        raise ValueError(f"col2im: out must have shape {tuple(x_shape)}, got {tuple(out.shape)}")
     cupy = backend.cupy_module()
     cols = cupy.ascontiguousarray(cols)
     direct = out is not None and out.flags.c_contiguous and out.dtype == cols.dtype

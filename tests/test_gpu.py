@@ -271,6 +271,9 @@ def test_cuda_col2im_writes_into_out_directly_or_by_copy():
     result = gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=wide)
     assert result is wide
     numpy.testing.assert_allclose(backend.to_numpy(wide), expected, rtol=1e-13, atol=1e-13)
+    small = cupy.zeros((1,) + shape[1:])                      # one image short: the kernel would write past it
+    with pytest.raises(ValueError, match=r"col2im: out must have shape \(2, 3, 9, 8\), got \(1, 3, 9, 8\)"):
+        gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=small)
 
 
 def test_cuda_col2im_is_deterministic():

@@ -41,11 +41,15 @@ class ReLU(Function):
         return find_kernel("relu_backward", dy, relu_backward_numpy)(dy, mask)
 
 
-def add_relu_forward_numpy(a, b):
-    """z = max(a + b, 0) for a and b of one shape and dtype (NaN stays NaN, as in relu)."""
-    z = a + b
+def relu_in_place(z):
+    """z = max(z, 0) in place, returning z; a NaN stays NaN (numpy.maximum), as in relu."""
     backend.array_module(z).maximum(z, 0, out=z)
     return z
+
+
+def add_relu_forward_numpy(a, b):
+    """z = max(a + b, 0) for a and b of one shape and dtype (NaN stays NaN, as in relu)."""
+    return relu_in_place(a + b)
 
 
 def relu_backward_from_output_numpy(dz, z):

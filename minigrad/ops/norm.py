@@ -44,6 +44,7 @@ the ReLU's separate pass over the whole activation, forward and backward, is gon
 """
 from minigrad import backend
 from minigrad.function import Function
+from minigrad.ops.activation import relu_backward_from_output_numpy, relu_in_place
 from minigrad.ops.registry import find_kernel, register_available
 
 
@@ -70,19 +71,8 @@ def batch_norm_train_forward_numpy(x3, gamma, beta, eps, relu=False):
     y3 *= _per_channel(gamma * inv_std, y3)                              # fused: y = centred*gamma*s + beta
     y3 += _per_channel(beta, y3)
     if relu:
-        _clip_at_zero(y3)
+        relu_in_place(y3)
     return y3, mu, var, inv_std
-
-
-def _clip_at_zero(y):
-    """y = max(y, 0) in place; a NaN stays NaN (numpy.maximum), as in minigrad.ops.activation.relu."""
-    backend.array_module(y).maximum(y, 0, out=y)
-
-
-def _back_through_relu(dy, relu_out):
-    """dy sent back through a fused ReLU whose output was relu_out: dy where relu_out > 0, else 0
-    (as a product, like minigrad.ops.activation.relu_backward_numpy, which says why)."""
-    return dy * (relu_out > 0)
 
 
 def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma, relu_out3=None):
@@ -90,7 +80,7 @@ def batch_norm_backward_numpy(x3, dy3, mu, inv_std, gamma, relu_out3=None):
     relu_out3: the output of a fused batch_norm_relu (dy3 first goes back through its ReLU), or None."""
     xp = backend.array_module(dy3)
     if relu_out3 is not None:
-        dy3 = _back_through_relu(dy3, relu_out3)
+        dy3 = relu_backward_from_output_numpy(dy3, relu_out3)
     count = x3.shape[0] * x3.shape[2]                                    # M
     xhat = x3 - _per_channel(mu, x3)                                     # rebuilt in one buffer
     xhat *= _per_channel(inv_std, xhat)
@@ -145,7 +135,7 @@ class BatchNorm(Function):
             y3 *= _per_channel(gamma * inv_std, y3)                      # in place: no new array
             y3 += _per_channel(beta, y3)
             if self.relu:
-                _clip_at_zero(y3)
+                relu_in_place(y3)
         # Keep x (alive anyway as this op's input), not xhat: backward rebuilds xhat in one pass.
         # A fused ReLU also keeps its output y3 (alive anyway as the next op's input) for its mask.
         self.saved = (x3, mu, inv_std, gamma, y3 if self.relu else None)
@@ -159,7 +149,7 @@ class BatchNorm(Function):
             dx3, dgamma, dbeta = backward(x3, dy3, mu, inv_std, gamma, relu_out3=relu_out3)
         else:
             if relu_out3 is not None:
-                dy3 = _back_through_relu(dy3, relu_out3)
+                dy3 = relu_backward_from_output_numpy(dy3, relu_out3)
             # mu and var are constants here: y is an affine map of x, dx = dy gamma s.
             xhat = (x3 - _per_channel(mu, x3)) * _per_channel(inv_std, x3)
             dbeta = dy3.sum(axis=(0, 2))

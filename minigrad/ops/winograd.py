@@ -280,7 +280,7 @@ class Conv2dWinograd(Function):
         xp = backend.array_module(dy)
         need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
         dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
-        u_t = xp.ascontiguousarray(u.transpose(0, 2, 1))                            # (16, F, C)
+        u_t = xp.ascontiguousarray(u.transpose(0, 2, 1)) if need_dx else None       # (16, F, C), for dx
         input_transform, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
 
         def backward_block(block):
@@ -312,7 +312,4 @@ class Conv2dWinograd(Function):
 
 
 # ------------------------------------------------------------------ kernels (Numba, CPU)
-register_available({"winograd_input_transform": input_transform_numpy,
-                    "winograd_output_transform": output_transform_numpy,
-                    "winograd_output_transform_adjoint": output_transform_adjoint_numpy,
-                    "winograd_input_transform_adjoint": input_transform_adjoint_numpy})
+register_available(dict(_TRANSFORMS))
