@@ -144,10 +144,12 @@ def test_windows_path_parallel_loop_equals_serial_loop_and_reference(kernel, str
     assert im2col_module.uses_windows(kernel, kernel, (stride, stride), (1, 1))
     cols = _random_cols(*geometry)
     serial_cols, serial_dx = im2col(*geometry).copy(), col2im(cols, x.shape, *geometry[1:]).copy()
-    with mock.patch.object(im2col_module, "SERIAL_BELOW_BYTES", 0), \
-            mock.patch.object(col2im_module, "SERIAL_BELOW_BYTES", 0):
+    with mock.patch.object(numba_cpu, "SERIAL_BELOW_BYTES", 0), \
+            mock.patch.object(im2col_module, "_im2col_windows", wraps=im2col_module._im2col_windows) as forward, \
+            mock.patch.object(col2im_module, "_col2im_windows", wraps=col2im_module._col2im_windows) as backward:
         _assert_same("im2col, windows, parallel", im2col(*geometry), serial_cols)
         _assert_same("col2im, windows, parallel", col2im(cols, x.shape, *geometry[1:]), serial_dx)
+    assert forward.call_count == 1 and backward.call_count == 1      # the parallel loops did run
     _assert_same("im2col, windows, vs NumPy", serial_cols, im2col_numpy(*geometry))
 
 
@@ -156,15 +158,11 @@ def test_parallel_and_serial_loops_give_the_same_im2col_and_col2im(geometry):
     """Small arrays take the serial twins (SERIAL_BELOW_BYTES); force the parallel loops and compare."""
     from unittest import mock
 
-    import kernels.numba_cpu.col2im as col2im_module
-    import kernels.numba_cpu.im2col as im2col_module
-
     x, kernel_h, kernel_w, stride, padding, dilation = geometry
     cols = _random_cols(*geometry)
     serial_cols = im2col(*geometry).copy()
     serial_dx = col2im(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation).copy()
-    with mock.patch.object(im2col_module, "SERIAL_BELOW_BYTES", 0), \
-            mock.patch.object(col2im_module, "SERIAL_BELOW_BYTES", 0):
+    with mock.patch.object(numba_cpu, "SERIAL_BELOW_BYTES", 0):        # read by run_loop at each call
         _assert_same("im2col, parallel loop", im2col(*geometry), serial_cols)
         _assert_same("col2im, parallel loop", col2im(cols, x.shape, kernel_h, kernel_w, stride, padding, dilation),
                      serial_dx)

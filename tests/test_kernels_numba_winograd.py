@@ -12,7 +12,7 @@ from kernels import numba_cpu                                                   
 from kernels.numba_cpu import winograd as kernel                                   # noqa: E402
 from minigrad.ops import winograd                                                  # noqa: E402
 
-SERIAL_BELOW_DEFAULT = kernel.SERIAL_BELOW_BYTES
+SERIAL_BELOW_DEFAULT = numba_cpu.SERIAL_BELOW_BYTES
 
 
 @st.composite
@@ -32,19 +32,19 @@ def _tiles(n, out_size):
 def loop(request, monkeypatch):
     """Run each test on both loops: the serial nogil one (small arrays) and the prange one."""
     if request.param == "parallel":
-        monkeypatch.setattr(kernel, "SERIAL_BELOW_BYTES", 0)
+        monkeypatch.setattr(numba_cpu, "SERIAL_BELOW_BYTES", 0)     # read by run_loop at each call
     return request.param
 
 
-@pytest.mark.parametrize("serial_below", [kernel.SERIAL_BELOW_BYTES, 0], ids=["serial", "parallel"])
+@pytest.mark.parametrize("serial_below", [numba_cpu.SERIAL_BELOW_BYTES, 0], ids=["serial", "parallel"])
 @settings(max_examples=30, deadline=None)
 @given(shapes(), st.sampled_from([numpy.float32, numpy.float64]), st.integers(0, 2**16))
 def test_transforms_equal_their_numpy_references(serial_below, problem, dtype, seed):
-    kernel.SERIAL_BELOW_BYTES = serial_below           # 0: every call takes the parallel loop
+    numba_cpu.SERIAL_BELOW_BYTES = serial_below        # 0: every call takes the parallel loop
     try:
         _check_against_references(problem, dtype, seed)
     finally:
-        kernel.SERIAL_BELOW_BYTES = SERIAL_BELOW_DEFAULT
+        numba_cpu.SERIAL_BELOW_BYTES = SERIAL_BELOW_DEFAULT
 
 
 def _check_against_references(problem, dtype, seed):

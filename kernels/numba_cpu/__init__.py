@@ -96,6 +96,17 @@ _functions = {}   # name -> the loaded kernel function
 launch_lock = threading.Lock()
 
 
+def run_loop(serial_loop, parallel_loop, nbytes, *arguments):
+    """serial_loop(*arguments) on this thread, without the GIL, for arrays under SERIAL_BELOW_BYTES
+    (read at each call); else parallel_loop(*arguments) on Numba's threads, one launch at a time.
+    The one place that chooses between a kernel's serial twin and its parallel loop."""
+    if nbytes < SERIAL_BELOW_BYTES:
+        serial_loop(*arguments)
+    else:
+        with launch_lock:
+            parallel_loop(*arguments)
+
+
 def numba_available():
     """True when Numba is installed (found without importing it)."""
     return importlib.util.find_spec("numba") is not None

@@ -38,7 +38,7 @@ results agree to float rounding (bit for bit, except on the strided windows path
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
+from kernels.numba_cpu import launch_lock, run_loop, workspace
 from kernels.numba_cpu.im2col import (loop_for_sizes, output_size, takes_constant_size_loop, uses_windows,
                                      valid_range, windows_shape)
 
@@ -243,20 +243,12 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
         constant_size_loop(kernel_h, kernel_w, stride, padding, out_w)(cols, dx, out_h)
     elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through the windows
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_h, out_w)
-        _run(_col2im_windows_serial, _col2im_windows, cols.nbytes, arguments)
+        run_loop(_col2im_windows_serial, _col2im_windows, cols.nbytes, *arguments)
     elif dx.size:
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)
-        _run(_col2im_planes_serial, _col2im_planes, cols.nbytes, arguments)
+        run_loop(_col2im_planes_serial, _col2im_planes, cols.nbytes, *arguments)
     return dx
-
-
-def _run(serial_loop, parallel_loop, nbytes, arguments):
-    if nbytes < SERIAL_BELOW_BYTES:
-        serial_loop(*arguments)             # on this thread, without the GIL
-    else:
-        with launch_lock:                   # Numba's thread pool: one launch at a time
-            parallel_loop(*arguments)
 
 
 def col2im_gather(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):

@@ -39,7 +39,8 @@ Reference: minigrad.ops.im2col's NumPy path; every loop here agrees with it bit 
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
+import kernels.numba_cpu as numba_cpu
+from kernels.numba_cpu import run_loop, workspace
 
 
 def output_size(size, kernel, stride, padding, dilation):
@@ -263,7 +264,7 @@ def takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols_bytes):
     """Whether im2col and col2im run the loop compiled for these sizes: a strided (windows-path)
     convolution's chunk, CONSTANT_SIZES_FROM_BYTES or more of cols and under SERIAL_BELOW_BYTES."""
     return (uses_windows(kernel_h, kernel_w, stride, dilation)
-            and CONSTANT_SIZES_FROM_BYTES <= cols_bytes < SERIAL_BELOW_BYTES)
+            and CONSTANT_SIZES_FROM_BYTES <= cols_bytes < numba_cpu.SERIAL_BELOW_BYTES)
 
 
 def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
@@ -353,9 +354,5 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
         loops = (_im2col_rows_serial, _im2col_rows)
         arguments = (x, cols, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)
-    if cols.nbytes < SERIAL_BELOW_BYTES:
-        loops[0](*arguments)            # on this thread, without the GIL
-    else:
-        with launch_lock:               # Numba's thread pool: one launch at a time
-            loops[1](*arguments)
+    run_loop(*loops, cols.nbytes, *arguments)
     return cols

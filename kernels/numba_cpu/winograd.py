@@ -36,7 +36,7 @@ on the thread count. The matrices hold only 0, +-1 (B, A).
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import SERIAL_BELOW_BYTES, launch_lock, workspace
+from kernels.numba_cpu import run_loop, workspace
 
 
 # Each transform is written for ONE image (`..._image`), with its scratch planes passed in, and
@@ -266,20 +266,6 @@ def _input_transform_adjoint_serial(dv, dx, pad_h, pad_w, tiles_h, tiles_w):
         _input_transform_adjoint_image(dv, n, dx, plane, rows, pad_h, pad_w, tiles_h, tiles_w)
 
 
-_SERIAL = {_input_transform: _input_transform_serial, _output_transform: _output_transform_serial,
-           _output_transform_adjoint: _output_transform_adjoint_serial,
-           _input_transform_adjoint: _input_transform_adjoint_serial}
-
-
-def _launch(loop, nbytes, *arguments):
-    """Run `loop` on this thread for small arrays, else on Numba's threads (one launch at a time)."""
-    if nbytes < SERIAL_BELOW_BYTES:
-        _SERIAL[loop](*arguments)
-    else:
-        with launch_lock:
-            loop(*arguments)
-
-
 def _tiles(out_h, out_w):
     """(TH, TW), as minigrad.ops.winograd.tile_counts (kernels/ does not import minigrad)."""
     return (out_h + 1) // 2, (out_w + 1) // 2
@@ -291,7 +277,8 @@ def input_transform(x, padding, out_h, out_w):
     tiles_h, tiles_w = _tiles(out_h, out_w)
     x = numpy.ascontiguousarray(x)
     v = workspace.empty((16, n_images * tiles_h * tiles_w, channels), x.dtype)
-    _launch(_input_transform, v.nbytes, x, v, padding[0], padding[1], tiles_h, tiles_w)
+    run_loop(_input_transform_serial, _input_transform, v.nbytes,
+             x, v, padding[0], padding[1], tiles_h, tiles_w)
     return v
 
 
@@ -299,7 +286,8 @@ def output_transform(m, out):
     """out (N, F, OH, OW) <- A^T m A for every tile of M (16, N*TH*TW, F). Returns out."""
     _, _, out_h, out_w = out.shape
     tiles_h, tiles_w = _tiles(out_h, out_w)
-    _launch(_output_transform, m.nbytes, numpy.ascontiguousarray(m), out, tiles_h, tiles_w)
+    run_loop(_output_transform_serial, _output_transform, m.nbytes,
+             numpy.ascontiguousarray(m), out, tiles_h, tiles_w)
     return out
 
 
@@ -309,7 +297,8 @@ def output_transform_adjoint(dy):
     tiles_h, tiles_w = _tiles(out_h, out_w)
     dy = numpy.ascontiguousarray(dy)
     dm = workspace.empty((16, n_images * tiles_h * tiles_w, filters), dy.dtype)
-    _launch(_output_transform_adjoint, dm.nbytes, dy, dm, tiles_h, tiles_w)
+    run_loop(_output_transform_adjoint_serial, _output_transform_adjoint, dm.nbytes,
+             dy, dm, tiles_h, tiles_w)
     return dm
 
 
@@ -317,6 +306,6 @@ def input_transform_adjoint(dv, padding, out):
     """out (N, C, H, W) <- the sum of B dv B^T over the tiles that read each pixel. Returns out."""
     _, _, height, width = out.shape
     tiles_h, tiles_w = _tiles(height + 2 * padding[0] - 2, width + 2 * padding[1] - 2)
-    _launch(_input_transform_adjoint, dv.nbytes, numpy.ascontiguousarray(dv), out, padding[0], padding[1],
-            tiles_h, tiles_w)
+    run_loop(_input_transform_adjoint_serial, _input_transform_adjoint, dv.nbytes,
+             numpy.ascontiguousarray(dv), out, padding[0], padding[1], tiles_h, tiles_w)
     return out
