@@ -22,8 +22,9 @@ the odd ones. That layout makes both stages long contiguous loops:
               V[xi, nu=0] = even[0:TW] - even[1:TW+1]       (TW*C contiguous numbers)
 
 The plane is zero-padded as far as the tiles reach, so no loop tests for the border.
-Versions measured on the way (input transform, 16 channels 32x32, 1 thread, one chunk of
-4 images timed again and again, so in cache, times 32 for a batch of 128): channels first,
+Versions measured on the way (prototype timings in round 4, the scripts not kept: input
+transform, 16 channels 32x32, 1 thread, one chunk of 4 images timed again and again, so in
+cache, times 32 for a batch of 128): channels first,
 a plane at a time: 6.2 ms; channels last, a loop over 16 channels per tile: 4.2 ms; this
 layout, one loop per row of tiles: 3.3 ms. One
 trap on the way: `v[k, a:b].reshape(n)` inside the loops made them 3x slower than

@@ -76,22 +76,28 @@ G_KRON = numpy.kron(G, G)        # (16, 9): G[xi, i] G[nu, j] at (4*xi + nu, 3*i
 
 # Images per chunk, as a bound on the bytes of one chunk's V (the transformed input) so that
 # V and M ((16, T, F), as large again when F = C) stay in the core's L2 cache between the
-# transforms and the GEMMs (see conv.py). Measured, fwd+bwd at batch 128, 1 thread / 2 threads, 1 MiB -> 512 KiB:
+# transforms and the GEMMs (see conv.py). Measured in round 4 by short scripts (not kept), fwd+bwd at
+# batch 128, 1 thread / 2 threads, 1 MiB -> 512 KiB:
 # 32 channels 16x16 18.2 -> 16.8 / 10.6 -> 10.3 ms, 64 channels 8x8 13.6 -> 11.4 / 14.6 -> 12.1 ms;
 # 256 KiB was no faster at 1 thread and slower at 2 (13.3 ms for 32 channels).
 CHUNK_BYTES = {"cpu": 1 << 19, "gpu": None}
 # ... but at least this many tiles (the GEMMs' rows) per chunk, for wide layers where 512 KiB holds
 # only a few: ResNet-18's 256 channels 8x8 at batch 32, fwd+bwd, 41.6 ms with 2 MiB chunks (128 tiles)
-# against 55.9 ms with 512 KiB (32 tiles); 128 channels 16x16: 36.9 against 44.2 ms.
+# against 55.9 ms with 512 KiB (32 tiles); 128 channels 16x16: 36.9 against 44.2 ms (a short script,
+# not kept; bench_conv before and after, 256 then 128 channels: 66.6 -> 45.5 and 49.1 -> 43.9 ms,
+# benchmarks/raw/round4/a_conv_t1_a.txt and b_conv_t1_c_resnet18.txt).
 MIN_TILES = 128
 
 # ... and only for images of at least this many pixels (H*W): on 4x4 images (ResNet-18's last stage,
-# 512 channels, batch 32) im2col's one long product (K = 4608) was faster, 73 against 89 ms fwd+bwd.
+# 512 channels, batch 32) im2col's one long product (K = 4608) was faster, 73 against 89 ms fwd+bwd
+# (round 4, a short script not kept; im2col now takes 48-52 ms there:
+# benchmarks/raw/round6/adhoc/later_changes_ab_t1.txt).
 MIN_PIXELS = 64
 
 # conv2d takes this path only from this many input channels on: the 16 GEMMs have C as their
 # inner size, and with fewer channels they run too far below the BLAS's peak to pay for the
-# transforms. Measured fwd+bwd, batch 128, 32x32, 16 filters, 1 thread, two runs each,
+# transforms. Measured (round 4, a short script not kept) fwd+bwd, batch 128, 32x32, 16 filters,
+# 1 thread, two runs each,
 # Winograd / im2col: 3 channels 21.9-24.8 / 11.1-14.1 ms, 8 channels 21.5-25.8 / 20.2-29.6 ms,
 # 16 channels 35.0-39.4 / 37.9-47.5 ms.
 MIN_CHANNELS = 16
@@ -120,7 +126,7 @@ def weight_transform(weight):
 
     Written as one matrix product: (G g G^T)[xi, nu] = sum_ij G[xi, i] G[nu, j] g[i, j], and
     G[xi, i] G[nu, j] is the Kronecker product G (x) G, a (16, 9) matrix. (An einsum of the
-    same sum took 0.5 ms for a 64x64 layer, this 0.02 ms.)
+    same sum took 0.5 ms for a 64x64 layer, this 0.02 ms, timed once in round 5, not kept.)
     """
     xp = backend.array_module(weight)
     filters, channels = weight.shape[:2]
@@ -291,8 +297,8 @@ class Conv2dWinograd(Function):
                     v = input_transform(x[images], self.padding, *self.out_size)      # (16, T, C), rebuilt
                     # A stacked matmul with a transposed operand, which conv.py's _gemm avoids for
                     # im2col's shapes: on these (16, 32, 256) @ (16, 256, 32) products, with torch imported
-                    # and 2 BLAS threads, it took 45-58 us against 63-72 us for 16 separate 2-D products
-                    # (benchmarks/raw/round4/adhoc/stacked_transposed_matmul.py, two runs).
+                    # and 2 BLAS threads, it took 45 us (median) against 63 us for 16 separate 2-D
+                    # products (benchmarks/raw/round4/adhoc/stacked_transposed_matmul.txt).
                     du += xp.matmul(v.transpose(0, 2, 1), dm)    # (16, C, T) @ (16, T, F) -> (16, C, F)
                     del v                                        # its buffer can serve dv below
                 if need_dx:
