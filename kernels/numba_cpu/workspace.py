@@ -1,4 +1,5 @@
-"""A small caching allocator for the big arrays of the convolution hot path.
+"""A small caching allocator for the big arrays of the hot path: convolutions first, and batch
+norm, ReLU, max pooling, the Winograd transforms and leaf gradients (minigrad's `scratch`).
 
 Why: im2col's output for one ResNet-20 layer at batch 128 is 75 MB. A fresh
 NumPy array that large is new memory from the operating system, and the first

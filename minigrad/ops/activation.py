@@ -1,4 +1,5 @@
-"""Activations and softmax: relu, leaky_relu, sigmoid, tanh, gelu, softmax, log_softmax.
+"""Activations and softmax: relu, leaky_relu, sigmoid, tanh, gelu, softmax, log_softmax, and
+add_relu, relu(a + b) in one op (the end of a residual block).
 
 Each backward multiplies dy by the derivative of the activation at x (or at y
 when the derivative is cheaper to write in terms of the output).

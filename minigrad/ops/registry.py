@@ -1,7 +1,7 @@
 """The table of faster kernels that ops use in place of their NumPy code.
 
 Every op that has a hand-written kernel (im2col, col2im, max pooling, batch norm,
-ReLU) keeps its NumPy/CuPy version as the readable reference and asks this table
+ReLU and relu(a + b), the Winograd transforms) keeps its NumPy/CuPy version as the readable reference and asks this table
 first:
 
     kernel = find_kernel("im2col", x)             # None when nothing is registered
