@@ -1,4 +1,5 @@
-"""The geometry of a sliding window (convolution or pooling), shared by every GPU kernel.
+"""The geometry of a sliding window (convolution or pooling): the one definition of `pair`, of the
+output size and of the shape checks, shared by minigrad's ops, its fast layer and every kernel.
 
     N, C, H, W      batch, channels, input height and width
     KH, KW          window (kernel) height and width
@@ -7,7 +8,10 @@
 
         OH = (H + 2 PH - DH (KH - 1) - 1) // SH + 1        (OW likewise)
 
-The same 14 integers, in this order, are
+`check_conv` and `pool_output_size` are the argument checks of conv2d and the pooling ops;
+their errors name the op, the argument, the shapes and what was expected.
+
+The same 14 integers of a window, in this order, are
 
     - the fields of `struct Geometry` in kernels/cuda/*.cu (passed by value to
       CuPy RawKernels as a NumPy structured scalar, GEOMETRY_DTYPE below),
@@ -100,3 +104,65 @@ def pooled_shape(geometry):
     """(N, C, OH, OW): the shape of a pooling output."""
     g = geometry
     return (g.batch, g.channels, g.out_h, g.out_w)
+
+
+def check_conv(op, x_shape, weight_shape, bias_shape, padding, dilation, groups):
+    """Check conv2d's shapes: x (N, C, H, W), weight (F, C/groups, KH, KW), bias (F,) or None.
+
+    padding and dilation are (h, w) pairs. Errors name the argument, the expected and the actual shapes.
+    """
+    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: input must have 4 dimensions (N, C, H, W), got shape {x_shape}")
+    if len(weight_shape) != 4:
+        raise ValueError(f"{op}: weight must have 4 dimensions (F, C/groups, KH, KW), got shape {weight_shape}")
+    _, channels, height, width = x_shape
+    filters, c_group, kernel_h, kernel_w = weight_shape
+    if channels % groups or filters % groups:
+        raise ValueError(
+            f"{op}: groups={groups} must divide both the input channels ({channels}, input shape "
+            f"{x_shape}) and the filters ({filters}, weight shape {weight_shape})"
+        )
+    if c_group * groups != channels:
+        raise ValueError(
+            f"{op}: weight of shape {weight_shape} expects C = {c_group}*groups = {c_group * groups} input "
+            f"channels (groups={groups}), but the input of shape {x_shape} has {channels}"
+        )
+    if bias_shape is not None and tuple(bias_shape) != (filters,):
+        raise ValueError(f"{op}: bias must have shape ({filters},) (one per filter), got {tuple(bias_shape)}")
+    span_h = dilation[0] * (kernel_h - 1) + 1
+    span_w = dilation[1] * (kernel_w - 1) + 1
+    if span_h > height + 2 * padding[0] or span_w > width + 2 * padding[1]:
+        raise ValueError(
+            f"{op}: kernel of size {span_h}x{span_w} (weight shape {weight_shape}, dilation "
+            f"{tuple(dilation)}) is larger than the padded input of size "
+            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {x_shape}, padding {tuple(padding)})"
+        )
+
+
+def pool_output_size(op, x_shape, kernel, stride, padding):
+    """Check a pooling window (kernel, stride, padding: (h, w) pairs) against x's shape; return (OH, OW).
+
+    Padding may be at most half the window, else a window could hold only padding.
+    """
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: input must have 4 dimensions (N, C, H, W), got shape {tuple(x_shape)}")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(
+            f"{op}: need kernel_size >= 1, stride >= 1 and padding >= 0, got "
+            f"kernel_size={tuple(kernel)}, stride={tuple(stride)}, padding={tuple(padding)}"
+        )
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(
+            f"{op}: padding {tuple(padding)} must be at most half the kernel size {tuple(kernel)} "
+            f"(else a window could hold only padding)"
+        )
+    height, width = x_shape[2], x_shape[3]
+    if kernel[0] > height + 2 * padding[0] or kernel[1] > width + 2 * padding[1]:
+        raise ValueError(
+            f"{op}: kernel_size {tuple(kernel)} is larger than the padded input "
+            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x_shape)}, "
+            f"padding {tuple(padding)})"
+        )
+    return (output_size(height, kernel[0], stride[0], padding[0], 1),
+            output_size(width, kernel[1], stride[1], padding[1], 1))

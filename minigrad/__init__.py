@@ -1,6 +1,7 @@
 """minigrad: a deep learning engine written from scratch on NumPy (CPU) and CuPy (GPU).
 
 Reading order = import order: backend -> tensor -> function -> ops -> nn -> optim -> data -> utils.
+The fast layer (minigrad/fast/, optional reading) plugs faster paths into the ops at the end.
 """
 import importlib
 
@@ -26,6 +27,9 @@ from minigrad.random import get_rng_state, manual_seed, set_rng_state
 from minigrad.tensor import Tensor, is_tensor, tensor
 from minigrad import tensor_methods  # noqa: F401  (attaches operators to Tensor)
 from minigrad.utils.gradcheck import gradcheck
+from minigrad import fast
+
+fast.install()      # the ops' faster paths (minigrad/fast/): the same numbers; nothing compiles yet
 
 float16, float32, float64 = numpy.float16, numpy.float32, numpy.float64
 int32, int64, uint8, bool_ = numpy.int32, numpy.int64, numpy.uint8, numpy.bool_

@@ -10,8 +10,6 @@ ops does not hit Python's recursion limit.
 """
 import numpy
 
-from minigrad.ops.registry import scratch
-
 
 def topological_order(root):
     """Tensors that require grad and lead to `root`, each after all of its inputs."""
@@ -92,10 +90,7 @@ def _accumulate(node, dy, adopt=False):
     """Add dy into node.grad (leaves accumulate across backward calls until zero_grad).
 
     adopt: dy is a new array that nothing else holds (see Function.fresh_gradients), so a first
-    gradient takes it as it is, as PyTorch does, instead of copying it: one copy less of every
-    weight gradient in a step, and of a leaf input's. (The 8 MiB dx of a 16->32 stride-2 layer,
-    copied on one core while the other waited: that layer's fwd+bwd with a leaf x, 2 threads,
-    9.1-9.2 -> 8.3-8.5 ms; benchmarks/raw/round6/adhoc/later_changes_ab_t2.txt.)
+    gradient takes it as it is, as PyTorch does, instead of copying it.
     """
     from minigrad.tensor import Tensor
 
@@ -104,11 +99,8 @@ def _accumulate(node, dy, adopt=False):
         node.grad = Tensor._make(dy, node.device)
         return
     if node.grad is None:
-        # copy: dy may alias an array that an op will reuse or the user may mutate. The copy goes
-        # into a `scratch` buffer: pooled on the CPU (fresh memory costs page faults).
-        grad = scratch(dy.shape, dy.dtype, dy)
-        grad[...] = dy
-        node.grad = Tensor._make(grad, node.device)
+        # copy: dy may alias an array that an op will reuse or the user may mutate
+        node.grad = Tensor._make(dy.copy(), node.device)
     else:
         node.grad = Tensor._make(_as_array(node.grad.data + dy), node.device)
 

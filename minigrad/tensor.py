@@ -145,22 +145,6 @@ class Tensor:
         array = self.numpy()
         return array.astype(dtype) if dtype is not None else array
 
-    def to(self, device=None, dtype=None):
-        """A copy on `device` and/or with `dtype`; returns self when nothing changes.
-
-        Like an op, it is differentiable: gradients flow back to the original device.
-        """
-        from minigrad.ops.shape import ToDevice, Cast
-
-        result = self
-        if isinstance(device, (numpy.dtype, type)) and dtype is None:
-            device, dtype = None, device
-        if device is not None and backend.normalize_device(device) != self.device:
-            result = ToDevice(backend.normalize_device(device))(result)
-        if dtype is not None and numpy.dtype(dtype) != self.dtype:
-            result = Cast(dtype)(result)
-        return result
-
     def cpu(self):
         return self.to("cpu")
 
@@ -190,11 +174,6 @@ class Tensor:
     def detach(self):
         """The same values, cut from the graph (shares memory, like PyTorch)."""
         return Tensor._make(self.data, self.device)
-
-    def clone(self):
-        from minigrad.ops.shape import Clone
-
-        return Clone()(self)
 
     def zero_(self):
         self.data[...] = 0

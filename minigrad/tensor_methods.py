@@ -4,6 +4,8 @@ They live here, not in tensor.py, because they call the ops modules, which in
 turn build Tensors: defining them after both exist avoids a circular import.
 Each method is a thin call to the op's user-facing function.
 """
+import numpy
+
 from minigrad import backend
 from minigrad.ops import activation, elementwise, indexing, matmul, reduce, shape
 from minigrad.tensor import Tensor
@@ -79,3 +81,27 @@ Tensor.reshape_as = _view_as
 Tensor.T = property(lambda self: shape.permute(self, tuple(reversed(range(self.ndim)))))
 Tensor.all = _all
 Tensor.any = _any
+
+
+def _to(self, device=None, dtype=None):
+    """A copy on `device` and/or with `dtype`; returns self when nothing changes.
+
+    Like an op, it is differentiable: gradients flow back to the original device.
+    """
+    result = self
+    if isinstance(device, (numpy.dtype, type)) and dtype is None:
+        device, dtype = None, device
+    if device is not None and backend.normalize_device(device) != self.device:
+        result = shape.ToDevice(backend.normalize_device(device))(result)
+    if dtype is not None and numpy.dtype(dtype) != self.dtype:
+        result = shape.Cast(dtype)(result)
+    return result
+
+
+def _clone(self):
+    """A copy that stays in the graph (gradients flow back to self)."""
+    return shape.Clone()(self)
+
+
+Tensor.to = _to
+Tensor.clone = _clone

@@ -34,3 +34,17 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def reference_only():
+    """Every op runs its reference code (minigrad/ops/): the fast layer's table is emptied for the
+    test and filled again afterwards."""
+    import minigrad
+    from minigrad.ops import registry
+
+    registry.clear()
+    try:
+        yield
+    finally:
+        minigrad.fast.install()

@@ -1,10 +1,12 @@
-"""minigrad installed NON-editably (`pip install .`) finds its CUDA sources through the package.
+"""minigrad installed NON-editably (`pip install .`) finds its kernels inside its own package.
 
-.ci/run installs minigrad into a fresh venv and runs this file from /tmp, so nothing can
-be found through the current directory or the checkout: the .cu files must be package
-data of `kernels.cuda` and be read with importlib.resources. In the normal test run
-(an editable install, from the checkout) the checks that need the installed copy skip;
-the others run in both places.
+.ci/run installs minigrad into a fresh venv and runs this file from /tmp, so nothing can be
+found through the current directory or the checkout. The repository's kernels/ folder must
+install as `minigrad.kernels` (never as a top-level `kernels`, a name another project on the
+package index uses), its .cu files as package data of `minigrad.kernels.cuda` read with
+importlib.resources, and its Numba kernels must run from there. In the normal test run (an
+editable install, from the checkout) the checks that need the installed copy skip; the
+others run in both places.
 """
 import os
 import shutil
@@ -14,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import kernels
 import minigrad
-from kernels import gpu_dispatch
+import minigrad.kernels
+from minigrad.fast import gpu
 
 REPOSITORY = Path(os.environ.get("MINIGRAD_REPO") or Path(__file__).resolve().parents[1]).resolve()
 INSTALLED = Path(minigrad.__file__).resolve().parent != REPOSITORY / "minigrad"
@@ -28,7 +30,7 @@ SOURCES = ["col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu"
 
 
 def _on_disk(name):
-    return Path(str(gpu_dispatch.source_path(name))).resolve()
+    return Path(str(gpu.source_path(name))).resolve()
 
 
 def test_import_minigrad_works_and_differentiates():
@@ -37,25 +39,36 @@ def test_import_minigrad_works_and_differentiates():
     assert x.grad.numpy().tolist() == [2.0, 4.0, 6.0]
 
 
+def test_no_top_level_kernels_package_is_installed():
+    """Run from /tmp with the checkout out of sys.path: only minigrad.kernels exists."""
+    code = ("import sys, importlib.util\n"
+            "sys.path = [p for p in sys.path if p not in ('', '.', %r)]\n"
+            "import minigrad.kernels.numba_cpu\n"
+            "assert importlib.util.find_spec('kernels') is None, importlib.util.find_spec('kernels')\n"
+            % str(REPOSITORY))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/tmp")
+    assert done.returncode == 0, done.stderr
+
+
 def test_every_cuda_source_ships_in_the_kernels_cuda_package():
-    assert gpu_dispatch.source_files() == SOURCES
+    assert gpu.source_files() == SOURCES
 
 
 def test_the_shared_geometry_header_ships_too():
-    assert "struct Geometry" in gpu_dispatch.source_path("geometry.cuh").read_text()
+    assert "struct Geometry" in gpu.source_path("geometry.cuh").read_text()
 
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_read_source_pastes_the_header_in(source):
-    text = gpu_dispatch.read_source(source)
+    text = gpu.read_source(source)
     assert "#include" not in text and "struct Geometry" in text
 
 
 def test_gpu_kernels_are_registered_without_importing_cupy():
     code = (
-        "import sys; from minigrad.ops import im2col, pool; from kernels import gpu_dispatch\n"
+        "import sys, minigrad; from minigrad.fast import gpu\n"
         "from minigrad.ops.registry import KERNELS as registered\n"
-        "assert all(registered.get((n, 'gpu')) is f for n, f in gpu_dispatch.KERNELS.items()), registered\n"
+        "assert all(registered[(n, 'gpu')].cuda_c is f for n, f in gpu.KERNELS.items()), registered\n"
         "assert 'cupy' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -63,8 +76,8 @@ def test_gpu_kernels_are_registered_without_importing_cupy():
 
 
 @installed_only
-def test_minigrad_and_kernels_are_imported_from_the_same_installed_location():
-    assert Path(kernels.__file__).resolve().parent.parent == Path(minigrad.__file__).resolve().parent.parent
+def test_the_kernels_are_installed_inside_the_minigrad_package():
+    assert Path(minigrad.kernels.__file__).resolve().parent == Path(minigrad.__file__).resolve().parent / "kernels"
 
 
 @installed_only
@@ -72,7 +85,7 @@ def test_minigrad_and_kernels_are_imported_from_the_same_installed_location():
 def test_cuda_source_is_found_in_the_installed_package_not_the_checkout(source):
     path = _on_disk(source)
     assert path.is_file()
-    assert path.is_relative_to(Path(kernels.__file__).resolve().parent), path
+    assert path.is_relative_to(Path(minigrad.kernels.__file__).resolve().parent), path
     assert not path.is_relative_to(REPOSITORY / "kernels"), f"{path} comes from the checkout"
 
 
@@ -86,11 +99,11 @@ def test_installed_cuda_source_compiles_with_nvcc(source, tmp_path):
 
 
 def test_winograd_numba_kernels_run_from_the_same_location_as_minigrad():
-    """A 16-channel 3x3 convolution takes the Winograd path with the Numba transforms (kernels/ ships
-    kernels/numba_cpu/winograd.py), and gives the loop reference's numbers."""
+    """A 16-channel 3x3 convolution takes the Winograd path with the Numba transforms (shipped as
+    minigrad/kernels/numba_cpu/winograd.py), and gives the loop reference's numbers."""
     import numpy
 
-    from minigrad.ops import winograd
+    from minigrad.fast import winograd
     from minigrad.ops.conv import conv2d, conv2d_reference
 
     pytest.importorskip("numba")
@@ -98,7 +111,9 @@ def test_winograd_numba_kernels_run_from_the_same_location_as_minigrad():
     x, w = rng.standard_normal((1, 16, 8, 8)), rng.standard_normal((4, 16, 3, 3))
     assert winograd.suits(x, w, (1, 1), (1, 1), 1)
     y = conv2d(minigrad.tensor(x, requires_grad=True), minigrad.tensor(w), padding=1)
-    assert y.grad_fn.name == "Conv2dWinograd"
+    assert y.grad_fn.name == "Conv2dWinogradFast"
     numpy.testing.assert_allclose(y.numpy(), conv2d_reference(x, w, padding=1), rtol=1e-10, atol=1e-12)
-    import kernels.numba_cpu.winograd as kernel_module
-    assert Path(kernel_module.__file__).resolve().parents[2] == Path(minigrad.__file__).resolve().parents[1]
+    import minigrad.kernels.numba_cpu.winograd as kernel_module
+    assert "minigrad.kernels.numba_cpu.winograd" in sys.modules
+    expected = Path(minigrad.kernels.__file__).resolve().parent / "numba_cpu" / "winograd.py"
+    assert Path(kernel_module.__file__).resolve() == expected

@@ -144,13 +144,13 @@ def _unfused(x, mean, var, gamma, beta, training):
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 2, 3), (32, 16, 32, 32)])
 def test_batch_norm_relu_equals_relu_of_batch_norm(shape, training):
     """The fused op gives relu(batch_norm(x)): values, gradients and running statistics. (32, 16, 32, 32)
-    in float32 is 2 MiB, past NUMPY_BELOW_BYTES, so training takes the Numba kernels; the small shapes
-    take the NumPy path."""
+    in float32 is 2 MiB, past tuning.ELEMENTWISE_NUMPY_BELOW_BYTES, so training takes the Numba kernels;
+    the small shapes take the NumPy path."""
     from minigrad.ops.norm import batch_norm_relu
 
     if shape[0] == 32 and training:
-        numba_cpu = pytest.importorskip("kernels.numba_cpu")
-        assert 4 * numpy.prod(shape) >= numba_cpu.NUMPY_BELOW_BYTES["batch_norm_train_forward"]
+        from minigrad.fast import tuning
+        assert 4 * numpy.prod(shape) >= tuning.ELEMENTWISE_NUMPY_BELOW_BYTES
 
     x_np, gamma_np, beta_np = random_inputs(shape, seed=20)
     x_np = x_np.astype(numpy.float32)

@@ -6,19 +6,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad
-from minigrad.ops import cpu_threads, registry, winograd
+from minigrad.fast import winograd as fast_winograd
+from minigrad.ops import registry, winograd
 from minigrad.ops.conv import Conv2d, conv2d, conv2d_reference
 from minigrad.utils.gradcheck import gradcheck
 from torch_compare import compare_with_torch
 
 
-needs_kernels = pytest.mark.skipif(not any(name.startswith("winograd") for name, _ in registry.KERNELS),
-                                   reason="conv2d picks Winograd only where its Numba kernels are installed")
+needs_kernels = pytest.mark.skipif(not fast_winograd.numba_cpu.numba_available(),
+                                   reason="conv2d picks Winograd only where its Numba kernels can run")
+WINOGRAD = {"class": winograd.Conv2dWinograd}
+
+
+@pytest.fixture(autouse=True, params=["reference", "fast layer"])
+def engine(request):
+    """Each test runs the reference Conv2dWinograd (minigrad/ops/winograd.py) and the fast layer's
+    chunked Conv2dWinogradFast (minigrad/fast/winograd.py): both must give these results."""
+    WINOGRAD["class"] = winograd.Conv2dWinograd if request.param == "reference" else fast_winograd.Conv2dWinogradFast
+    yield request.param
+    WINOGRAD["class"] = winograd.Conv2dWinograd
 
 
 def winograd_conv(x, weight, bias=None, padding=1):
-    """conv2d by Winograd whatever the channel count (conv2d itself picks it only from MIN_CHANNELS on)."""
-    return winograd.Conv2dWinograd(padding)(x, weight, bias)
+    """conv2d by Winograd whatever the channel count (conv2d itself picks it only from tuning's minimum on)."""
+    return WINOGRAD["class"](padding)(x, weight, bias)
 
 
 @st.composite
@@ -134,7 +145,7 @@ def test_winograd_matches_torch_through_conv2d():
     pytest.importorskip("torch")
     rng = numpy.random.default_rng(6)
     x, w, b = rng.standard_normal((2, 16, 8, 9)), rng.standard_normal((4, 16, 3, 3)), rng.standard_normal(4)
-    assert winograd.suits(x, w, (1, 1), (1, 1), 1)
+    assert fast_winograd.suits(x, w, (1, 1), (1, 1), 1)
     compare_with_torch(lambda lib, x, w, b: lib.nn.functional.conv2d(x, w, b, padding=1), [x, w, b], rtol=1e-9)
 
 
@@ -146,37 +157,6 @@ def test_winograd_float32_stays_within_float32_rounding_of_float64():
     assert y32.dtype == numpy.float32
     scale = numpy.abs(exact).max()
     assert numpy.abs(y32.numpy() - exact).max() < 1e-5 * scale      # float32 eps is 1.2e-7; 288 terms a sum
-
-
-def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
-    pytest.importorskip("threadpoolctl")           # without it run_blocks keeps one block: nothing to test
-    rng = numpy.random.default_rng(8)
-    x_np, w_np = rng.standard_normal((5, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    dy = rng.standard_normal((5, 4, 6, 6))
-
-    def run():
-        x, w = minigrad.tensor(x_np, requires_grad=True), minigrad.tensor(w_np, requires_grad=True)
-        y = winograd_conv(x, w)
-        y.backward(minigrad.tensor(dy))
-        return y.numpy(), x.grad.numpy(), w.grad.numpy()
-
-    whole = run()
-    monkeypatch.setitem(winograd.CHUNK_BYTES, "cpu", 1)                     # one image per chunk
-    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)       # two blocks of chunks
-    for name, ours, expected in zip(["y", "dx", "dw"], run(), whole):
-        numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
-
-
-def test_winograd_chunks_hold_the_cache_budget_or_enough_tiles():
-    """Narrow layers: chunks of CHUNK_BYTES of V. Wide layers: at least MIN_TILES tiles a chunk."""
-    def images_per_chunk(shape):
-        function = winograd.Conv2dWinograd(1)
-        function.out_size = shape[2:]
-        return [c.stop - c.start for c in function._chunks(numpy.zeros(shape, numpy.float32))]
-
-    v_bytes_per_image = 16 * 16 * 16 * 16 * 4                               # 16 channels, 16x16 tiles
-    assert images_per_chunk((8, 16, 32, 32)) == [winograd.CHUNK_BYTES["cpu"] // v_bytes_per_image] * 4
-    assert images_per_chunk((64, 512, 4, 4)) == [winograd.MIN_TILES // 4] * 2   # 4 tiles an image
 
 
 def test_winograd_without_kernels_uses_the_numpy_references(monkeypatch):
@@ -231,28 +211,6 @@ def test_winograd_refuses_integer_input_with_a_clear_error():
     x, w = numpy.ones((1, 2, 4, 4), numpy.int64), numpy.ones((2, 2, 3, 3), numpy.int64)
     with pytest.raises(TypeError, match="floating-point.*int64 and int64"):
         winograd_conv(minigrad.tensor(x), minigrad.tensor(w))
-
-
-# ------------------------------------------------------------------ which algorithm conv2d picks
-def _function_used(x, w, **options):
-    y = conv2d(minigrad.tensor(x, requires_grad=True), minigrad.tensor(w), **options)
-    return type(y.grad_fn).__name__
-
-
-@needs_kernels
-def test_conv2d_picks_winograd_only_where_it_suits(monkeypatch):
-    x16, w16 = numpy.zeros((1, 16, 8, 8)), numpy.zeros((8, 16, 3, 3))
-    assert _function_used(x16, w16, padding=1) == "Conv2dWinograd"
-    assert _function_used(x16, w16, stride=2, padding=1) == "Conv2d"                     # stride 2
-    assert _function_used(x16, w16, dilation=2, padding=2) == "Conv2d"                   # dilated
-    assert _function_used(x16, numpy.zeros((8, 8, 3, 3)), groups=2, padding=1) == "Conv2d"
-    assert _function_used(x16, numpy.zeros((8, 16, 1, 1))) == "Conv2d"                   # 1x1
-    assert _function_used(numpy.zeros((1, 16, 4, 4)), w16, padding=1) == "Conv2d"        # 4x4 images
-    assert _function_used(numpy.zeros((1, 3, 6, 6)), numpy.zeros((8, 3, 3, 3)), padding=1) == "Conv2d"  # C < 16
-    ints = numpy.zeros((1, 16, 6, 6), numpy.int64), numpy.zeros((8, 16, 3, 3), numpy.int64)
-    assert not winograd.suits(*ints, (1, 1), (1, 1), 1)                                  # integers: exact im2col
-    monkeypatch.setattr(winograd, "ENABLED", False)
-    assert _function_used(x16, w16, padding=1) == "Conv2d"
 
 
 def test_winograd_errors_name_the_shapes():

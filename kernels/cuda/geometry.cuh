@@ -6,7 +6,7 @@
 //
 //     OH = (H + 2 PH - DH (KH - 1) - 1) / SH + 1
 //
-// This header is pasted into each .cu by kernels/gpu_dispatch.py before NVRTC compiles
+// This header is pasted into each .cu by minigrad/fast/gpu.py before NVRTC compiles
 // it (NVRTC has no file system of its own); nvcc finds it next to the .cu as usual.
 #ifndef MINIGRAD_GEOMETRY_CUH
 #define MINIGRAD_GEOMETRY_CUH

@@ -35,7 +35,7 @@ for bit; NaN and infinity still propagate (no "nnan"/"ninf" flags).
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import launch_lock, workspace
+from . import launch_lock, workspace
 
 REORDER_SUMS = {"reassoc", "contract", "nsz", "arcp"}   # fastmath flags that keep NaN/inf semantics
 

@@ -10,27 +10,23 @@ pixel is the SUM of those column entries:
 
     cols  (C*KH*KW, N*OH*OW)    dx (N, C, H, W)
 
-Two versions, both deterministic and race-free under `prange`: no two
-parallel iterations ever write the same pixel, and every pixel adds its terms
-in the same order on every run and every thread count: (kh, kw) order, except
-on the strided windows path below, which groups them by kw. (A plain scatter
-over columns, "add each entry to its pixel", would race.)
+Deterministic and race-free under `prange`: no two parallel iterations ever
+write the same pixel, and every pixel adds its terms in the same order on every
+run and every thread count: (kh, kw) order, except on the strided windows path
+below, which groups them by kw. (A plain scatter over columns, "add each entry
+to its pixel", would race.)
 
-  version 1, `col2im_gather`: one iteration computes ONE PIXEL ROW (n, c, h);
-      each pixel GATHERS its terms by visiting the taps that read it. The
-      tap -> output tables are precomputed (no division in the loop).
-  version 2, `col2im` (used by minigrad): one iteration owns ONE PLANE (n, c)
-      and walks tap by tap, adding each tap's contiguous run of columns into
-      its pixels. Same sums in the same order as version 1, but it streams
-      through `cols` row by row instead of hopping between KH*KW rows, which
-      measured about 2x faster on ResNet-20 shapes. For strided convolutions
-      (dilation 1) it goes image by image through the windows buffer of
-      im2col's `fill_windows` (`_col2im_windows`): each tap's columns are added
-      onto their contiguous block, then `add_windows` adds the buffer onto the
-      pixels. A pixel's terms are then added grouped by kernel column (kw),
-      not in (kh, kw) order: the same sum to rounding, not bit for bit. A
-      convolution's chunks run that loop compiled with their sizes as constants
-      (`constant_size_loop`, as in im2col.py): the same sums, faster.
+One iteration owns ONE PLANE (n, c) and walks tap by tap, adding each tap's
+contiguous run of columns into its pixels: it streams through `cols` row by
+row. (A per-pixel gather, each pixel visiting the taps that read it, hops
+between KH*KW rows instead and is slower: benchmarks/experiments/col2im_gather.py.)
+For strided convolutions (dilation 1) it goes image by image through the windows
+buffer of im2col's `fill_windows` (`_col2im_windows`): each tap's columns are
+added onto their contiguous block, then `add_windows` adds the buffer onto the
+pixels. A pixel's terms are then added grouped by kernel column (kw), not in
+(kh, kw) order: the same sum to rounding, not bit for bit. Chunks in the size
+range the caller configured run that loop compiled with their sizes as
+constants (`constant_size_loop`, as in im2col.py): the same sums, faster.
 
 Reference: minigrad.ops.im2col's NumPy path, which also adds tap by tap; the
 results agree to float rounding (bit for bit, except on the strided windows path).
@@ -38,39 +34,9 @@ results agree to float rounding (bit for bit, except on the strided windows path
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import launch_lock, run_loop, workspace
-from kernels.numba_cpu.im2col import (loop_for_sizes, output_size, takes_constant_size_loop, uses_windows,
-                                     valid_range, windows_shape)
-
-
-def _tap_table(size, kernel, stride, padding, dilation, n_out):
-    """table[i, k] = the output o with o*stride - padding + k*dilation == i, or -1 if none."""
-    t = numpy.arange(size)[:, None] + padding - numpy.arange(kernel)[None, :] * dilation  # (size, kernel)
-    out = t // stride
-    reads = (t >= 0) & (t % stride == 0) & (out < n_out)
-    return numpy.where(reads, out, -1).astype(numpy.int64)
-
-
-@njit(parallel=True, cache=True, fastmath=False)
-def _col2im_gather_rows(cols, dx, kernel_h, kernel_w, oh_of, ow_of, out_h, out_w):
-    n_images, channels, height, width = dx.shape
-    taps = kernel_h * kernel_w
-    for pixel_row in prange(n_images * channels * height):
-        n = pixel_row // (channels * height)
-        c = (pixel_row // height) % channels
-        h = pixel_row % height
-        for w in range(width):
-            total = dx[n, c, h, w]                       # dx starts at zero: a 0 of cols' dtype
-            for kh in range(kernel_h):
-                oh = oh_of[h, kh]
-                if oh < 0:                               # tap kh never reads row h
-                    continue
-                for kw in range(kernel_w):
-                    ow = ow_of[w, kw]
-                    if ow < 0:
-                        continue
-                    total += cols[c * taps + kh * kernel_w + kw, (n * out_h + oh) * out_w + ow]
-            dx[n, c, h, w] = total
+from . import run_loop, workspace
+from ..geometry import output_size
+from .im2col import loop_for_sizes, takes_constant_size_loop, uses_windows, valid_range, windows_shape
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -94,7 +60,7 @@ def _col2im_planes(cols, dx, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                     if stride_w == 1:                    # unit stride: contiguous runs (SIMD)
                         # Slices, and an index i that counts up from 0: Numba then knows no index
                         # is negative, drops its wrap-around test and LLVM vectorises the loop
-                        # (3.4x faster than indexing dx_row[ow + offset_w] on ResNet-20 shapes).
+                        # (indexing dx_row[ow + offset_w] instead keeps the test and does not vectorise).
                         target = dx[n, c, h, lo + offset_w:hi + offset_w]
                         source = cols[row, column + lo:column + hi]
                         for i in range(hi - lo):
@@ -181,10 +147,8 @@ _constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW) -> the serial loop
 def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     """The serial strided col2im loop, `loop(cols, dx, out_h)`, compiled with these sizes as constants
     (see im2col's `constant_size_loop`): `_cols_to_plane`, the windows path, with every loop bound
-    known to LLVM. The same sums in the same order as the generic loop, bit for bit; ResNet-20's
-    stride-2 layers, a batch in chunks, 1 thread: 2.13 -> 1.24 ms (32->64 channels) and 2.86 ->
-    2.33 ms (16->32) (benchmarks/raw/round6/adhoc/constant_sizes_ab.txt). (A direct scatter like
-    im2col's `gather_plane`, compiled the same way, was no faster at OW = 16: 2.84 ms in a prototype.)
+    known to LLVM. The same sums in the same order as the generic loop, bit for bit, and faster.
+    (A direct scatter like im2col's `gather_plane`, compiled the same way, was not faster.)
     """
     return loop_for_sizes(_constant_size_loops, _compile_constant_size_loop,
                           kernel_h, kernel_w, stride, padding, out_w)
@@ -201,7 +165,7 @@ def _compile_constant_size_loop(kernel_h, kernel_w, stride_h, stride_w, pad_h, p
     return scatter_with_constant_sizes
 
 
-# The serial twin of `_col2im_planes` for small arrays (see im2col.py and SERIAL_BELOW_BYTES).
+# The serial twin of `_col2im_planes` for small arrays (see im2col.py and LIMITS["serial_below_bytes"]).
 _planes_serial_loop = njit(nogil=True)(_col2im_planes.py_func)
 
 
@@ -225,7 +189,7 @@ def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation
 
 
 def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
-    """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col (version 2).
+    """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col.
 
     out: a C-contiguous array of x_shape and cols' dtype to write dx into (the convolution passes
     its chunk of the whole batch's dx), else dx comes from the buffer pool.
@@ -248,18 +212,4 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
                      dilation[0], dilation[1], out_h, out_w)
         run_loop(_col2im_planes_serial, _col2im_planes, cols.nbytes, *arguments)
-    return dx
-
-
-def col2im_gather(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
-    """The same result as `col2im`, computed one pixel at a time (version 1)."""
-    out_h, out_w = _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation)
-    n_images, channels, height, width = x_shape
-    cols = numpy.ascontiguousarray(cols)
-    dx = numpy.zeros(tuple(x_shape), dtype=cols.dtype)
-    if dx.size and cols.size:
-        oh_of = _tap_table(height, kernel_h, stride[0], padding[0], dilation[0], out_h)  # (H, KH)
-        ow_of = _tap_table(width, kernel_w, stride[1], padding[1], dilation[1], out_w)   # (W, KW)
-        with launch_lock:                           # Numba's thread pool: one launch at a time
-            _col2im_gather_rows(cols, dx, kernel_h, kernel_w, oh_of, ow_of, out_h, out_w)
     return dx

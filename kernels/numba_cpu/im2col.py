@@ -21,31 +21,22 @@ is as wide as the input (3x3 with padding 1, 1x1 without): see its docstring.
 For strided convolutions (dilation 1) with a kernel at least as large as the
 stride, `_im2col_windows` goes image by image instead: `fill_windows` gathers each
 image plane once into a small buffer in which every tap's whole (OH, OW) window is
-one contiguous block, and each row of cols is then one block copy. (Round 4 sorted
-the whole input into phase planes first and copied runs of OW; the windows buffer
-took ResNet-20's two 3x3 stride-2 layers, forward+backward in bench_conv.py, 1 thread,
-from 1.64/1.69 to 1.49-1.52 times torch's time (16->32 channels) and from 1.80/1.84
-to 1.62-1.65 (32->64), in runs minutes apart.)
-A strided convolution's chunks (at least CONSTANT_SIZES_FROM_BYTES of cols, and under
-SERIAL_BELOW_BYTES) go to a
+one contiguous block, and each row of cols is then one block copy: the strided
+gather happens once per (row phase, kernel column) instead of once per tap.
+A strided convolution's chunks, in the size range the caller configured
+(LIMITS["constant_sizes_from_bytes"] up to LIMITS["serial_below_bytes"]), go to a
 third loop, `gather_plane`, the definition itself, compiled once for each geometry with its
 kernel, stride, padding and output width as CONSTANTS (`constant_size_loop`): knowing them,
-LLVM unrolls and vectorises the short rows that defeat it in generic code. With col2im's twin it
-took ResNet-20's 32->64 stride-2 layer, forward+backward in bench_conv.py at 1 thread, from 12.6-13.3 ms
-(1.50-1.57 times PyTorch, round 5) to 10.9-11.9 ms (1.35-1.37; benchmarks/raw/round6/a_conv_t1_*.txt).
+LLVM unrolls and vectorises the short rows that defeat it in generic code
+(benchmarks/experiments/ compares the loops; docs/10_performance.md explains why).
 Reference: minigrad.ops.im2col's NumPy path; every loop here agrees with it bit for bit
 (a copy, no arithmetic).
 """
 import numpy
 from numba import njit, prange
 
-import kernels.numba_cpu as numba_cpu
-from kernels.numba_cpu import run_loop, workspace
-
-
-def output_size(size, kernel, stride, padding, dilation):
-    """Number of kernel positions along one axis."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+from . import LIMITS, run_loop, workspace
+from ..geometry import output_size
 
 
 @njit(inline="always", cache=True)
@@ -100,8 +91,8 @@ def _im2col_rows_flat(x, cols, kernel_h, kernel_w, pad_h, pad_w, dil_h, dil_w, o
     (oh + offset_h) * W + ow + offset_w, one long contiguous run instead of OH runs of
     OW. The run also fills the padding columns (ow < lo or ow >= hi) with pixels of
     the neighbouring image row, so those are set to 0 afterwards; the padding rows
-    (oh < oh_lo or oh >= oh_hi) are zeroed first. 2-2.7x faster than `_im2col_rows`
-    on ResNet-20's 3x3 layers (per chunk of about 1 MiB, 1 thread).
+    (oh < oh_lo or oh >= oh_hi) are zeroed first. Long runs vectorise far better than
+    `_im2col_rows`' short ones.
     """
     n_images, channels, height, width = x.shape
     taps = kernel_h * kernel_w
@@ -211,8 +202,8 @@ def _im2col_windows(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
 
 @njit(nogil=True, cache=True)
 def _im2col_windows_serial(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w):
-    """The serial twin of `_im2col_windows` (SERIAL_BELOW_BYTES), with ONE windows buffer: allocating one
-    per image cost a fifth of the time on ResNet-20's 32->64 stride-2 layer (0.197 vs 0.155 ms a chunk)."""
+    """The serial twin of `_im2col_windows` (LIMITS["serial_below_bytes"]), with ONE windows buffer: an
+    allocation per image is a noticeable share of the time on small planes."""
     windows = numpy.empty(windows_shape(kernel_h, kernel_w, stride_h, out_h, out_w), x.dtype)
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):
@@ -228,10 +219,8 @@ def gather_plane(x, cols, n, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
     As generic code this is slow: a padding test and an index computation for every number. It is
     compiled with the kernel, stride, padding and OW as CONSTANTS (`constant_size_loop`): LLVM then
     unrolls the ow loop, settles every padding test while compiling and reads a row's every SW-th
-    pixel with vector shuffles. ResNet-20's 32->64 stride-2 layer, a batch of 128 in its ten chunks,
-    1 thread: 0.94 ms, against 1.92 ms through the windows buffer and 2.66 ms for this same code
-    compiled with the sizes as ordinary arguments (16->32: 1.47, 2.45 and 4.95 ms;
-    benchmarks/raw/round6/adhoc/constant_sizes_ab.txt).
+    pixel with vector shuffles, and it beats both the windows buffer and this same code compiled
+    with the sizes as ordinary arguments (benchmarks/experiments/constant_size_loops.py times all three).
     """
     plane = x[n, c]
     height, width = plane.shape
@@ -252,19 +241,17 @@ def gather_plane(x, cols, n, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
                         cols[row, first + ow] = plane[h, w] if 0 <= w < width else 0
 
 
-# Strided calls with at least this many bytes of cols (and under SERIAL_BELOW_BYTES) use the loop
-# compiled for their sizes; smaller ones keep the generic windows loop and compile nothing new.
-# A convolution's chunks are about 1 MiB (minigrad/ops/conv.py).
-CONSTANT_SIZES_FROM_BYTES = 256 << 10
-
 _constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW) -> the serial loop compiled for them
 
 
 def takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols_bytes):
     """Whether im2col and col2im run the loop compiled for these sizes: a strided (windows-path)
-    convolution's chunk, CONSTANT_SIZES_FROM_BYTES or more of cols and under SERIAL_BELOW_BYTES."""
-    return (uses_windows(kernel_h, kernel_w, stride, dilation)
-            and CONSTANT_SIZES_FROM_BYTES <= cols_bytes < numba_cpu.SERIAL_BELOW_BYTES)
+    convolution's chunk, from LIMITS["constant_sizes_from_bytes"] of cols and under
+    LIMITS["serial_below_bytes"] (see `configure` in __init__.py; smaller calls keep the generic
+    loop and compile nothing new)."""
+    smallest = LIMITS["constant_sizes_from_bytes"]
+    return (smallest is not None and uses_windows(kernel_h, kernel_w, stride, dilation)
+            and smallest <= cols_bytes < LIMITS["serial_below_bytes"])
 
 
 def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
@@ -301,7 +288,7 @@ def _compile_constant_size_loop(kernel_h, kernel_w, stride_h, stride_w, pad_h, p
     return gather_with_constant_sizes
 
 
-# Serial twins of the two loops, for small arrays (see SERIAL_BELOW_BYTES in __init__.py): the same
+# Serial twins of the two loops, for small arrays (see LIMITS["serial_below_bytes"] in __init__.py): the same
 # Python function compiled without `parallel` (prange then runs as range) and with `nogil`, called
 # through a cached wrapper of its own name (two cached dispatchers of one function would share a
 # cache file and its keys. The constant-size loops above share one file too, safely: Numba puts a
@@ -323,8 +310,7 @@ def _im2col_rows_flat_serial(x, cols, kernel_h, kernel_w, pad_h, pad_w, dil_h, d
 def uses_windows(kernel_h, kernel_w, stride, dilation):
     """The windows path: strided, not dilated, and a kernel at least as large as the stride, so
     that taps share the buffer's gathers. A 1x1 kernel at stride 2 reads each pixel it uses once:
-    a buffer would only add a copy (through round 4's phase planes it measured 1.6x slower than
-    the direct gather, 7.3 vs 4.5 ms, 32->64 channels, batch 128)."""
+    a buffer would only add a copy."""
     return (tuple(dilation) == (1, 1) and max(stride) > 1
             and kernel_h >= stride[0] and kernel_w >= stride[1])
 

@@ -26,8 +26,8 @@ Reference: minigrad.ops.pool.max_pool2d_forward_numpy / max_pool2d_backward_nump
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import launch_lock, workspace
-from kernels.numba_cpu.im2col import output_size
+from . import launch_lock, workspace
+from ..geometry import output_size
 
 
 @njit(parallel=True, cache=True, fastmath=False)

@@ -19,7 +19,7 @@ dx = dz where z > 0 (z > 0 exactly where a + b > 0), so no mask is kept either.
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import launch_lock, workspace
+from . import launch_lock, workspace
 
 
 @njit(parallel=True, cache=True)

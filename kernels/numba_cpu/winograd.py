@@ -22,13 +22,10 @@ the odd ones. That layout makes both stages long contiguous loops:
               V[xi, nu=0] = even[0:TW] - even[1:TW+1]       (TW*C contiguous numbers)
 
 The plane is zero-padded as far as the tiles reach, so no loop tests for the border.
-Versions measured on the way (prototype timings in round 4, the scripts not kept: input
-transform, 16 channels 32x32, 1 thread, one chunk of 4 images timed again and again, so in
-cache, times 32 for a batch of 128): channels first,
-a plane at a time: 6.2 ms; channels last, a loop over 16 channels per tile: 4.2 ms; this
-layout, one loop per row of tiles: 3.3 ms. One
-trap on the way: `v[k, a:b].reshape(n)` inside the loops made them 3x slower than
-slicing a flat view made once (`flat_v[k, start:start + n]`).
+Layouts tried on the way, slowest first: channels first, a plane at a time; channels last,
+a loop over the channels per tile; this layout, one loop per row of tiles. One trap on the
+way: `v[k, a:b].reshape(n)` inside the loops is much slower than slicing a flat view made
+once (`flat_v[k, start:start + n]`).
 
 One loop iteration (one `prange` index) handles ONE IMAGE, so iterations write
 disjoint parts of the output: no races, no atomics, and the result does not depend
@@ -37,7 +34,7 @@ on the thread count. The matrices hold only 0, +-1 (B, A).
 import numpy
 from numba import njit, prange
 
-from kernels.numba_cpu import run_loop, workspace
+from . import run_loop, workspace
 
 
 # Each transform is written for ONE image (`..._image`), with its scratch planes passed in, and

@@ -3,11 +3,10 @@ norm, ReLU, max pooling, the Winograd transforms and leaf gradients (minigrad's 
 
 Why: im2col's output for one ResNet-20 layer at batch 128 is 75 MB. A fresh
 NumPy array that large is new memory from the operating system, and the first
-write to each page costs a page fault (the kernel zeroes the page and maps it
-in). Measured on the benchmark machine, faulting in 75 MB took longer than the
-im2col copy itself. Every training step needs the same shapes again, so, like
-the caching allocators of PyTorch and CuPy, we keep the buffers and hand them
-out again once nobody uses them any more.
+write to each page costs a page fault (the operating system zeroes the page and
+maps it in), which can cost as much as the im2col copy itself. Every training
+step needs the same shapes again, so, like the caching allocators of PyTorch and
+CuPy, we keep the buffers and hand them out again once nobody uses them any more.
 
 How "nobody uses it" is known: the pool owns each buffer as an instance of the
 private subclass `_PoolBuffer` and makes one plain ndarray VIEW of it, the
@@ -18,9 +17,10 @@ reference tells us. No reference counting by hand, no explicit free.
 
     cols = workspace.empty((rows, columns), numpy.float32)   # contents are garbage, like numpy.empty
 
-Arrays under MIN_BYTES come straight from numpy.empty, and the pool never holds
-more than MAX_BYTES (then it also falls back to numpy.empty); `clear()` drops
-the idle buffers.
+Arrays under LIMITS["min_bytes"] come straight from numpy.empty, and the pool never
+holds more than LIMITS["max_bytes"] (then it also falls back to numpy.empty); `clear()`
+drops the idle buffers. Both limits are set by the caller (`configure`, called by
+minigrad's fast layer); until then max_bytes is 0 and nothing is pooled.
 """
 import bisect
 import math
@@ -29,8 +29,7 @@ import weakref
 
 import numpy
 
-MIN_BYTES = 1 << 20        # smaller arrays: NumPy's own small-block cache is fine
-MAX_BYTES = 2 << 30        # at most 2 GiB kept in the pool
+LIMITS = {"min_bytes": 0, "max_bytes": 0}   # set by `configure`; max_bytes 0: the pool is off
 
 _lock = threading.Lock()
 _slots = []                # [buffer of raw bytes, weakref to the handed-out view or None], smallest first
@@ -51,14 +50,14 @@ def empty(shape, dtype):
     """
     global _pooled_bytes
     shape, dtype = tuple(int(s) for s in shape), numpy.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize     # (math.prod: numpy.prod costs ~5 us a call here)
-    if nbytes < MIN_BYTES:
+    nbytes = math.prod(shape) * dtype.itemsize     # (math.prod: numpy.prod costs far more per call)
+    if nbytes < LIMITS["min_bytes"] or nbytes > LIMITS["max_bytes"]:
         return numpy.empty(shape, dtype)
     with _lock:
         first = bisect.bisect_left(_sizes, nbytes)            # skip the buffers that are too small
         slot = next((s for s in _slots[first:] if s[1] is None or s[1]() is None), None)
         if slot is None:
-            if _pooled_bytes + nbytes > MAX_BYTES:
+            if _pooled_bytes + nbytes > LIMITS["max_bytes"]:
                 return numpy.empty(shape, dtype)
             slot = [_PoolBuffer((nbytes,), numpy.uint8), None]
             index = bisect.bisect_right(_sizes, nbytes)       # keep both lists sorted by size
@@ -68,6 +67,14 @@ def empty(shape, dtype):
         owner = slot[0].view(numpy.ndarray)          # every view below points back to `owner`
         slot[1] = weakref.ref(owner)
         return owner[:nbytes].view(dtype).reshape(shape)
+
+
+def configure(min_bytes=None, max_bytes=None):
+    """Pool arrays of at least min_bytes, and hold at most max_bytes in all (None: keep the current value)."""
+    if min_bytes is not None:
+        LIMITS["min_bytes"] = int(min_bytes)
+    if max_bytes is not None:
+        LIMITS["max_bytes"] = int(max_bytes)
 
 
 def clear():

@@ -19,7 +19,7 @@ Tested under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) in tests/test_kernels_c
 import numpy
 from numba import cuda
 
-from kernels.geometry import cols_shape, make_geometry
+from ..geometry import cols_shape, make_geometry
 
 THREADS_PER_BLOCK = 128
 
@@ -87,19 +87,19 @@ def col2im_cpu(cols, x_shape, geometry):
     return dx
 
 
-def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation):
-    """Same signature and result as minigrad.ops.im2col.col2im_numpy; cols a CuPy (or simulator NumPy) array."""
-    from minigrad import backend
+def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, empty=numpy.empty):
+    """Same signature and result as minigrad.ops.im2col.col2im_numpy; cols a CuPy (or simulator NumPy) array.
 
-    xp = backend.array_module(cols)
+    empty: the allocator of cols' array library (cupy.empty on a GPU; numpy.empty in the simulator).
+    """
     geometry = make_geometry("col2im", tuple(x_shape), (kernel_h, kernel_w), stride, padding, dilation)
     if tuple(cols.shape) != cols_shape(geometry):
         raise ValueError(
             f"col2im: cols must have shape (C*KH*KW, N*OH*OW) = {cols_shape(geometry)} for x_shape "
             f"{tuple(x_shape)}, got {tuple(cols.shape)}"
         )
-    cols_flat = xp.ascontiguousarray(cols).reshape(-1)
-    dx = xp.empty(tuple(x_shape), dtype=cols.dtype)
+    cols_flat = cols.ravel()
+    dx = empty(tuple(x_shape), dtype=cols.dtype)
     if dx.size:
         blocks = (dx.size + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
         col2im_kernel[blocks, THREADS_PER_BLOCK](cols_flat, dx.reshape(-1), tuple(geometry))

@@ -17,7 +17,7 @@ Tested under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) in tests/test_kernels_c
 import numpy
 from numba import cuda
 
-from kernels.geometry import cols_shape, make_geometry
+from ..geometry import cols_shape, make_geometry
 
 THREADS_PER_BLOCK = 128
 
@@ -62,14 +62,14 @@ def im2col_cpu(x, geometry):
     return cols
 
 
-def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
-    """Same signature and result as minigrad.ops.im2col.im2col_numpy; x a CuPy (or, in the simulator, NumPy) array."""
-    from minigrad import backend
+def im2col(x, kernel_h, kernel_w, stride, padding, dilation, empty=numpy.empty):
+    """Same signature and result as minigrad.ops.im2col.im2col_numpy; x a CuPy (or, in the simulator, NumPy) array.
 
-    xp = backend.array_module(x)
+    empty: the allocator of x's array library (cupy.empty on a GPU; numpy.empty in the simulator).
+    """
     geometry = make_geometry("im2col", x.shape, (kernel_h, kernel_w), stride, padding, dilation)
-    x_flat = xp.ascontiguousarray(x).reshape(-1)
-    cols = xp.empty(cols_shape(geometry), dtype=x.dtype)
+    x_flat = x.ravel()                                    # a view when x is contiguous
+    cols = empty(cols_shape(geometry), dtype=x.dtype)
     if cols.size:
         blocks = (cols.size + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
         im2col_kernel[blocks, THREADS_PER_BLOCK](x_flat, cols.reshape(-1), tuple(geometry))

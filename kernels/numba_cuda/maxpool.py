@@ -26,8 +26,8 @@ import math
 import numpy
 from numba import cuda
 
-from kernels.geometry import make_geometry, pooled_shape
-from kernels.numba_cuda.col2im import _output_reading_device, output_reading
+from ..geometry import make_geometry, pooled_shape
+from .col2im import _output_reading_device, output_reading
 
 THREADS_PER_BLOCK = 128
 
@@ -133,15 +133,12 @@ def max_pool_backward_cpu(dy, argmax_index, x_shape, geometry):
 
 
 # ------------------------------------------------------------------ launchers (signatures of the NumPy reference)
-def max_pool_forward(x, kernel_h, kernel_w, stride, padding):
-    """x (N, C, H, W) -> (y, argmax_index), as max_pool2d_forward_numpy."""
-    from minigrad import backend
-
-    xp = backend.array_module(x)
+def max_pool_forward(x, kernel_h, kernel_w, stride, padding, empty=numpy.empty):
+    """x (N, C, H, W) -> (y, argmax_index), as max_pool2d_forward_numpy; empty: x's library's allocator."""
     geometry = _pool_geometry("max_pool2d", x.shape, kernel_h, kernel_w, stride, padding)
-    x_flat = xp.ascontiguousarray(x).reshape(-1)
-    y = xp.empty(pooled_shape(geometry), dtype=x.dtype)                  # (N, C, OH, OW)
-    argmax_index = xp.empty(pooled_shape(geometry), dtype=xp.int64)      # (N, C, OH, OW)
+    x_flat = x.ravel()
+    y = empty(pooled_shape(geometry), dtype=x.dtype)                     # (N, C, OH, OW)
+    argmax_index = empty(pooled_shape(geometry), dtype=numpy.int64)      # (N, C, OH, OW)
     if y.size:
         blocks = (y.size + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
         max_pool_forward_kernel[blocks, THREADS_PER_BLOCK](
@@ -150,11 +147,8 @@ def max_pool_forward(x, kernel_h, kernel_w, stride, padding):
     return y, argmax_index
 
 
-def max_pool_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding):
-    """dy (N, C, OH, OW) -> dx (N, C, H, W), as max_pool2d_backward_numpy."""
-    from minigrad import backend
-
-    xp = backend.array_module(dy)
+def max_pool_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding, empty=numpy.empty):
+    """dy (N, C, OH, OW) -> dx (N, C, H, W), as max_pool2d_backward_numpy; empty: dy's library's allocator."""
     geometry = _pool_geometry("max_pool2d", x_shape, kernel_h, kernel_w, stride, padding)
     for name, array in (("dy", dy), ("argmax_index", argmax_index)):
         if tuple(array.shape) != pooled_shape(geometry):
@@ -162,9 +156,9 @@ def max_pool_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, pad
                 f"max_pool2d backward: {name} must have shape (N, C, OH, OW) = {pooled_shape(geometry)}, "
                 f"got {tuple(array.shape)}"
             )
-    dy_flat = xp.ascontiguousarray(dy).reshape(-1)
-    index_flat = xp.ascontiguousarray(argmax_index).reshape(-1)
-    dx = xp.empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)       # (N, C, H, W)
+    dy_flat = dy.ravel()
+    index_flat = argmax_index.astype(numpy.int64, copy=False).ravel()
+    dx = empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)          # (N, C, H, W)
     if dx.size:
         blocks = (dx.size + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
         max_pool_backward_kernel[blocks, THREADS_PER_BLOCK](dy_flat, index_flat, dx.reshape(-1), tuple(geometry))

@@ -33,7 +33,7 @@ from minigrad.data.errors import DownloadError
 Resource = namedtuple("Resource", "filename sha256 size md5")
 
 DEFAULT_TIMEOUT_S = 30
-CHUNK_BYTES = 1 << 20
+READ_CHUNK_BYTES = 1 << 20
 
 
 def data_root(root=None):
@@ -59,7 +59,7 @@ def sha256_of(path):
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
+        for chunk in iter(lambda: file.read(READ_CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -99,7 +99,7 @@ def _fetch_to(url, part_path, resource, timeout, progress):
         length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
         bar = _progress_bar(int(length) if length else resource.size, resource.filename, progress)
         try:
-            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+            for chunk in iter(lambda: response.read(READ_CHUNK_BYTES), b""):
                 written += len(chunk)
                 if resource.size is not None and written > resource.size:
                     raise OSError(f"server sent more than the expected {resource.size} bytes")

@@ -12,15 +12,11 @@ bias, fan_in = C/G * KH * KW.
 """
 import math
 
+from minigrad.kernels.geometry import pair
 from minigrad.nn import init
 from minigrad.nn.linear import empty_parameter
 from minigrad.nn.module import Module
 from minigrad.ops.conv import conv2d
-
-
-def pair(value):
-    """3 -> (3, 3); (3, 5) stays."""
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 class Conv2d(Module):
@@ -33,8 +29,8 @@ class Conv2d(Module):
                 f"be divisible by groups ({groups})"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation = pair(padding), pair(dilation)
+        self.kernel_size, self.stride = pair(kernel_size, "Conv2d", "kernel_size"), pair(stride, "Conv2d", "stride")
+        self.padding, self.dilation = pair(padding, "Conv2d", "padding"), pair(dilation, "Conv2d", "dilation")
         shape = (out_channels, in_channels // groups) + self.kernel_size   # (F, C/G, KH, KW)
         self.weight = empty_parameter(shape, device, dtype)
         if bias:

@@ -29,80 +29,27 @@ and this is exactly what backward needs: if y = f(im2col(x)), then
 dL/dx = A^T dL/dcols = col2im(dL/dcols). tests/test_ops_conv.py checks the identity.
 
 Dispatch: `im2col` / `col2im` pick a faster kernel from minigrad/ops/registry.py when one is
-registered for the array's device (kernels/ fills it: Numba on CPU, CUDA on GPU),
-and otherwise use the NumPy/CuPy versions below, which loop only over (kh, kw)
-and copy one strided slice of all N*C*OH*OW pixels per step.
+registered for the array's device (the fast layer fills it: Numba on the CPU, CUDA C on the
+GPU, from kernels/), and otherwise use the NumPy/CuPy versions below, which loop only over
+(kh, kw) and copy one strided slice of all N*C*OH*OW pixels per step.
 """
 from minigrad import backend
-from minigrad.ops.registry import find_kernel, register_available
+from minigrad.kernels.geometry import make_geometry, output_size as conv_output_size, pair   # one definition each
+from minigrad.ops.registry import find_kernel
+
+__all__ = ["col2im", "col2im_numpy", "conv_output_size", "im2col", "im2col_numpy", "pair"]
 
 
-def pair(value, name, op_name):
-    """An int or a pair of ints -> a (h, w) tuple of ints; an error naming op and argument otherwise."""
-    if isinstance(value, int):
-        return (value, value)
-    try:
-        h, w = value
-        return (int(h), int(w))
-    except (TypeError, ValueError):
-        raise TypeError(f"{op_name}: {name} must be an int or a pair (h, w) of ints, got {value!r}") from None
-
-
-def conv_output_size(size, kernel, stride, padding, dilation):
-    """Output length along one axis: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1.
-
-    dilation (kernel - 1) + 1 is the span of the dilated kernel; the output counts
-    how many strided placements of that span fit in the padded input.
-    """
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def check_conv_shapes(x, weight, bias, padding, dilation, groups):
-    """Errors that name the argument, the expected and the actual shapes."""
-    if x.ndim != 4:
-        raise ValueError(f"conv2d: input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}")
-    if weight.ndim != 4:
-        raise ValueError(
-            f"conv2d: weight must have 4 dimensions (F, C/groups, KH, KW), got shape {tuple(weight.shape)}"
-        )
-    n, c, height, width = x.shape
-    filters, c_group, kernel_h, kernel_w = weight.shape
-    if c % groups or filters % groups:
-        raise ValueError(
-            f"conv2d: groups={groups} must divide both the input channels ({c}, input shape "
-            f"{tuple(x.shape)}) and the filters ({filters}, weight shape {tuple(weight.shape)})"
-        )
-    if c_group * groups != c:
-        raise ValueError(
-            f"conv2d: weight of shape {tuple(weight.shape)} expects C = {c_group}*groups = "
-            f"{c_group * groups} input channels (groups={groups}), but the input of shape "
-            f"{tuple(x.shape)} has {c}"
-        )
-    if bias is not None and tuple(bias.shape) != (filters,):
-        raise ValueError(f"conv2d: bias must have shape ({filters},) (one per filter), got {tuple(bias.shape)}")
-    span_h = dilation[0] * (kernel_h - 1) + 1
-    span_w = dilation[1] * (kernel_w - 1) + 1
-    if span_h > height + 2 * padding[0] or span_w > width + 2 * padding[1]:
-        raise ValueError(
-            f"conv2d: kernel of size {span_h}x{span_w} (weight shape {tuple(weight.shape)}, dilation "
-            f"{tuple(dilation)}) is larger than the padded input of size "
-            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x.shape)}, "
-            f"padding {tuple(padding)})"
-        )
-
-
-# ------------------------------------------------------------------ kernel registry
-# FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py): kernels/ registers functions with
-# the signatures of the NumPy versions below under "im2col" and "col2im", for "cpu" (Numba)
-# and "gpu" (CUDA C). With nothing registered the NumPy/CuPy code runs.
+# ------------------------------------------------------------------ the dispatchers
+# The fast layer (minigrad/fast/) registers kernels with the signatures of the NumPy versions
+# below under "im2col" and "col2im", for "cpu" (Numba) and "gpu" (CUDA C). With nothing
+# registered the NumPy/CuPy code runs.
 
 
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     """x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW); stride, padding, dilation are (h, w) pairs."""
-    kernel = find_kernel("im2col", x)
-    if kernel is not None:
-        return kernel(x, kernel_h, kernel_w, stride, padding, dilation)
-    return im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation)
+    kernel = find_kernel("im2col", x, im2col_numpy)       # a faster kernel for x's device, else the one below
+    return kernel(x, kernel_h, kernel_w, stride, padding, dilation)
 
 
 def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
@@ -116,15 +63,9 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
 
 # ------------------------------------------------------------------ NumPy / CuPy versions
 def _output_hw(x_shape, kernel_h, kernel_w, stride, padding, dilation):
-    _, _, height, width = x_shape
-    out_h = conv_output_size(height, kernel_h, stride[0], padding[0], dilation[0])
-    out_w = conv_output_size(width, kernel_w, stride[1], padding[1], dilation[1])
-    if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"im2col: the dilated kernel ({kernel_h}x{kernel_w}, dilation {tuple(dilation)}) is larger "
-            f"than the padded input {height}x{width} (padding {tuple(padding)})"
-        )
-    return out_h, out_w
+    """(OH, OW), after checking that the window fits (kernels/geometry.py, shared with every kernel)."""
+    geometry = make_geometry("im2col", x_shape, (kernel_h, kernel_w), stride, padding, dilation)
+    return geometry.out_h, geometry.out_w
 
 
 def _window(kh, kw, out_h, out_w, stride, dilation):
@@ -172,8 +113,3 @@ def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, o
         return xp.ascontiguousarray(dx)
     out[...] = dx                                                       # (out= as the kernels take it)
     return out
-
-
-# ------------------------------------------------------------------ kernels
-# Numba (CPU, lazy: compiled on the first convolution) and CUDA C (GPU) versions.
-register_available({"im2col": im2col_numpy, "col2im": col2im_numpy}, gpu_names=["im2col", "col2im"])

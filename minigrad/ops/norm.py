@@ -45,7 +45,7 @@ the ReLU's separate pass over the whole activation, forward and backward, is gon
 from minigrad import backend
 from minigrad.function import Function
 from minigrad.ops.activation import relu_backward_from_output_numpy, relu_in_place
-from minigrad.ops.registry import find_kernel, register_available
+from minigrad.ops.registry import find_kernel
 
 
 def _per_channel(vector, like3):
@@ -196,8 +196,3 @@ def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, traini
     """relu(batch_norm(x, ...)) as ONE op, with batch_norm's arguments (PyTorch fuses these two only
     when a model is compiled). Same results; one pass less over the activation each way."""
     return BatchNorm(running_mean, running_var, training, momentum, eps, relu=True)(x, weight, bias)
-
-
-# Numba kernels for the CPU (kernels/numba_cpu/batchnorm.py); NumPy/CuPy above elsewhere.
-register_available({"batch_norm_train_forward": batch_norm_train_forward_numpy,
-                    "batch_norm_backward": batch_norm_backward_numpy})

@@ -19,43 +19,16 @@ adaptive_avg_pool2d: the output size is given; window i along an axis of length
     L covers [floor(i L / O), ceil((i+1) L / O)), PyTorch's rule.
 
 Max pooling dispatches to a faster kernel (minigrad/ops/registry.py) when one is registered
-(kernels/ adds Numba versions), else the NumPy/CuPy functions below.
+(the fast layer adds Numba and CUDA C versions), else the NumPy/CuPy functions below.
 """
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.ops.im2col import conv_output_size, pair
-from minigrad.ops.registry import find_kernel, register_available
+from minigrad.kernels.geometry import pair, pool_output_size
+from minigrad.ops.registry import find_kernel
 
-# ------------------------------------------------------------------ kernel registry
-# FASTER KERNELS PLUG IN HERE (minigrad/ops/registry.py), keyed by (name, device):
-#   "max_pool2d_forward":  same signature and result as max_pool2d_forward_numpy
-#   "max_pool2d_backward": same signature and result as max_pool2d_backward_numpy
+# The fast layer registers kernels under "max_pool2d_forward" and "max_pool2d_backward", with the
+# signatures and results of max_pool2d_forward_numpy and max_pool2d_backward_numpy below.
 
-
-
-def _pool_output_hw(op_name, x_shape, kernel, stride, padding):
-    """Check the pooling arguments against the input; return (OH, OW)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"{op_name}: input must have 4 dimensions (N, C, H, W), got shape {tuple(x_shape)}")
-    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
-        raise ValueError(
-            f"{op_name}: need kernel_size >= 1, stride >= 1 and padding >= 0, got "
-            f"kernel_size={kernel}, stride={stride}, padding={padding}"
-        )
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(
-            f"{op_name}: padding {padding} must be at most half the kernel size {kernel} "
-            f"(else a window could hold only padding)"
-        )
-    height, width = x_shape[2], x_shape[3]
-    if kernel[0] > height + 2 * padding[0] or kernel[1] > width + 2 * padding[1]:
-        raise ValueError(
-            f"{op_name}: kernel_size {kernel} is larger than the padded input "
-            f"{height + 2 * padding[0]}x{width + 2 * padding[1]} (input shape {tuple(x_shape)}, padding {padding})"
-        )
-    out_h = conv_output_size(height, kernel[0], stride[0], padding[0], 1)
-    out_w = conv_output_size(width, kernel[1], stride[1], padding[1], 1)
-    return out_h, out_w
 
 
 def _window(kh, kw, out_h, out_w, stride):
@@ -75,7 +48,7 @@ def max_pool2d_forward_numpy(x, kh, kw, stride, padding):
     (int64). Padding is -inf, so row, column always land on a real pixel.
     """
     xp = backend.array_module(x)
-    out_h, out_w = _pool_output_hw("max_pool2d", x.shape, (kh, kw), stride, padding)
+    out_h, out_w = pool_output_size("max_pool2d", x.shape, (kh, kw), stride, padding)
     (ph, pw) = padding
     x_padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)  # (N, C, HP, WP)
     padded_w = x_padded.shape[3]
@@ -119,12 +92,12 @@ class MaxPool2d(Function):
     """y = max over each window;  dx = dy routed to the arg-max of its window (summed over windows)."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel = pair(kernel_size, "kernel_size", "max_pool2d")
-        self.stride = self.kernel if stride is None else pair(stride, "stride", "max_pool2d")
-        self.padding = pair(padding, "padding", "max_pool2d")
+        self.kernel = pair(kernel_size, "max_pool2d", "kernel_size")
+        self.stride = self.kernel if stride is None else pair(stride, "max_pool2d", "stride")
+        self.padding = pair(padding, "max_pool2d", "padding")
 
     def forward(self, x):
-        _pool_output_hw("max_pool2d", x.shape, self.kernel, self.stride, self.padding)  # checks, for every kernel
+        pool_output_size("max_pool2d", x.shape, self.kernel, self.stride, self.padding)  # checks, for every kernel
         forward = find_kernel("max_pool2d_forward", x, max_pool2d_forward_numpy)
         y, argmax_index = forward(x, *self.kernel, self.stride, self.padding)
         self.saved = (argmax_index, x.shape)
@@ -141,13 +114,13 @@ class AvgPool2d(Function):
     """y = (1 / (KH*KW)) * sum over each zero-padded window;  dx = dy / (KH*KW) added to each window."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel = pair(kernel_size, "kernel_size", "avg_pool2d")
-        self.stride = self.kernel if stride is None else pair(stride, "stride", "avg_pool2d")
-        self.padding = pair(padding, "padding", "avg_pool2d")
+        self.kernel = pair(kernel_size, "avg_pool2d", "kernel_size")
+        self.stride = self.kernel if stride is None else pair(stride, "avg_pool2d", "stride")
+        self.padding = pair(padding, "avg_pool2d", "padding")
 
     def forward(self, x):
         xp = backend.array_module(x)
-        out_h, out_w = _pool_output_hw("avg_pool2d", x.shape, self.kernel, self.stride, self.padding)
+        out_h, out_w = pool_output_size("avg_pool2d", x.shape, self.kernel, self.stride, self.padding)
         (ph, pw), (kh, kw) = self.padding, self.kernel
         x_padded = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))        # (N, C, HP, WP)
         total = xp.zeros(x.shape[:2] + (out_h, out_w), dtype=x.dtype)    # (N, C, OH, OW)
@@ -232,10 +205,3 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 def adaptive_avg_pool2d(x, output_size):
     """torch.nn.functional.adaptive_avg_pool2d: output_size is an int or (OH, OW) (None keeps that size)."""
     return AdaptiveAvgPool2d(output_size)(x)
-
-
-# ------------------------------------------------------------------ kernels
-# Numba (CPU, compiled on first use) and CUDA C (GPU: gather backward, no atomics) versions.
-register_available({"max_pool2d_forward": max_pool2d_forward_numpy,
-                    "max_pool2d_backward": max_pool2d_backward_numpy},
-                   gpu_names=["max_pool2d_forward", "max_pool2d_backward"])

@@ -1,29 +1,27 @@
-"""The table of faster kernels that ops use in place of their NumPy code.
+"""The table of faster paths: how a reference op finds the fast layer without importing it.
 
-Every op that has a hand-written kernel (im2col, col2im, max pooling, batch norm,
-ReLU and relu(a + b), the Winograd transforms) keeps its NumPy/CuPy version as the readable reference and asks this table
-first:
+Every op in minigrad/ops/ is the readable reference. Where a faster version exists, the op
+asks this table in ONE visible line, and runs the reference when the table has nothing:
 
-    kernel = find_kernel("im2col", x)             # None when nothing is registered
-    forward = find_kernel("relu_forward", x, relu_forward_numpy)   # or the fallback
+    kernel = find_kernel("im2col", x, im2col_numpy)      # a faster kernel for x's device, else the reference
+    function = faster(Conv2d(stride, padding), x, w)     # the fast layer's Conv2d, else this one
 
-Keys are (name, device), device "cpu" or "gpu" (backend.device_of). The kernels/
-package fills the table when an op module is imported (`register_available`):
-Numba kernels for the CPU (lazy stand-ins: Numba compiles on the first call) and
-CUDA C kernels for the GPU (compiled by CuPy on the first GPU call). Without
-Numba or without the kernels/ package the NumPy code runs; results are the same.
-
-`scratch` is the one allocator for the big arrays of the hot path (conv outputs and
-gradients, their temporaries, a leaf's gradient): the "workspace" entry of this table,
-kernels/numba_cpu/workspace.py's buffer pool on the CPU, else plain `empty`.
+The table starts empty. minigrad's fast layer (minigrad/fast/, optional reading, see
+docs/10_performance.md) fills it when `import minigrad` runs: Numba kernels for the CPU and
+CUDA C kernels for the GPU, each with the signature and results of the reference it
+replaces, and faster Functions (chunked, threaded convolutions) that compute the same
+numbers. ops never imports the fast layer; the fast layer imports ops. Empty the table
+(`clear()`) and every op runs exactly the code you read.
 """
 from minigrad import backend
+from minigrad.tensor import Tensor
 
 KERNELS = {}     # (name, device) -> function with the signature of the NumPy reference
+FUNCTIONS = {}   # (Function subclass name, device) -> chooser(function, *input arrays) -> a Function
 
 
 def register_kernel(name, device, function):
-    """Use `function` for kernel `name` ("im2col", "relu_forward", ...) on `device`."""
+    """Use `function` for kernel `name` ("im2col", "relu_forward", ...) on `device` ("cpu" or "gpu")."""
     KERNELS[(name, backend.normalize_device(device))] = function
 
 
@@ -32,40 +30,21 @@ def find_kernel(name, array, fallback=None):
     return KERNELS.get((name, backend.device_of(array)), fallback)
 
 
-def register_available(cpu_fallbacks, gpu_names=()):
-    """Register the kernels that this installation has.
-
-    cpu_fallbacks: {name: NumPy reference}, for kernels/numba_cpu (the reference also
-    serves dtypes the Numba kernels are not compiled for). gpu_names: names that
-    kernels/gpu_dispatch provides as CUDA C.
-    """
-    try:
-        from kernels import numba_cpu
-    except ImportError:           # minigrad without its kernels/ package: NumPy everywhere
-        return
-    numba_cpu.register_into(register_kernel, cpu_fallbacks)
-    if gpu_names:
-        from kernels import gpu_dispatch
-        gpu_dispatch.register_into(register_kernel, list(gpu_names))
+def register_function(name, device, chooser):
+    """On `device`, `faster` hands Functions of class `name` to chooser(function, *arrays), which
+    returns the Function to run instead (or the same one)."""
+    FUNCTIONS[(name, backend.normalize_device(device))] = chooser
 
 
-def scratch(shape, dtype, like):
-    """An uninitialised array on the device of `like` (like numpy.empty).
-
-    On the CPU the kernels' buffer pool (kernels/numba_cpu/workspace.py) hands out
-    an idle buffer that fits when it has one: no fresh pages to fault in. A buffer
-    is handed out again only once no view of it is alive, so this serves both
-    temporaries that die within the op (cols, dcols) and results that outlive it
-    (a convolution's output y and gradient dx).
-    """
-    kernel = find_kernel("workspace", like)
-    if kernel is not None:
-        return kernel(shape, dtype)
-    return backend.array_module(like).empty(shape, dtype=dtype)
+def faster(function, *inputs):
+    """The Function to run in place of `function` on these inputs (Tensors or arrays): the fast
+    layer's equivalent when one is registered for the inputs' device, else `function` itself."""
+    arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]      # the raw arrays
+    chooser = FUNCTIONS.get((type(function).__name__, backend.device_of(arrays[0])))
+    return function if chooser is None else chooser(function, *arrays)
 
 
-try:
-    from kernels.numba_cpu import workspace as _workspace   # NumPy only: needs no Numba
-    register_kernel("workspace", "cpu", _workspace.empty)
-except ImportError:                 # minigrad without its kernels/ package: numpy.empty
-    pass
+def clear():
+    """Forget every faster path: every op then runs its reference code (tests and comparisons)."""
+    KERNELS.clear()
+    FUNCTIONS.clear()

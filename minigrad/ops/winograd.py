@@ -56,64 +56,22 @@ add, subtract and halve, so the results agree with the direct sum to float32
 rounding (tests compare with im2col and PyTorch). When OH or OW is odd, the last
 tiles read zeros past the padded input and their extra outputs are dropped.
 
-Used by conv2d for 3x3 kernels at stride 1, dilation 1, groups 1 on the CPU, from
-MIN_CHANNELS input channels on and for images of MIN_PIXELS pixels or more, when the
-Numba kernels are there (`suits`); the transforms below are the NumPy
-references of kernels/numba_cpu/winograd.py. docs/03_convolution_three_ways.md derives it.
+The transforms below are the NumPy references of kernels/numba_cpu/winograd.py, and
+docs/03_convolution_three_ways.md derives the algorithm. conv2d itself runs im2col;
+the fast layer's Conv2d chooses this algorithm for the 3x3, stride-1 layers it suits
+(minigrad/fast/winograd.py, chapter 10), in chunks of the batch, with the same results.
 """
 import numpy
 
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.ops.cpu_threads import chunks_for, one_blas_thread, run_blocks
-from minigrad.ops.im2col import check_conv_shapes, conv_output_size, pair
-from minigrad.ops.registry import find_kernel, register_available, scratch
+from minigrad.kernels.geometry import check_conv, output_size, pair
+from minigrad.ops.registry import find_kernel
 
 B_T = numpy.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=numpy.float64)
 G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=numpy.float64)
 A_T = numpy.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=numpy.float64)
 G_KRON = numpy.kron(G, G)        # (16, 9): G[xi, i] G[nu, j] at (4*xi + nu, 3*i + j), see weight_transform
-
-# Images per chunk, as a bound on the bytes of one chunk's V (the transformed input) so that
-# V and M ((16, T, F), as large again when F = C) stay in the core's L2 cache between the
-# transforms and the GEMMs (see conv.py). Measured in round 4 by short scripts (not kept), fwd+bwd at
-# batch 128, 1 thread / 2 threads, 1 MiB -> 512 KiB:
-# 32 channels 16x16 18.2 -> 16.8 / 10.6 -> 10.3 ms, 64 channels 8x8 13.6 -> 11.4 / 14.6 -> 12.1 ms;
-# 256 KiB was no faster at 1 thread and slower at 2 (13.3 ms for 32 channels).
-CHUNK_BYTES = {"cpu": 1 << 19, "gpu": None}
-# ... but at least this many tiles (the GEMMs' rows) per chunk, for wide layers where 512 KiB holds
-# only a few: ResNet-18's 256 channels 8x8 at batch 32, fwd+bwd, 41.6 ms with 2 MiB chunks (128 tiles)
-# against 55.9 ms with 512 KiB (32 tiles); 128 channels 16x16: 36.9 against 44.2 ms (a short script,
-# not kept; bench_conv before and after, 256 then 128 channels: 66.6 -> 45.5 and 49.1 -> 43.9 ms,
-# benchmarks/raw/round4/a_conv_t1_a.txt and b_conv_t1_c_resnet18.txt).
-MIN_TILES = 128
-
-# ... and only for images of at least this many pixels (H*W): on 4x4 images (ResNet-18's last stage,
-# 512 channels, batch 32) im2col's one long product (K = 4608) was faster, 73 against 89 ms fwd+bwd
-# (round 4, a short script not kept; im2col now takes 48-52 ms there:
-# benchmarks/raw/round6/adhoc/later_changes_ab_t1.txt).
-MIN_PIXELS = 64
-
-# conv2d takes this path only from this many input channels on: the 16 GEMMs have C as their
-# inner size, and with fewer channels they run too far below the BLAS's peak to pay for the
-# transforms. Measured (round 4, a short script not kept) fwd+bwd, batch 128, 32x32, 16 filters,
-# 1 thread, two runs each,
-# Winograd / im2col: 3 channels 21.9-24.8 / 11.1-14.1 ms, 8 channels 21.5-25.8 / 20.2-29.6 ms,
-# 16 channels 35.0-39.4 / 37.9-47.5 ms.
-MIN_CHANNELS = 16
-
-ENABLED = True     # False: every convolution takes the im2col path (for comparisons)
-
-
-def suits(x, weight, stride, dilation, groups):
-    """True when conv2d should use Winograd for arrays x and weight (see the module docstring)."""
-    return (ENABLED and backend.device_of(x) == "cpu" and x.ndim == 4 and weight.ndim == 4
-            and numpy.result_type(x, weight).kind == "f"               # G holds 1/2: floats only
-            and tuple(weight.shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups == 1 and weight.shape[1] == x.shape[1] >= MIN_CHANNELS
-            and x.shape[2] * x.shape[3] >= MIN_PIXELS
-            and find_kernel("winograd_input_transform", x) is not None)
-
 
 def tile_counts(out_h, out_w):
     """(TH, TW): 2x2 output blocks along each axis, the last one cut short when the size is odd."""
@@ -125,8 +83,7 @@ def weight_transform(weight):
     """U[xi, nu, c, f] = (G g[f, c] G^T)[xi, nu]: (F, C, 3, 3) -> (16, C, F).
 
     Written as one matrix product: (G g G^T)[xi, nu] = sum_ij G[xi, i] G[nu, j] g[i, j], and
-    G[xi, i] G[nu, j] is the Kronecker product G (x) G, a (16, 9) matrix. (An einsum of the
-    same sum took 0.5 ms for a 64x64 layer, this 0.02 ms, timed once in round 5, not kept.)
+    G[xi, i] G[nu, j] is the Kronecker product G (x) G, a (16, 9) matrix.
     """
     xp = backend.array_module(weight)
     filters, channels = weight.shape[:2]
@@ -216,7 +173,7 @@ def input_transform_adjoint_numpy(dv, padding, out):
     return out
 
 
-_TRANSFORMS = (("winograd_input_transform", input_transform_numpy),
+TRANSFORMS = (("winograd_input_transform", input_transform_numpy),
                ("winograd_output_transform", output_transform_numpy),
                ("winograd_output_transform_adjoint", output_transform_adjoint_numpy),
                ("winograd_input_transform_adjoint", input_transform_adjoint_numpy))
@@ -224,9 +181,8 @@ _TRANSFORMS = (("winograd_input_transform", input_transform_numpy),
 
 def transforms_for(array):
     """(input, output, output adjoint, input adjoint) transforms for the device of `array`: the
-    kernels registered in minigrad/ops/registry.py, else the NumPy references above. Looked up
-    once per convolution, not once per chunk."""
-    return tuple(find_kernel(name, array, reference) for name, reference in _TRANSFORMS)
+    kernels registered in minigrad/ops/registry.py, else the NumPy references above."""
+    return tuple(find_kernel(name, array, reference) for name, reference in TRANSFORMS)
 
 
 # ------------------------------------------------------------------ the op
@@ -236,86 +192,47 @@ class Conv2dWinograd(Function):
     fresh_gradients = (0, 1, 2)      # dx, dW and db are new arrays (see Function)
 
     def __init__(self, padding=0):
-        self.padding = pair(padding, "padding", "conv2d")
+        self.padding = pair(padding, "conv2d", "padding")
         if min(self.padding) < 0:
             raise ValueError(f"conv2d: need padding >= 0, got padding={self.padding}")
 
-    def _chunks(self, x):
-        tiles_h, tiles_w = tile_counts(*self.out_size)
-        bytes_per_tile = 16 * x.shape[1] * x.dtype.itemsize                          # one tile's V
-        budget = CHUNK_BYTES.get(backend.device_of(x))
-        if budget is not None:          # wide layers: enough tiles for the GEMMs, even past the cache
-            budget = max(budget, MIN_TILES * bytes_per_tile)
-        bytes_per_image = bytes_per_tile * tiles_h * tiles_w
-        return chunks_for(x.shape[0], bytes_per_image, budget, backend.device_of(x))
-
-    def forward(self, x, weight, bias=None):
-        check_conv_shapes(x, weight, bias, self.padding, (1, 1), 1)
+    def check(self, x, weight, bias):
+        """Shapes and dtypes; the output size (OH, OW)."""
+        check_conv("conv2d", x.shape, weight.shape, None if bias is None else bias.shape, self.padding, (1, 1), 1)
         if backend.array_module(x).result_type(x, weight).kind != "f":
             raise TypeError(f"conv2d (Winograd F(2x2, 3x3)): needs floating-point input and weight, got "
                             f"{x.dtype} and {weight.dtype} (the transforms multiply by 1/2)")
         if tuple(weight.shape[2:]) != (3, 3):
             raise ValueError(f"conv2d (Winograd F(2x2, 3x3)): needs a 3x3 kernel, got weight shape {weight.shape}")
+        return (output_size(x.shape[2], 3, 1, self.padding[0], 1), output_size(x.shape[3], 3, 1, self.padding[1], 1))
+
+    def forward(self, x, weight, bias=None):
+        self.out_size = self.check(x, weight, bias)
         xp = backend.array_module(x)
-        n, c, height, width = x.shape
-        filters = weight.shape[0]
-        self.out_size = (conv_output_size(height, 3, 1, self.padding[0], 1),
-                         conv_output_size(width, 3, 1, self.padding[1], 1))
         dtype = xp.result_type(x, weight)
-        x = x.astype(dtype, copy=False)
-        with one_blas_thread(backend.device_of(x)):      # a small product: no spinning BLAS worker
-            u = weight_transform(weight.astype(dtype, copy=False))                   # (16, C, F)
-        y = scratch((n, filters) + self.out_size, dtype, x)                         # (N, F, OH, OW)
+        n, filters = x.shape[0], weight.shape[0]
         input_transform, output_transform, _, _ = transforms_for(x)
-
-        def forward_block(block):
-            for images in block:
-                v = input_transform(x[images], self.padding, *self.out_size)          # (16, T, C)
-                m = scratch((16, v.shape[1], filters), dtype, x)                     # (16, T, F)
-                xp.matmul(v, u, out=m)          # 16 GEMMs in one call: (16, T, C) @ (16, C, F) -> (16, T, F)
-                output_transform(m, y[images])                                       # (n, F, OH, OW)
-
-        run_blocks(forward_block, self._chunks(x), backend.device_of(x))
+        u = weight_transform(weight.astype(dtype, copy=False))                       # (16, C, F)
+        v = input_transform(x.astype(dtype, copy=False), self.padding, *self.out_size)  # (16, T, C)
+        m = v @ u                                  # 16 GEMMs: (16, T, C) @ (16, C, F) -> (16, T, F)
+        y = output_transform(m, xp.empty((n, filters) + self.out_size, dtype))       # (N, F, OH, OW)
         if bias is not None:
             y += bias.reshape(1, filters, 1, 1)
-        self.saved = (x, u, bias is not None)
+        self.saved = (x.shape, v, u, bias is not None)
         return y
 
     def backward(self, dy):
-        x, u, has_bias = self.saved
+        x_shape, v, u, has_bias = self.saved
         xp = backend.array_module(dy)
-        need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
-        dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
-        u_t = xp.ascontiguousarray(u.transpose(0, 2, 1)) if need_dx else None       # (16, F, C), for dx
-        input_transform, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
-
-        def backward_block(block):
-            du = xp.zeros(u.shape, dtype=dy.dtype) if need_dw else None              # (16, C, F), this block's
-            for images in block:
-                dm = output_transform_adjoint(dy[images])                            # (16, T, F)
-                if need_dw:
-                    v = input_transform(x[images], self.padding, *self.out_size)      # (16, T, C), rebuilt
-                    # A stacked matmul with a transposed operand, which conv.py's _gemm avoids for
-                    # im2col's shapes: on these (16, 32, 256) @ (16, 256, 32) products, with torch imported
-                    # and 2 BLAS threads, it took 45 us (median) against 63 us for 16 separate 2-D
-                    # products (benchmarks/raw/round4/adhoc/stacked_transposed_matmul.txt).
-                    du += xp.matmul(v.transpose(0, 2, 1), dm)    # (16, C, T) @ (16, T, F) -> (16, C, F)
-                    del v                                        # its buffer can serve dv below
-                if need_dx:
-                    dv = scratch((16, dm.shape[1], x.shape[1]), dy.dtype, dy)        # (16, T, C)
-                    xp.matmul(dm, u_t, out=dv)                   # (16, T, F) @ (16, F, C) -> (16, T, C)
-                    input_transform_adjoint(dv, self.padding, dx[images])             # (n, C, H, W)
-            return du
-
-        du_parts = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
-        dw = None
-        if need_dw:
-            du = sum(du_parts[1:], du_parts[0])                                      # in block order
-            with one_blas_thread(backend.device_of(dy)):
-                dw = weight_transform_adjoint(du)                                    # (F, C, 3, 3)
-        db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None
+        _, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
+        dm = output_transform_adjoint(dy)                                            # (16, T, F)
+        dw = weight_transform_adjoint(v.transpose(0, 2, 1) @ dm)   # (16, C, T) @ (16, T, F) -> (F, C, 3, 3)
+        dv = dm @ u.transpose(0, 2, 1)                             # (16, T, F) @ (16, F, C) -> (16, T, C)
+        dx = input_transform_adjoint(dv, self.padding, xp.empty(x_shape, dy.dtype))  # (N, C, H, W)
+        db = dy.sum(axis=(0, 2, 3)) if has_bias else None                            # (F,)
         return dx, dw, db
 
 
-# ------------------------------------------------------------------ kernels (Numba, CPU)
-register_available(dict(_TRANSFORMS))
+def conv2d_winograd(x, weight, bias=None, padding=0):
+    """conv2d for a 3x3 weight at stride 1 by Winograd's F(2x2, 3x3): the same numbers to float rounding."""
+    return Conv2dWinograd(padding)(x, weight, bias)

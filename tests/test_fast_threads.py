@@ -1,10 +1,9 @@
-"""minigrad/ops/cpu_threads.py: blocks of conv chunks on several threads give the one-thread result."""
+"""minigrad/fast/threads.py: blocks of conv chunks on several threads give the one-thread result."""
 import numpy
 import pytest
 
 import minigrad
-from minigrad.ops import conv as conv_module
-from minigrad.ops import cpu_threads
+from minigrad.fast import threads as cpu_threads, tuning
 from minigrad.ops.conv import conv2d
 
 
@@ -55,7 +54,7 @@ def test_conv2d_on_threads_equals_one_thread(monkeypatch, threads):
     rng = numpy.random.default_rng(7)
     x_np, w_np, b_np = rng.standard_normal((5, 4, 6, 6)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
     dy = rng.standard_normal((5, 6, 6, 6))
-    monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", 1)          # every image is its own chunk
+    monkeypatch.setattr(tuning, "CONV_CHUNK_BYTES", 1)          # every image is its own chunk
 
     def run():
         x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
@@ -136,7 +135,7 @@ def test_one_blas_thread_is_a_no_op_on_the_gpu_and_without_threadpoolctl(monkeyp
 def test_winograd_weight_transforms_run_on_one_blas_thread(monkeypatch):
     """The (16, 9) @ (9, F*C) products of the weight transforms are small: with 2 BLAS threads
     allowed they must run on one (see one_blas_thread), forward and backward."""
-    from minigrad.ops import winograd
+    from minigrad.fast import winograd
 
     entered = []
     real = cpu_threads.one_blas_thread

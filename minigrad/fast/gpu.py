@@ -1,9 +1,9 @@
-"""Run the CUDA C kernels of kernels/cuda/*.cu on CuPy arrays.
+"""Run the CUDA C kernels of kernels/cuda/*.cu on CuPy arrays (the fast layer's GPU kernels).
 
     source = read_source("im2col.cu")       # the text, with geometry.cuh pasted in
     cols = im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))   # x a CuPy array (N, C, H, W)
 
-The .cu files are package data of `kernels.cuda`, found with importlib.resources,
+The .cu files are package data of `minigrad.kernels.cuda`, found with importlib.resources,
 so an installed minigrad (pip install ., no repository around) finds them too.
 CuPy compiles each file once per process with NVRTC (`cupy.RawModule`), on the
 first call, and caches the binary on disk (~/.cupy/kernel_cache) for later runs.
@@ -16,22 +16,28 @@ for, so minigrad's dispatchers can register it as is:
     max_pool2d_forward(x, kernel_h, kernel_w, stride, padding)  -> y, argmax_index (N, C, OH, OW)
     max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding) -> dx
 
-`register_into(register_kernel, names)` puts them into minigrad's kernel table
-(minigrad/ops/registry.py; im2col.py and pool.py call it when they are imported).
+`install()` puts them into the ops' kernel table (minigrad/ops/registry.py) for the "gpu"
+device; `import minigrad` calls it through minigrad/fast/__init__.py.
 
 float32 and float64 run the kernels (entry points `<name>_f32` / `<name>_f64`);
 any other dtype falls back to the NumPy/CuPy reference. Importing this module
 imports neither CuPy nor NVRTC.
 """
+import importlib
 import importlib.resources
 import re
 
 import numpy
 
-from kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
+from minigrad import backend
+from minigrad.kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
+from minigrad.ops.im2col import col2im_numpy, im2col_numpy
+from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
+from minigrad.ops.registry import register_kernel
 
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535 * 32          # the kernels loop (grid-stride), so a capped grid covers any size
+CUDA_PACKAGE = "minigrad.kernels.cuda"   # where the .cu sources ship (package data)
 _SUFFIX = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
 _INCLUDE = re.compile(r'^#include "([\w.]+)"\s*$', re.MULTILINE)
 
@@ -41,13 +47,13 @@ _modules = {}                     # source file name -> compiled cupy.RawModule
 # ------------------------------------------------------------------ finding the sources
 def source_files():
     """Names of the .cu files shipped in the kernels.cuda package, sorted."""
-    folder = importlib.resources.files("kernels.cuda")
+    folder = importlib.resources.files(CUDA_PACKAGE)
     return sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".cu"))
 
 
 def source_path(name):
     """The packaged file `name` (a Traversable; a real path for a normal, unzipped install)."""
-    return importlib.resources.files("kernels.cuda").joinpath(name)
+    return importlib.resources.files(CUDA_PACKAGE).joinpath(name)
 
 
 def read_source(name):
@@ -61,14 +67,22 @@ def read_source(name):
 
 
 # ------------------------------------------------------------------ compiling and launching
+class KernelCompileError(RuntimeError):
+    """CuPy could not compile or load a CUDA C kernel (no working NVRTC, or a driver that refuses it)."""
+
+
 def kernel_function(source_name, kernel_name):
     """The compiled `kernel_name` from kernels/cuda/<source_name> (compiled once per process)."""
-    from minigrad import backend
-
     cupy = backend.cupy_module()
-    if source_name not in _modules:
-        _modules[source_name] = cupy.RawModule(code=read_source(source_name))
-    return _modules[source_name].get_function(kernel_name)
+    try:
+        if source_name not in _modules:
+            _modules[source_name] = cupy.RawModule(code=read_source(source_name))
+        return _modules[source_name].get_function(kernel_name)
+    except Exception as error:           # CompileException, NVRTCError, a missing libnvrtc, a CUDA driver error
+        raise KernelCompileError(
+            f"CuPy could not compile the CUDA C kernel {kernel_name} (kernels/cuda/{source_name}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def launch(function, total, *args):
@@ -86,13 +100,9 @@ def _suffix(array):
 # ------------------------------------------------------------------ the wrappers
 def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     """CUDA im2col (kernels/cuda/im2col.cu): x (N, C, H, W) -> cols (C*KH*KW, N*OH*OW)."""
-    from minigrad import backend
-
     geometry = make_geometry("im2col", x.shape, (kernel_h, kernel_w), stride, padding, dilation)
     suffix = _suffix(x)
     if suffix is None:
-        from minigrad.ops.im2col import im2col_numpy
-
         return im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation)
     cupy = backend.cupy_module()
     x = cupy.ascontiguousarray(x)
@@ -108,8 +118,6 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
     The kernel writes every pixel, so a C-contiguous `out` of cols' dtype is written directly (the
     convolution's whole-batch dx on the GPU: no second device array, no copy); any other is copied into.
     """
-    from minigrad import backend
-
     x_shape = tuple(int(s) for s in x_shape)
     geometry = make_geometry("col2im", x_shape, (kernel_h, kernel_w), stride, padding, dilation)
     if tuple(cols.shape) != cols_shape(geometry):
@@ -119,8 +127,6 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
         )
     suffix = _suffix(cols)
     if suffix is None:
-        from minigrad.ops.im2col import col2im_numpy
-
         return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=out)
     if out is not None and tuple(out.shape) != tuple(x_shape):     # the kernel writes x_shape's numbers
         raise ValueError(f"col2im: out must have shape {tuple(x_shape)}, got {tuple(out.shape)}")
@@ -152,13 +158,9 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     argmax_index (int64) is the winner's flat index row * WP + column in the padded plane,
     the layout of minigrad.ops.pool.max_pool2d_forward_numpy.
     """
-    from minigrad import backend
-
     geometry = _pool_geometry(x.shape, kernel_h, kernel_w, stride, padding)
     suffix = _suffix(x)
     if suffix is None:
-        from minigrad.ops.pool import max_pool2d_forward_numpy
-
         return max_pool2d_forward_numpy(x, kernel_h, kernel_w, stride, padding)
     cupy = backend.cupy_module()
     x = cupy.ascontiguousarray(x)
@@ -171,8 +173,6 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
 
 def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding):
     """CUDA max pool backward (kernels/cuda/maxpool_backward.cu), a gather: dy -> dx (N, C, H, W)."""
-    from minigrad import backend
-
     x_shape = tuple(int(s) for s in x_shape)
     geometry = _pool_geometry(x_shape, kernel_h, kernel_w, stride, padding)
     for name, array in (("dy", dy), ("argmax_index", argmax_index)):
@@ -183,8 +183,6 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
             )
     suffix = _suffix(dy)
     if suffix is None:
-        from minigrad.ops.pool import max_pool2d_backward_numpy
-
         return max_pool2d_backward_numpy(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding)
     cupy = backend.cupy_module()
     dy = cupy.ascontiguousarray(dy)
@@ -193,6 +191,55 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
     function = kernel_function("maxpool_backward.cu", f"max_pool_backward_{suffix}")
     launch(function, dx.size, dy, argmax_index, dx, as_struct(geometry))
     return dx
+
+
+# ------------------------------------------------------------------ where CUDA C cannot be compiled
+# The Numba CUDA twins (kernels/numba_cuda/) compute the same numbers as the .cu files, compiled by
+# Numba instead of NVRTC. They stand in when CuPy cannot compile CUDA C on this machine.
+TWINS = {   # dispatcher name -> (module of kernels/numba_cuda, launcher)
+    "im2col": ("im2col", "im2col"),
+    "col2im": ("col2im", "col2im"),
+    "max_pool2d_forward": ("maxpool", "max_pool_forward"),
+    "max_pool2d_backward": ("maxpool", "max_pool_backward"),
+}
+_no_cuda_c = {}   # "error": the KernelCompileError met once; every later call goes to the twins
+
+
+def numba_cuda_twin(name):
+    """The Numba CUDA launcher for dispatcher `name`, or None when numba.cuda cannot be imported."""
+    module_name, function_name = TWINS[name]
+    try:
+        module = importlib.import_module(f"minigrad.kernels.numba_cuda.{module_name}")
+    except Exception:                    # Numba absent, or its CUDA target missing (numba-cuda)
+        return None
+    return getattr(module, function_name)
+
+
+def with_numba_cuda_twin(name, cuda_c):
+    """`cuda_c` (a wrapper above), or its Numba CUDA twin once CuPy has failed to compile CUDA C."""
+    def run(array, *args, **options):
+        if "error" not in _no_cuda_c:
+            try:
+                return cuda_c(array, *args, **options)
+            except KernelCompileError as error:
+                _no_cuda_c["error"] = error
+        twin = numba_cuda_twin(name)
+        if twin is None:
+            raise KernelCompileError(
+                f"{_no_cuda_c['error']}; and the Numba CUDA kernels that could stand in cannot be imported. "
+                f"Install a CUDA toolkit that CuPy can use (pip install 'minigrad[gpu]' brings one), or "
+                f"numba-cuda for the Numba kernels"
+            ) from _no_cuda_c["error"]
+        out = options.pop("out", None)                       # col2im's out=: the twins return a new array
+        result = twin(array, *args, **options, empty=backend.cupy_module().empty)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
+    run.__name__ = f"{name}_gpu"
+    run.cuda_c = cuda_c
+    return run
 
 
 # the dispatcher names (minigrad/ops/im2col.py and pool.py) -> the wrappers above
@@ -204,10 +251,8 @@ KERNELS = {
 }
 
 
-def register_into(register_kernel, names):
-    """Register the GPU kernels `names` with a dispatcher's register_kernel(name, device, function).
-
-    Imports no CuPy: the CUDA sources are compiled on the first call on a GPU array.
-    """
-    for name in names:
-        register_kernel(name, "gpu", KERNELS[name])
+def install():
+    """Register the GPU kernels for the "gpu" device. Imports no CuPy: each CUDA source is compiled
+    on the first call on a GPU array."""
+    for name, function in KERNELS.items():
+        register_kernel(name, "gpu", with_numba_cuda_twin(name, function))

@@ -1,29 +1,28 @@
-"""Several CPU cores on one convolution: blocks of image chunks on separate threads.
+"""Several CPU cores on one convolution: blocks of image chunks on separate threads (fast layer).
 
-Conv2d sends the batch through im2col and the matrix products in small chunks of
-images (about 1 MiB of cols each, so that cols stays in the core's cache). Each
-chunk is too small for a multi-threaded GEMM: OpenBLAS splits a (16, 144) @ (144,
-1024) product badly between two threads, and waking Numba's thread pool for a 1 MiB
-im2col costs more than it saves. Measured on a 2-core machine, a ResNet-20 step
-at 2 threads took as long as at 1 thread (650 vs 637 ms).
+The fast Conv2d sends the batch through im2col and the matrix products in small
+chunks of images (tuning.CONV_CHUNK_BYTES of cols each, so that cols stays in the
+core's cache). Each chunk is too small for a multi-threaded GEMM: OpenBLAS splits a
+(16, 144) @ (144, 1024) product badly between two threads, and waking Numba's thread
+pool for a small im2col costs more than it saves, so a second core gained almost
+nothing that way.
 
 So on the CPU the chunks themselves are shared out: with T threads, the list of
 chunks is cut into T contiguous blocks, and thread t runs `work(block t)`, chunk
 after chunk, on one core. Inside, everything is single-threaded and releases
 Python's lock (the GIL): the matrix products are NumPy calls with OpenBLAS held to
 1 thread for the duration, and im2col/col2im run their serial `nogil` loops
-(kernels/numba_cpu, SERIAL_BELOW_BYTES). (Not quite everything: a layer whose weight
-is over SERIAL_BELOW_BYTES, 4 MiB, gets chunks as large as its weight (conv.py,
-CHUNK_BYTES), and their im2col/col2im run Numba's parallel loops, one block at a time
-under `launch_lock`: ResNet-18's 512-channel layers. Correct, but there the threads
-wait for each other.) The blocks write disjoint images of y
+(kernels/numba_cpu, tuning.NUMBA_SERIAL_BELOW_BYTES). (Not quite everything: a layer
+whose weight is over that size gets chunks as large as its weight (conv.py), and their
+im2col/col2im run Numba's parallel loops, one block at a time under `launch_lock`:
+ResNet-18's 512-channel layers. Correct, but there the threads wait for each other.)
+The blocks write disjoint images of y
 and dx; dW is summed from one partial sum per block, in block order, so results
 do not depend on which thread finishes first.
 
 A convolution small enough for one chunk also gets a 1-thread GEMM: a 2-thread
 GEMM wakes OpenBLAS's worker, which then keeps spinning on a core for a while and
-slows the next convolution's blocks (one ResNet-20 step at 2 threads: 546-583 ms
-with, 447-468 ms without). Since `chunks_for` cuts at least one chunk per thread,
+slows the next convolution's blocks. Since `chunks_for` cuts at least one chunk per thread,
 that is now a batch of a single image; and `one_blas_thread` keeps other small
 products (the Winograd weight transforms) off the second BLAS thread for the same
 reason.
@@ -66,9 +65,7 @@ def one_blas_thread(device):
 
     A product that OpenBLAS thinks big enough to share (a (16, 9) @ (9, 4096) weight transform
     is) wakes its worker thread, which then spins on a core for a while after the product is
-    done, and the next convolution's two blocks share the other core. Measured (one 64->64 8x8
-    Winograd layer, batch 128, forward+backward, 2 threads): 10.6-11.2 ms with the weight
-    transforms on two BLAS threads, 6.4-7.0 ms on one.
+    done, and the next convolution's two blocks share the other core.
     """
     controller = _controller() if device == "cpu" else None
     if controller is None or threads_for_blocks() == 1:
@@ -85,10 +82,8 @@ def image_chunks(n, bytes_per_image, budget, at_least=1):
 
     Threads get equal work: the batch is cut into `at_least` parts of equal size (to one image), each
     part into chunks of equal size (to one image), so that `split_into_blocks` hands each thread one
-    part. (128 images of ResNet-20's 16->32 stride-2 layer, 7 a chunk, were 18
-    chunks of 7 and one of 2: blocks of 70 and 58 images at 2 threads, now 64 and 64: that layer's
-    fwd+bwd 9.4-10.0 -> 8.1-8.7 ms, the 32->64 one 6.0-6.5 -> 5.4-5.8 ms, in
-    benchmarks/raw/round6/adhoc/later_changes_ab_t2.txt.)
+    part. (128 images, 7 a chunk, cut greedily would be 18 chunks of 7 and one of 2: blocks of 70
+    and 58 images at 2 threads, and one thread would wait for the other; cut this way, 64 and 64.)
 
     budget None: one chunk of the whole batch (the GPU, whose products want to be large). An empty
     batch has no chunks.

@@ -1,0 +1,162 @@
+"""The fast im2col convolution: minigrad/ops/conv.py's Conv2d, engineered for the CPU's caches and cores.
+
+The same maths as the reference Conv2d (read that first: cols = im2col(x), y_g = W_g @ cols_g,
+dW_g = dY_g @ cols_g^T, dx = col2im(W_g^T @ dY_g)), with four changes that only make it faster:
+
+- Chunks. The batch goes through im2col and the products a chunk of images at a time, so a
+  chunk's cols (tuning.CONV_CHUNK_BYTES, or the weight's size when that is larger) stays in
+  the core's cache instead of streaming the whole batch's cols (KH*KW times x) through memory.
+  dW adds up the chunks' products. On the GPU one chunk holds the whole batch: its GEMMs want
+  to be large.
+- Threads. The chunks are cut into one block per core and the blocks run side by side
+  (threads.py); the blocks write disjoint images of y and dx, and dW adds the blocks' partial
+  sums in block order.
+- Memory. Forward keeps x, not cols: backward rebuilds a chunk's cols with one cheap im2col,
+  so a deep network does not hold every layer's cols at once. Strided layers, whose cols is
+  small and costs a GEMM's time to rebuild, keep it (tuning.CONV_KEEP_COLS_MAX_GROWTH). Big
+  arrays come from the buffer pool (buffers.py). A chunk of ONE image needs no transposes:
+  y[n] viewed as (F, OH*OW) is exactly the (F, P) product, and so is dy[n].
+- dW order. Small weights sum dW^T = cols @ dY^T (the faster order for thin chunks) and
+  transpose once at the end; large ones (tuning.CONV_DW_TRANSPOSED_MAX_BYTES) sum dW = dY @
+  cols^T directly, avoiding a slow transpose of a big array.
+
+docs/10_performance.md explains each choice; tests/test_fast_conv.py checks that this class
+gives the reference's numbers.
+"""
+from minigrad import backend
+from minigrad.fast import tuning, winograd
+from minigrad.fast.buffers import scratch
+from minigrad.fast.threads import chunks_for, run_blocks
+from minigrad.ops.conv import Conv2d
+from minigrad.ops.im2col import col2im, im2col
+from minigrad.ops.registry import register_function
+
+
+def _gemm(a, b, out):
+    """out = a @ b for 2-D arrays. One 2-D product per group, not one stacked (G, ., .) matmul:
+    NumPy's stacked matmul with a transposed operand can be far slower than the 2-D product."""
+    backend.array_module(a).matmul(a, b, out=out)
+
+
+def _as_columns(chunk):
+    """(n, F, OH, OW) -> (F, n*OH*OW), the layout of the products; a view (no copy) for one image."""
+    if chunk.shape[0] == 1:
+        return chunk.reshape(chunk.shape[1], -1)
+    return chunk.transpose(1, 0, 2, 3).reshape(chunk.shape[1], -1)
+
+
+class Conv2dFast(Conv2d):
+    """Conv2d (minigrad/ops/conv.py) in chunks of images, on several cores: the same numbers."""
+
+    def _im2col(self, x):
+        kernel_h, kernel_w = self.kernel
+        cols = im2col(x, kernel_h, kernel_w, self.stride, self.padding, self.dilation)  # (C*KH*KW, n*OH*OW)
+        return cols.reshape(self.groups, -1, cols.shape[-1])                            # (G, K, n*OH*OW)
+
+    def _keeps_cols(self, x):
+        """Whether forward keeps each chunk's cols for backward: on the CPU, for strided layers whose cols
+        is small (tuning.CONV_KEEP_COLS_MAX_GROWTH), when a backward will need it for dW (needs_input_grad
+        is set before forward; it is empty when no graph is recorded)."""
+        kernel_h, kernel_w = self.kernel
+        growth = kernel_h * kernel_w / (self.stride[0] * self.stride[1])    # cols size / x size
+        weight_needs_grad = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        return (weight_needs_grad and max(self.stride) > 1 and growth <= tuning.CONV_KEEP_COLS_MAX_GROWTH
+                and backend.device_of(x) == backend.CPU)
+
+    def _chunks(self, x, weight_bytes):
+        out_h, out_w = self.out_size
+        bytes_per_image = x.shape[1] * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
+        device = backend.device_of(x)
+        budget = max(tuning.CONV_CHUNK_BYTES, weight_bytes) if device == backend.CPU else None   # None: one chunk
+        return chunks_for(x.shape[0], bytes_per_image, budget, device)
+
+    def forward(self, x, weight, bias=None):
+        self.out_size = self.check(x, weight, bias)
+        xp = backend.array_module(x)
+        filters, groups = weight.shape[0], self.groups
+        self.kernel = tuple(weight.shape[2:])
+        out_h, out_w = self.out_size
+        w_2d = weight.reshape(groups, filters // groups, -1)                            # (G, F/G, K)
+        y = scratch((x.shape[0], filters, out_h, out_w), xp.result_type(x, weight), x)  # (N, F, OH, OW)
+        kept_cols = {} if self._keeps_cols(x) else None                 # (first, last + 1 image) -> cols
+
+        def forward_block(block):
+            for images in block:
+                cols = self._im2col(x[images])                                          # (G, K, n*OH*OW)
+                if kept_cols is not None:
+                    kept_cols[images.start, images.stop] = cols
+                one_image = images.stop - images.start == 1
+                y_2d = (y[images.start].reshape(groups, filters // groups, -1) if one_image   # a view of y
+                        else scratch((groups, filters // groups, cols.shape[-1]), y.dtype, x))
+                for g in range(groups):
+                    _gemm(w_2d[g], cols[g], y_2d[g])      # (F/G, K) @ (K, n*OH*OW) -> (F/G, n*OH*OW)
+                if not one_image:
+                    y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
+
+        run_blocks(forward_block, self._chunks(x, weight.nbytes), backend.device_of(x))
+        if bias is not None:
+            y += bias.reshape(1, filters, 1, 1)
+        self.saved = (x, w_2d, weight.shape, bias is not None, kept_cols)
+        return y
+
+    def backward(self, dy):
+        x, w_2d, w_shape, has_bias, kept_cols = self.saved
+        xp = backend.array_module(dy)
+        groups = self.groups
+        filters, _, kernel_h, kernel_w = w_shape
+        need_dx, need_dw = self.needs_input_grad[0], self.needs_input_grad[1]
+        dx = scratch(x.shape, dy.dtype, dy) if need_dx else None
+        w_t = w_2d.transpose(0, 2, 1)                                                    # (G, K, F/G)
+        dw_transposed = w_2d.nbytes <= tuning.CONV_DW_TRANSPOSED_MAX_BYTES   # sum dW^T (G, K, F/G), or dW (G, F/G, K)
+        dw_shape = (groups, w_2d.shape[2], w_2d.shape[1]) if dw_transposed else w_2d.shape
+
+        def backward_block(block):
+            dw_part = xp.zeros(dw_shape, dtype=dy.dtype) if need_dw else None     # this block's sum
+            for images in block:
+                dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
+                if need_dw:
+                    cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
+                    if cols is None:       # a second backward (retain_graph), or other chunks (threads changed)
+                        cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
+                    for g in range(groups):
+                        if dw_transposed:
+                            dw_part[g] += cols[g] @ dy_2d[g].T   # (K, nP) @ (nP, F/G) -> (K, F/G)
+                        else:
+                            dw_part[g] += dy_2d[g] @ cols[g].T   # (F/G, nP) @ (nP, K) -> (F/G, K)
+                    del cols                                     # its buffer can serve dcols below
+                if need_dx:
+                    dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
+                    dcols_g = dcols.reshape(groups, -1, dcols.shape[-1])                 # (G, K, nP)
+                    for g in range(groups):
+                        _gemm(w_t[g], dy_2d[g], dcols_g[g])      # (K, F/G) @ (F/G, nP) -> (K, nP)
+                    col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
+                           self.dilation, out=dx[images])        # straight into this chunk of dx
+            return dw_part
+
+        dw_parts = run_blocks(backward_block, self._chunks(x, w_2d.nbytes), backend.device_of(dy))
+        if kept_cols:
+            kept_cols.clear()              # chunks that did not match (threads changed): free them now
+        dw = None
+        if need_dw:
+            dw_sum = sum(dw_parts[1:], dw_parts[0])                                     # in block order
+            dw = (dw_sum.transpose(0, 2, 1) if dw_transposed else dw_sum).reshape(w_shape)  # (F, C/G, KH, KW)
+        db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)
+        return dx, dw, db
+
+
+def fast_conv2d(function, x, weight):
+    """The Function that runs conv2d for these arrays: Winograd where it suits (winograd.py), else Conv2dFast."""
+    if winograd.suits(x, weight, function.stride, function.dilation, function.groups):
+        return winograd.Conv2dWinogradFast(function.padding)
+    return im2col_conv2d(function, x, weight)
+
+
+def im2col_conv2d(function, x, weight):
+    """Conv2dFast with `function`'s settings: the chooser that never picks Winograd (for comparisons)."""
+    return Conv2dFast(function.stride, function.padding, function.dilation, function.groups)
+
+
+def install(use_winograd=True):
+    """Run conv2d through this module (and winograd.py where it suits, unless use_winograd=False)."""
+    for device in (backend.CPU, backend.GPU):
+        register_function("Conv2d", device, fast_conv2d if use_winograd else im2col_conv2d)
