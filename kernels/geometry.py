@@ -85,6 +85,20 @@ def make_geometry(op, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     )
 
 
+def pool_geometry(op, x_shape, kernel_size, stride, padding):
+    """A max pool window's Geometry, checked as `pool_output_size` checks it (padding at most half the window)."""
+    kernel, stride, padding = pair(kernel_size, op, "kernel_size"), pair(stride, op, "stride"), pair(padding, op, "padding")
+    pool_output_size(op, x_shape, kernel, stride, padding)
+    return make_geometry(op, x_shape, kernel, stride, padding, 1)
+
+
+def check_shape(op, name, shape, expected, layout, x_shape):
+    """Raise ValueError unless `shape` is `expected`; the message names the layout and the input shape."""
+    if tuple(shape) != tuple(expected):
+        raise ValueError(f"{op}: {name} must have shape {layout} = {tuple(expected)} for x_shape "
+                         f"{tuple(x_shape)}, got {tuple(shape)}")
+
+
 def as_struct(geometry):
     """The Geometry as a one-element NumPy array of GEOMETRY_DTYPE.
 

@@ -119,6 +119,13 @@ def test_the_measurement_check_catches(text):
     assert measurements_in(text)
 
 
+def run_child(code):
+    """Run `code` in a fresh Python without NUMBA_THREADING_LAYER set; fail with its stderr."""
+    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_THREADING_LAYER"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr
+
+
 def test_import_minigrad_changes_no_environment_variable_and_compiles_nothing():
     code = ("import os, sys\n"
             "before = dict(os.environ)\n"
@@ -126,9 +133,7 @@ def test_import_minigrad_changes_no_environment_variable_and_compiles_nothing():
             "assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())\n"
             "assert 'numba' not in sys.modules, 'import minigrad imported numba'\n"
             "assert 'cupy' not in sys.modules\n")
-    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_THREADING_LAYER"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environment)
-    assert done.returncode == 0, done.stderr
+    run_child(code)
 
 
 def test_the_first_kernel_picks_numbas_threading_layer_without_touching_the_environment():
@@ -139,9 +144,7 @@ def test_the_first_kernel_picks_numbas_threading_layer_without_touching_the_envi
             "import numba\n"
             "assert numba.config.THREADING_LAYER == 'workqueue', numba.config.THREADING_LAYER\n"
             "assert dict(os.environ) == before\n")
-    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_THREADING_LAYER"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=environment)
-    assert done.returncode == 0, done.stderr
+    run_child(code)
 
 
 def test_the_reference_ops_hold_no_speed_engineering():

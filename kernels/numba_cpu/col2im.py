@@ -35,7 +35,7 @@ import numpy
 from numba import njit, prange
 
 from . import run_loop, workspace
-from ..geometry import output_size
+from ..geometry import check_shape, output_size
 from .im2col import loop_for_sizes, takes_constant_size_loop, uses_windows, valid_range, windows_shape
 
 
@@ -182,9 +182,7 @@ def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation
     out_h = output_size(height, kernel_h, stride[0], padding[0], dilation[0])
     out_w = output_size(width, kernel_w, stride[1], padding[1], dilation[1])
     expected = (channels * kernel_h * kernel_w, n_images * out_h * out_w)
-    if tuple(cols.shape) != expected:
-        raise ValueError(f"col2im: cols must have shape {expected} (C*KH*KW, N*OH*OW) for x_shape "
-                         f"{tuple(x_shape)}, got {tuple(cols.shape)}")
+    check_shape("col2im", "cols", cols.shape, expected, "(C*KH*KW, N*OH*OW)", x_shape)
     return out_h, out_w
 
 

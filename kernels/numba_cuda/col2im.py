@@ -19,7 +19,7 @@ Tested under the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) in tests/test_kernels_c
 import numpy
 from numba import cuda
 
-from ..geometry import cols_shape, make_geometry
+from ..geometry import check_shape, cols_shape, make_geometry
 
 THREADS_PER_BLOCK = 128
 
@@ -93,11 +93,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, empty=n
     empty: the allocator of cols' array library (cupy.empty on a GPU; numpy.empty in the simulator).
     """
     geometry = make_geometry("col2im", tuple(x_shape), (kernel_h, kernel_w), stride, padding, dilation)
-    if tuple(cols.shape) != cols_shape(geometry):
-        raise ValueError(
-            f"col2im: cols must have shape (C*KH*KW, N*OH*OW) = {cols_shape(geometry)} for x_shape "
-            f"{tuple(x_shape)}, got {tuple(cols.shape)}"
-        )
+    check_shape("col2im", "cols", cols.shape, cols_shape(geometry), "(C*KH*KW, N*OH*OW)", x_shape)
     cols_flat = cols.ravel()
     dx = empty(tuple(x_shape), dtype=cols.dtype)
     if dx.size:

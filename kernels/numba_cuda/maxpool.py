@@ -26,7 +26,7 @@ import math
 import numpy
 from numba import cuda
 
-from ..geometry import make_geometry, pooled_shape
+from ..geometry import check_shape, pool_geometry, pooled_shape
 from .col2im import _output_reading_device, output_reading
 
 THREADS_PER_BLOCK = 128
@@ -107,10 +107,6 @@ def max_pool_backward_kernel(dy, argmax_index, dx, geometry):
         dx[i] = _backward_element_device(dy, argmax_index, i, geometry)
 
 
-def _pool_geometry(op, x_shape, kernel_h, kernel_w, stride, padding):
-    return make_geometry(op, tuple(x_shape), (kernel_h, kernel_w), stride, padding, 1)
-
-
 # ------------------------------------------------------------------ CPU references (slow; tiny inputs)
 def max_pool_forward_cpu(x, geometry):
     """The same per-thread forward function, one 'thread' after another."""
@@ -135,7 +131,7 @@ def max_pool_backward_cpu(dy, argmax_index, x_shape, geometry):
 # ------------------------------------------------------------------ launchers (signatures of the NumPy reference)
 def max_pool_forward(x, kernel_h, kernel_w, stride, padding, empty=numpy.empty):
     """x (N, C, H, W) -> (y, argmax_index), as max_pool2d_forward_numpy; empty: x's library's allocator."""
-    geometry = _pool_geometry("max_pool2d", x.shape, kernel_h, kernel_w, stride, padding)
+    geometry = pool_geometry("max_pool2d", x.shape, (kernel_h, kernel_w), stride, padding)
     x_flat = x.ravel()
     y = empty(pooled_shape(geometry), dtype=x.dtype)                     # (N, C, OH, OW)
     argmax_index = empty(pooled_shape(geometry), dtype=numpy.int64)      # (N, C, OH, OW)
@@ -149,13 +145,9 @@ def max_pool_forward(x, kernel_h, kernel_w, stride, padding, empty=numpy.empty):
 
 def max_pool_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding, empty=numpy.empty):
     """dy (N, C, OH, OW) -> dx (N, C, H, W), as max_pool2d_backward_numpy; empty: dy's library's allocator."""
-    geometry = _pool_geometry("max_pool2d", x_shape, kernel_h, kernel_w, stride, padding)
+    geometry = pool_geometry("max_pool2d", tuple(x_shape), (kernel_h, kernel_w), stride, padding)
     for name, array in (("dy", dy), ("argmax_index", argmax_index)):
-        if tuple(array.shape) != pooled_shape(geometry):
-            raise ValueError(
-                f"max_pool2d backward: {name} must have shape (N, C, OH, OW) = {pooled_shape(geometry)}, "
-                f"got {tuple(array.shape)}"
-            )
+        check_shape("max_pool2d backward", name, array.shape, pooled_shape(geometry), "(N, C, OH, OW)", x_shape)
     dy_flat = dy.ravel()
     index_flat = argmax_index.astype(numpy.int64, copy=False).ravel()
     dx = empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)          # (N, C, H, W)

@@ -30,7 +30,7 @@ import re
 import numpy
 
 from minigrad import backend
-from minigrad.kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
+from minigrad.kernels.geometry import as_struct, check_shape, cols_shape, make_geometry, pool_geometry, pooled_shape
 from minigrad.ops.im2col import col2im_numpy, im2col_numpy
 from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
 from minigrad.ops.registry import register_kernel
@@ -120,11 +120,7 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
     """
     x_shape = tuple(int(s) for s in x_shape)
     geometry = make_geometry("col2im", x_shape, (kernel_h, kernel_w), stride, padding, dilation)
-    if tuple(cols.shape) != cols_shape(geometry):
-        raise ValueError(
-            f"col2im: cols must have shape (C*KH*KW, N*OH*OW) = {cols_shape(geometry)} for x_shape "
-            f"{x_shape}, got {tuple(cols.shape)}"
-        )
+    check_shape("col2im", "cols", cols.shape, cols_shape(geometry), "(C*KH*KW, N*OH*OW)", x_shape)
     suffix = _suffix(cols)
     if suffix is None:
         return col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=out)
@@ -141,24 +137,13 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
     return out
 
 
-def _pool_geometry(x_shape, kernel_h, kernel_w, stride, padding):
-    """Geometry of a max pool window; padding may be at most half the window (as in minigrad.ops.pool)."""
-    geometry = make_geometry("max_pool2d", x_shape, (kernel_h, kernel_w), stride, padding, 1)
-    if geometry.pad_h > kernel_h // 2 or geometry.pad_w > kernel_w // 2:
-        raise ValueError(
-            f"max_pool2d: padding {(geometry.pad_h, geometry.pad_w)} must be at most half the kernel size "
-            f"{(kernel_h, kernel_w)} (else a window could hold only padding)"
-        )
-    return geometry
-
-
 def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     """CUDA max pool (kernels/cuda/maxpool_forward.cu): x (N, C, H, W) -> (y, argmax_index) (N, C, OH, OW).
 
     argmax_index (int64) is the winner's flat index row * WP + column in the padded plane,
     the layout of minigrad.ops.pool.max_pool2d_forward_numpy.
     """
-    geometry = _pool_geometry(x.shape, kernel_h, kernel_w, stride, padding)
+    geometry = pool_geometry("max_pool2d", x.shape, (kernel_h, kernel_w), stride, padding)
     suffix = _suffix(x)
     if suffix is None:
         return max_pool2d_forward_numpy(x, kernel_h, kernel_w, stride, padding)
@@ -174,13 +159,9 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
 def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding):
     """CUDA max pool backward (kernels/cuda/maxpool_backward.cu), a gather: dy -> dx (N, C, H, W)."""
     x_shape = tuple(int(s) for s in x_shape)
-    geometry = _pool_geometry(x_shape, kernel_h, kernel_w, stride, padding)
+    geometry = pool_geometry("max_pool2d", x_shape, (kernel_h, kernel_w), stride, padding)
     for name, array in (("dy", dy), ("argmax_index", argmax_index)):
-        if tuple(array.shape) != pooled_shape(geometry):
-            raise ValueError(
-                f"max_pool2d backward: {name} must have shape (N, C, OH, OW) = {pooled_shape(geometry)} "
-                f"for x_shape {x_shape}, got {tuple(array.shape)}"
-            )
+        check_shape("max_pool2d backward", name, array.shape, pooled_shape(geometry), "(N, C, OH, OW)", x_shape)
     suffix = _suffix(dy)
     if suffix is None:
         return max_pool2d_backward_numpy(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, padding)
