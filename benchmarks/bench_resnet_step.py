@@ -105,7 +105,7 @@ def main():
         loss.backward()
         torch_optimizer.step()
 
-    if args.memory_child:      # a fresh process: peak RSS of its FIRST step (see common.first_step_rss_mib)
+    if args.memory_child:      # a fresh process: peak RSS of its FIRST step (see first_step_rss)
         step = step_minigrad if args.memory_child == "minigrad" else step_torch
         # Load the kernels first (Numba's compiled code, oneDNN's), with a tiny conv on both
         # sides, so that the figure is the step's memory, not the one-off cost of loading code.

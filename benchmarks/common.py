@@ -9,8 +9,8 @@ both sides instead of only one. Benchmarks print tables; they never assert.
 
 Peak memory, two methods:
   - minigrad: tracemalloc's peak during one call (NumPy reports its array
-    buffers to tracemalloc), minus what was allocated before, with the Numba
-    kernels' buffer pool emptied first (`clear_workspace`) so its buffers count;
+    buffers to tracemalloc), minus what was allocated before, with the fast
+    layer's buffer pool emptied first (`clear_workspace`) so its buffers count;
   - both sides (bench_resnet_step.py --memory): the peak resident set size
     added by the FIRST training step in a fresh child process (`peak_rss_mib`:
     reset /proc/self/status VmHWM by writing 5 to /proc/self/clear_refs, run,
@@ -18,6 +18,9 @@ Peak memory, two methods:
     tracemalloc does not see. A fresh process matters: after the first step
     both allocators keep freed memory and reuse it, and an RSS delta reads ~0.
     Linux only ("n/a" elsewhere).
+
+minigrad must be installed (`pip install -e .`, see README): its kernels/ folder is
+the package minigrad.kernels only once installed.
 """
 import argparse
 import os
@@ -25,10 +28,6 @@ import statistics
 import sys
 import time
 import tracemalloc
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)   # run from anywhere without installing minigrad
 
 
 def parser(description):
@@ -38,10 +37,12 @@ def parser(description):
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for BLAS, Numba and torch")
     p.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    p.add_argument("--no-numba", action="store_true", help="leave minigrad on its NumPy kernels")
+    p.add_argument("--no-numba", action="store_true",
+                   help="run minigrad's reference ops only (minigrad/ops/, NumPy or CuPy): no Numba kernels and "
+                        "no fast layer (minigrad.ops.registry.clear())")
     p.add_argument("--conv", default="auto", choices=["auto", "im2col"],
-                   help="minigrad's convolution algorithm: auto = Winograd F(2x2, 3x3) for the 3x3 stride-1 "
-                        "layers with >= 16 channels and im2col for the rest; im2col = im2col everywhere")
+                   help="the fast layer's convolution algorithm: auto = Winograd F(2x2, 3x3) where it suits "
+                        "(minigrad/fast/winograd.py) and im2col for the rest; im2col = im2col everywhere")
     p.add_argument("--memory", action="store_true", help="also measure peak memory (one extra call each)")
     p.add_argument("--only", choices=["minigrad", "torch"],
                    help="time one library alone in this process (torch is not even imported for minigrad): "
@@ -61,22 +62,26 @@ def setup(args):
     if getattr(args, "only", None) != "minigrad":
         import torch
         torch.set_num_threads(args.threads)
-    import kernels.numba_cpu  # noqa: F401  (picks Numba's threading layer before numba starts threads)
-    try:
-        import numba
+    import minigrad  # noqa: F401  (registers the fast layer; compiles nothing)
+    from minigrad.kernels import numba_cpu
+
+    numba = numba_cpu.numba_module()     # imports Numba and picks its threading layer before any thread starts
+    if numba is not None:
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
         numba_text = f"numba {numba.__version__} ({numba.get_num_threads()} threads, {numba.threading_layer()} layer)"
-    except ImportError:
+    else:
         numba_text = "numba absent"
     threadpool_limits(args.threads)
     if args.no_numba:
-        disable_numba_kernels()
-        numba_text += ", minigrad kernels: NumPy (--no-numba)"
-    elif enable_numba_kernels():
-        numba_text += ", minigrad kernels: Numba"
-    if getattr(args, "conv", "auto") == "im2col":
-        from minigrad.ops import winograd
-        winograd.ENABLED = False
+        from minigrad.ops import registry
+        registry.clear()                 # every op runs the code in minigrad/ops/
+        numba_text += ", minigrad: reference ops only (--no-numba)"
+    else:
+        numba_text += ", minigrad kernels: " + ("Numba" if numba is not None else "NumPy (numba absent)")
+        if getattr(args, "conv", "auto") == "im2col":
+            import minigrad.fast.conv
+            minigrad.fast.conv.install(use_winograd=False)
+    if getattr(args, "conv", "auto") == "im2col":   # (the reference Conv2d of --no-numba is im2col too)
         numba_text += ", conv: im2col everywhere (--conv im2col)"
     if args.device == "gpu" and torch is not None and not torch.cuda.is_available():
         sys.exit("--device gpu: this torch build has no CUDA; install a CUDA torch and CuPy")
@@ -98,23 +103,6 @@ def print_blas():
         arch = pool.get("architecture") or "?"
         print(f"BLAS: {pool['internal_api']} {pool.get('version')} kernel={arch} "
               f"threads={pool['num_threads']} ({os.path.basename(pool['filepath'])})")
-
-
-def enable_numba_kernels():
-    """True when minigrad's CPU kernels (Numba) are registered (importing minigrad registers them)."""
-    import minigrad  # noqa: F401  (its op modules register their kernels)
-    from minigrad.ops.registry import KERNELS
-
-    return any(device == "cpu" and name != "workspace" for name, device in KERNELS)
-
-
-def disable_numba_kernels():
-    """Remove minigrad's CPU kernels from its registry, so the NumPy references run."""
-    import minigrad  # noqa: F401
-    from minigrad.ops.registry import KERNELS
-
-    for key in [key for key in KERNELS if key[1] == "cpu"]:
-        del KERNELS[key]
 
 
 def synchronize(device):
@@ -196,10 +184,8 @@ def peak_tracemalloc_mib(run):
 
 
 def clear_workspace():
-    try:
-        from kernels.numba_cpu import workspace
-    except ImportError:
-        return
+    """Empty the fast layer's buffer pool, so that a memory measurement counts the buffers it takes."""
+    from minigrad.kernels.numba_cpu import workspace
     workspace.clear()
 
 
