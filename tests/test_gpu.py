@@ -15,10 +15,13 @@ import numpy
 import pytest
 
 import minigrad
-from kernels import gpu_dispatch
-from kernels.geometry import cols_shape, make_geometry
 from minigrad import backend
+from minigrad.fast import gpu as gpu_kernels, tuning
+from minigrad.fast.winograd import Conv2dWinogradFast
+from minigrad.kernels.geometry import cols_shape, make_geometry
 from minigrad.ops import activation, conv, elementwise, loss, matmul, norm, pool, reduce
+from minigrad.ops.registry import faster
+from minigrad.ops.winograd import Conv2dWinograd
 from minigrad.ops.im2col import col2im_numpy, im2col_numpy
 from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
 
@@ -113,35 +116,43 @@ def test_conv2d_matches_cpu(stride, padding, dilation, groups):
 
 
 def test_conv2d_weight_gradient_summed_directly_matches_cpu(monkeypatch):
-    """Weights over DW_TRANSPOSED_UP_TO sum dW = dY @ cols^T (CuPy products on the GPU); 0 sends this
-    small one down that path on both devices."""
-    monkeypatch.setattr(conv, "DW_TRANSPOSED_UP_TO", 0)
+    """The fast conv2d sums dW = dY @ cols^T for weights over tuning.CONV_DW_TRANSPOSED_MAX_BYTES (CuPy
+    products on the GPU); 0 sends this small one down that path on both devices."""
+    monkeypatch.setattr(tuning, "CONV_DW_TRANSPOSED_MAX_BYTES", 0)
     x, w = randn(2, 4, 7, 6), randn(6, 2, 3, 3, seed=1)
     assert_gpu_matches_cpu(lambda x, w: conv.conv2d(x, w, stride=2, padding=1, groups=2), [x, w])
 
 
-def test_a_gpu_leaf_takes_a_fresh_gradient_without_a_copy():
+def test_a_gpu_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     """conv2d's dx on the GPU is a new CuPy array that the leaf takes as its .grad (fresh_gradients);
     the values are the CPU's."""
+    x = minigrad.tensor(randn(2, 3, 6, 6), requires_grad=True, device="gpu")
+    w = minigrad.tensor(randn(4, 3, 3, 3, seed=1), requires_grad=True, device="gpu")
+    runs = type(faster(conv.Conv2d(stride=2, padding=1), x, w))      # the class conv2d runs on the GPU
     returned = []
-    real_backward = conv.Conv2d.backward
+    real_backward = runs.backward
 
     def recording_backward(self, dy):
         grads = real_backward(self, dy)
         returned.append(grads)
         return grads
 
-    conv.Conv2d.backward = recording_backward
-    try:
-        x = minigrad.tensor(randn(2, 3, 6, 6), requires_grad=True, device="gpu")
-        w = minigrad.tensor(randn(4, 3, 3, 3, seed=1), requires_grad=True, device="gpu")
-        conv.conv2d(x, w, stride=2, padding=1).sum().backward()
-    finally:
-        conv.Conv2d.backward = real_backward
+    monkeypatch.setattr(runs, "backward", recording_backward)
+    conv.conv2d(x, w, stride=2, padding=1).sum().backward()
+    assert len(returned) == 1, f"{runs.__name__}.backward ran {len(returned)} times"
     assert x.grad.data is returned[0][0] and backend.is_gpu_array(x.grad.data)
     x_cpu = minigrad.tensor(randn(2, 3, 6, 6), requires_grad=True)
     conv.conv2d(x_cpu, minigrad.tensor(randn(4, 3, 3, 3, seed=1)), stride=2, padding=1).sum().backward()
     numpy.testing.assert_allclose(x.grad.numpy(), x_cpu.grad.numpy(), rtol=RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("function", [Conv2dWinograd, Conv2dWinogradFast], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("padding", [0, 1, (2, 1)])
+def test_winograd_conv2d_matches_cpu(function, padding):
+    """Winograd's F(2x2, 3x3), the reference and the fast layer's chunked class, with CuPy transforms on the GPU
+    (the fast layer chooses it only on the CPU, but both classes run on either device)."""
+    assert_gpu_matches_cpu(lambda x, w, b: function(padding)(x, w, b),
+                           [randn(2, 3, 7, 6), randn(4, 3, 3, 3, seed=1), randn(4, seed=2)])
 
 
 def test_conv2d_float32_on_gpu_is_close_to_cpu():
@@ -230,10 +241,11 @@ def _gpu(array):
 
 
 def test_the_gpu_kernels_are_registered_in_the_dispatchers():
-    from minigrad.ops.registry import KERNELS as registered     # filled when im2col and pool are imported
+    from minigrad.ops.registry import KERNELS as registered     # filled by minigrad.fast.install()
 
-    for name, function in gpu_dispatch.KERNELS.items():
-        assert registered.get((name, "gpu")) is function, f"{name} is not registered for the GPU"
+    for name, function in gpu_kernels.KERNELS.items():
+        kernel = registered.get((name, "gpu"))
+        assert kernel is not None and kernel.cuda_c is function, f"{name}: registered {kernel!r} for the GPU"
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
@@ -241,7 +253,7 @@ def test_the_gpu_kernels_are_registered_in_the_dispatchers():
 def test_cuda_im2col_equals_numpy_bit_for_bit(case, dtype):
     shape, (kh, kw), stride, padding, dilation = case
     x = randn(*shape).astype(dtype)
-    cols = gpu_dispatch.im2col(_gpu(x), kh, kw, stride, padding, dilation)
+    cols = gpu_kernels.im2col(_gpu(x), kh, kw, stride, padding, dilation)
     numpy.testing.assert_array_equal(backend.to_numpy(cols), im2col_numpy(x, kh, kw, stride, padding, dilation))
 
 
@@ -250,7 +262,7 @@ def test_cuda_im2col_equals_numpy_bit_for_bit(case, dtype):
 def test_cuda_col2im_equals_numpy(case, dtype):
     shape, (kh, kw), stride, padding, dilation = case
     cols = randn(*cols_shape(make_geometry("test", shape, (kh, kw), stride, padding, dilation))).astype(dtype)
-    dx = gpu_dispatch.col2im(_gpu(cols), shape, kh, kw, stride, padding, dilation)
+    dx = gpu_kernels.col2im(_gpu(cols), shape, kh, kw, stride, padding, dilation)
     tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
     numpy.testing.assert_allclose(backend.to_numpy(dx), col2im_numpy(cols, shape, kh, kw, stride, padding, dilation),
                                   rtol=tolerance, atol=tolerance)
@@ -264,23 +276,23 @@ def test_cuda_col2im_writes_into_out_directly_or_by_copy():
     cols = randn(*cols_shape(make_geometry("test", shape, (kernel, kernel), stride, padding, (1, 1))))
     expected = col2im_numpy(cols, shape, kernel, kernel, stride, padding, (1, 1))
     out = cupy.full(shape, cupy.nan)
-    result = gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=out)
+    result = gpu_kernels.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=out)
     assert result is out
     numpy.testing.assert_allclose(backend.to_numpy(out), expected, rtol=1e-13, atol=1e-13)
     wide = cupy.full(shape[:3] + (2 * shape[3],), cupy.nan)[..., ::2]                # not contiguous
-    result = gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=wide)
+    result = gpu_kernels.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=wide)
     assert result is wide
     numpy.testing.assert_allclose(backend.to_numpy(wide), expected, rtol=1e-13, atol=1e-13)
     small = cupy.zeros((1,) + shape[1:])                      # one image short: the kernel would write past it
     with pytest.raises(ValueError, match=r"col2im: out must have shape \(2, 3, 9, 8\), got \(1, 3, 9, 8\)"):
-        gpu_dispatch.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=small)
+        gpu_kernels.col2im(_gpu(cols), shape, kernel, kernel, stride, padding, (1, 1), out=small)
 
 
 def test_cuda_col2im_is_deterministic():
     shape, (kh, kw), stride, padding, dilation = CONV_CASES[1]
     cols = _gpu(randn(*cols_shape(make_geometry("test", shape, (kh, kw), stride, padding, dilation))))
-    first = gpu_dispatch.col2im(cols, shape, kh, kw, stride, padding, dilation)
-    second = gpu_dispatch.col2im(cols, shape, kh, kw, stride, padding, dilation)
+    first = gpu_kernels.col2im(cols, shape, kh, kw, stride, padding, dilation)
+    second = gpu_kernels.col2im(cols, shape, kh, kw, stride, padding, dilation)
     numpy.testing.assert_array_equal(backend.to_numpy(first), backend.to_numpy(second))
 
 
@@ -289,7 +301,7 @@ def test_cuda_col2im_is_deterministic():
 def test_cuda_max_pool_forward_equals_numpy_values_and_argmax(case, dtype):
     shape, (kh, kw), stride, padding = case
     x = numpy.random.default_rng(4).integers(0, 4, size=shape).astype(dtype)   # ties
-    y, index = gpu_dispatch.max_pool2d_forward(_gpu(x), kh, kw, stride, padding)
+    y, index = gpu_kernels.max_pool2d_forward(_gpu(x), kh, kw, stride, padding)
     y_expected, index_expected = max_pool2d_forward_numpy(x, kh, kw, stride, padding)
     numpy.testing.assert_array_equal(backend.to_numpy(y), y_expected)
     numpy.testing.assert_array_equal(backend.to_numpy(index), index_expected)
@@ -302,7 +314,7 @@ def test_cuda_max_pool_backward_equals_numpy(case, dtype):
     x = numpy.random.default_rng(5).integers(0, 4, size=shape).astype(dtype)
     _, index = max_pool2d_forward_numpy(x, kh, kw, stride, padding)
     dy = randn(*index.shape).astype(dtype)
-    dx = gpu_dispatch.max_pool2d_backward(_gpu(dy), _gpu(index), shape, kh, kw, stride, padding)
+    dx = gpu_kernels.max_pool2d_backward(_gpu(dy), _gpu(index), shape, kh, kw, stride, padding)
     tolerance = 1e-5 if dtype == numpy.float32 else 1e-13
     numpy.testing.assert_allclose(backend.to_numpy(dx),
                                   max_pool2d_backward_numpy(dy, index, shape, kh, kw, stride, padding),
@@ -311,13 +323,13 @@ def test_cuda_max_pool_backward_equals_numpy(case, dtype):
 
 def test_cuda_im2col_of_a_non_contiguous_input_equals_numpy():
     x = randn(2, 5, 3, 6).transpose(0, 2, 1, 3)          # (2, 3, 5, 6), not C-contiguous
-    cols = gpu_dispatch.im2col(_gpu(x), 3, 3, (1, 1), (1, 1), (1, 1))
+    cols = gpu_kernels.im2col(_gpu(x), 3, 3, (1, 1), (1, 1), (1, 1))
     numpy.testing.assert_array_equal(backend.to_numpy(cols), im2col_numpy(x, 3, 3, (1, 1), (1, 1), (1, 1)))
 
 
 def test_cuda_col2im_rejects_cols_of_the_wrong_shape():
     with pytest.raises(ValueError, match="col2im: cols must have shape"):
-        gpu_dispatch.col2im(_gpu(numpy.zeros((5, 5))), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
+        gpu_kernels.col2im(_gpu(numpy.zeros((5, 5))), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
 
 
 # ------------------------------------------------------------------ the Numba CUDA kernels on a real GPU
@@ -334,33 +346,48 @@ def _numba_cuda():
 
 def test_numba_cuda_im2col_and_col2im_on_gpu_equal_numpy():
     _numba_cuda()
-    from kernels.numba_cuda import col2im as numba_col2im, im2col as numba_im2col
+    from minigrad.kernels.numba_cuda import col2im as numba_col2im, im2col as numba_im2col
 
+    empty = backend.cupy_module().empty                   # the launchers allocate with the caller's library
     shape, (kh, kw), stride, padding, dilation = CONV_CASES[1]
     x = randn(*shape)
-    cols = numba_im2col.im2col(_gpu(x), kh, kw, stride, padding, dilation)
+    cols = numba_im2col.im2col(_gpu(x), kh, kw, stride, padding, dilation, empty=empty)
+    assert backend.is_gpu_array(cols)
     numpy.testing.assert_array_equal(backend.to_numpy(cols), im2col_numpy(x, kh, kw, stride, padding, dilation))
     c = randn(*cols.shape, seed=1)
-    dx = numba_col2im.col2im(_gpu(c), shape, kh, kw, stride, padding, dilation)
+    dx = numba_col2im.col2im(_gpu(c), shape, kh, kw, stride, padding, dilation, empty=empty)
+    assert backend.is_gpu_array(dx)
     numpy.testing.assert_allclose(backend.to_numpy(dx), col2im_numpy(c, shape, kh, kw, stride, padding, dilation),
                                   rtol=1e-13, atol=1e-13)
 
 
 def test_numba_cuda_max_pool_on_gpu_equals_numpy():
     _numba_cuda()
-    from kernels.numba_cuda import maxpool
+    from minigrad.kernels.numba_cuda import maxpool
 
+    empty = backend.cupy_module().empty
     shape, (kh, kw), stride, padding = POOL_CASES[1]
     x = numpy.random.default_rng(6).integers(0, 4, size=shape).astype(numpy.float64)
-    y, index = maxpool.max_pool_forward(_gpu(x), kh, kw, stride, padding)
+    y, index = maxpool.max_pool_forward(_gpu(x), kh, kw, stride, padding, empty=empty)
+    assert backend.is_gpu_array(y) and backend.is_gpu_array(index)
     y_expected, index_expected = max_pool2d_forward_numpy(x, kh, kw, stride, padding)
     numpy.testing.assert_array_equal(backend.to_numpy(y), y_expected)
     numpy.testing.assert_array_equal(backend.to_numpy(index), index_expected)
     dy = randn(*y_expected.shape)
-    dx = maxpool.max_pool_backward(_gpu(dy), _gpu(index_expected), shape, kh, kw, stride, padding)
+    dx = maxpool.max_pool_backward(_gpu(dy), _gpu(index_expected), shape, kh, kw, stride, padding, empty=empty)
+    assert backend.is_gpu_array(dx)
     numpy.testing.assert_allclose(backend.to_numpy(dx),
                                   max_pool2d_backward_numpy(dy, index_expected, shape, kh, kw, stride, padding),
                                   rtol=1e-13, atol=1e-13)
+
+
+def test_dispatchers_fall_back_to_the_numba_cuda_twins_where_cuda_c_cannot_compile(monkeypatch):
+    """Once CuPy has failed to compile CUDA C, conv2d and max_pool2d run the Numba CUDA twins on the GPU:
+    the same numbers as the CPU, values and gradients."""
+    _numba_cuda()
+    monkeypatch.setitem(gpu_kernels._no_cuda_c, "error", gpu_kernels.KernelCompileError("(simulated by the test)"))
+    assert_gpu_matches_cpu(lambda x, w: pool.max_pool2d(conv.conv2d(x, w, stride=2, padding=1), 2, 2, 0),
+                           [randn(2, 3, 9, 9), randn(4, 3, 3, 3, seed=1)])
 
 
 # ------------------------------------------------------------------ a few training steps of the CIFAR example

@@ -55,8 +55,8 @@ def run_all_checks():
     """Run every kernel under the simulator; {"<check>/<case>/<dtype>": worst error}. Called in the subprocess."""
     from numba import config
 
-    from kernels.geometry import make_geometry
-    from kernels.numba_cuda import col2im as col2im_kernels, im2col as im2col_kernels, maxpool
+    from minigrad.kernels.geometry import make_geometry
+    from minigrad.kernels.numba_cuda import col2im as col2im_kernels, im2col as im2col_kernels, maxpool
     from minigrad.ops.im2col import col2im_numpy, im2col_numpy
     from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
 
@@ -89,14 +89,26 @@ def run_all_checks():
                 dx, max_pool2d_backward_numpy(dy, index_numpy, shape, kh, kw, stride, padding))
             results[f"max_pool_backward_vs_cpu_reference/{name}/{dtype}"] = _error(
                 dx, maxpool.max_pool_backward_cpu(dy, index_numpy, shape, geometry))
+
+    allocated = []                          # the launchers' outputs come from the allocator they are given
+
+    def empty(shape, dtype):
+        allocated.append((tuple(shape), numpy.dtype(dtype).name))
+        return numpy.empty(shape, dtype)
+
+    x = rng.standard_normal((1, 2, 4, 4))
+    cols = im2col_kernels.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1), empty=empty)
+    col2im_kernels.col2im(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1), empty=empty)
+    y, index = maxpool.max_pool_forward(x, 2, 2, (2, 2), (0, 0), empty=empty)
+    maxpool.max_pool_backward(y, index, x.shape, 2, 2, (2, 2), (0, 0), empty=empty)
+    results["allocations"] = allocated
     return results
 
 
 @pytest.fixture(scope="module")
 def simulated():
     """Run this file as a script under the CUDA simulator; return its {check: error} results."""
-    environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), environment.get("PYTHONPATH")]))
+    environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")     # minigrad.kernels: the installed package
     done = subprocess.run(
         [sys.executable, __file__], cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300
     )
@@ -110,6 +122,13 @@ def test_subprocess_ran_under_the_simulator(simulated):
 
 def test_this_process_did_not_switch_numba_to_the_simulator():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"
+
+
+def test_launchers_allocate_their_outputs_with_the_given_empty(simulated):
+    """The GPU caller passes cupy.empty; each launcher makes its outputs with it, and nothing else."""
+    assert simulated["allocations"] == [[[18, 16], "float64"], [[1, 2, 4, 4], "float64"],
+                                        [[1, 2, 2, 2], "float64"], [[1, 2, 2, 2], "int64"],
+                                        [[1, 2, 4, 4], "float64"]]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

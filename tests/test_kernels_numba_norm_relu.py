@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
-from kernels import numba_cpu                                                       # noqa: E402
+from minigrad.fast import cpu_kernels, tuning                                        # noqa: E402
+from minigrad.kernels import numba_cpu                                              # noqa: E402
 from minigrad.ops.activation import relu_backward_numpy, relu_forward_numpy          # noqa: E402
 from minigrad.ops.norm import batch_norm_backward_numpy, batch_norm_train_forward_numpy  # noqa: E402
 from minigrad.ops.registry import find_kernel                                        # noqa: E402
@@ -102,13 +103,6 @@ def test_relu_kernels_take_a_non_contiguous_view():
     numpy.testing.assert_array_equal(relu_backward(x, mask), x * (x > 0))
 
 
-@pytest.mark.parametrize("name", ["batch_norm_train_forward", "batch_norm_backward", "relu_forward",
-                                  "relu_backward"])
-def test_dispatcher_picks_the_numba_kernel_on_cpu(name):
-    kernel = find_kernel(name, numpy.zeros(2))
-    assert kernel is not None and kernel.__name__ == f"{name}_numba", f"{name}: registered {kernel!r}"
-
-
 def test_float16_relu_goes_to_the_numpy_fallback():
     x = numpy.array([[-1.0, 0.5, 2.0]], dtype=numpy.float16)
     y, mask = find_kernel("relu_forward", x)(x)
@@ -116,20 +110,24 @@ def test_float16_relu_goes_to_the_numpy_fallback():
     numpy.testing.assert_array_equal(y, [[0.0, 0.5, 2.0]])
 
 
-def test_small_arrays_go_to_numpy_and_large_ones_to_numba():
-    """NUMPY_BELOW_BYTES: below it NumPy is faster than a kernel launch."""
+@pytest.mark.parametrize("name", sorted(cpu_kernels.ELEMENTWISE))
+def test_elementwise_stand_ins_send_arrays_under_the_tuned_size_to_numpy(monkeypatch, name):
+    """tuning.ELEMENTWISE_NUMPY_BELOW_BYTES: below it NumPy is faster than a kernel call; from it the kernel runs."""
     calls = []
+    monkeypatch.setattr(numba_cpu, "load", lambda loaded: lambda x, *args: calls.append(("kernel", loaded, x.nbytes)))
+    stand_in = cpu_kernels.lazy(name, lambda x, *args: calls.append(("numpy", name, x.nbytes)))
+    limit = tuning.ELEMENTWISE_NUMPY_BELOW_BYTES
+    stand_in(numpy.ones(limit // 4 - 1, numpy.float32))              # one float under the limit
+    stand_in(numpy.ones(limit // 4, numpy.float32))                  # exactly the limit
+    assert calls == [("numpy", name, limit - 4), ("kernel", name, limit)]
 
-    def numpy_spy(x):
-        calls.append(x.nbytes)
-        return relu_forward_numpy(x)
 
-    stand_in = numba_cpu.lazy("relu_forward", numpy_spy)
-    small = numpy.ones((128, 256), numpy.float32)                     # 128 KiB
-    large = numpy.ones((128, 16, 32, 32), numpy.float32)              # 8 MiB
-    stand_in(small)
-    stand_in(large)
-    assert calls == [small.nbytes]
+def test_im2col_stand_in_has_no_size_limit(monkeypatch):
+    """Only the elementwise kernels go to NumPy when small: the conv and pool kernels pay no such fixed cost."""
+    calls = []
+    monkeypatch.setattr(numba_cpu, "load", lambda loaded: lambda x, *args: calls.append("kernel"))
+    cpu_kernels.lazy("im2col", lambda x, *args: calls.append("numpy"))(numpy.ones((1, 1, 2, 2), numpy.float32))
+    assert calls == ["kernel"]
 
 
 # ------------------------------------------------------------------ batch norm + ReLU, fused

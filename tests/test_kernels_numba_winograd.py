@@ -8,11 +8,14 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
-from kernels import numba_cpu                                                       # noqa: E402
-from kernels.numba_cpu import winograd as kernel                                   # noqa: E402
+from kernels_common import kernel_policy, loops_taken                              # noqa: E402
+from minigrad.fast import tuning                                                   # noqa: E402
+from minigrad.kernels import numba_cpu                                             # noqa: E402
+from minigrad.kernels.numba_cpu import winograd as kernel                          # noqa: E402
 from minigrad.ops import winograd                                                  # noqa: E402
 
-SERIAL_BELOW_DEFAULT = numba_cpu.SERIAL_BELOW_BYTES
+# serial_below_bytes for each loop: the tuned limit (every array here is far smaller) or 0 (always parallel)
+SERIAL_BELOW = {"serial": tuning.NUMBA_SERIAL_BELOW_BYTES, "parallel": 0}
 
 
 @st.composite
@@ -29,22 +32,20 @@ def _tiles(n, out_size):
 
 
 @pytest.fixture(params=["serial", "parallel"])
-def loop(request, monkeypatch):
-    """Run each test on both loops: the serial nogil one (small arrays) and the prange one."""
-    if request.param == "parallel":
-        monkeypatch.setattr(numba_cpu, "SERIAL_BELOW_BYTES", 0)     # read by run_loop at each call
-    return request.param
+def loop(request):
+    """Run each test on both loops: the serial nogil one (small arrays) and the prange one; check it ran."""
+    with kernel_policy(serial_below_bytes=SERIAL_BELOW[request.param]), loops_taken() as taken:
+        yield request.param
+    assert taken and {kind for kind, _ in taken} == {request.param}, taken
 
 
-@pytest.mark.parametrize("serial_below", [numba_cpu.SERIAL_BELOW_BYTES, 0], ids=["serial", "parallel"])
+@pytest.mark.parametrize("which", ["serial", "parallel"])
 @settings(max_examples=30, deadline=None)
 @given(shapes(), st.sampled_from([numpy.float32, numpy.float64]), st.integers(0, 2**16))
-def test_transforms_equal_their_numpy_references(serial_below, problem, dtype, seed):
-    numba_cpu.SERIAL_BELOW_BYTES = serial_below        # 0: every call takes the parallel loop
-    try:
+def test_transforms_equal_their_numpy_references(which, problem, dtype, seed):
+    with kernel_policy(serial_below_bytes=SERIAL_BELOW[which]), loops_taken() as taken:
         _check_against_references(problem, dtype, seed)
-    finally:
-        numba_cpu.SERIAL_BELOW_BYTES = SERIAL_BELOW_DEFAULT
+    assert [kind for kind, _ in taken] == [which] * 4, taken           # the four transforms, on that loop
 
 
 def _check_against_references(problem, dtype, seed):

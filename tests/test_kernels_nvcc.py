@@ -16,8 +16,8 @@ import numpy
 import pytest
 from hypothesis import given, strategies as st
 
-from kernels import gpu_dispatch
-from kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
+from minigrad.fast import gpu
+from minigrad.kernels.geometry import as_struct, cols_shape, make_geometry, pooled_shape
 from minigrad.ops.im2col import col2im_numpy, im2col_numpy
 from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_numpy
 
@@ -47,7 +47,7 @@ POOL_CASES = [
 
 
 def _compile(source, output, *flags):
-    command = [NVCC, *flags, str(gpu_dispatch.source_path(source)), "-o", str(output)]
+    command = [NVCC, *flags, str(gpu.source_path(source)), "-o", str(output)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     return done.returncode, done.stdout + done.stderr
 
@@ -91,7 +91,7 @@ def _call(library, name, *arrays):
 
 # ------------------------------------------------------------------ the sources and their compilation
 def test_packaged_sources_are_the_four_kernels():
-    assert gpu_dispatch.source_files() == SOURCES
+    assert gpu.source_files() == SOURCES
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -113,7 +113,7 @@ def test_ptx_has_float32_and_float64_entry_points(built, source):
 @pytest.mark.parametrize("source", SOURCES)
 def test_device_code_includes_only_local_headers(source):
     """NVRTC has no system headers: outside the host-only block only "x.cuh" includes may appear."""
-    text = gpu_dispatch.source_path(source).read_text()
+    text = gpu.source_path(source).read_text()
     device_part = re.sub(r"#ifndef __CUDACC_RTC__.*?#endif", "", text, flags=re.DOTALL)
     includes = re.findall(r"#include\s*(\S+)", device_part)
     assert all(re.fullmatch(r'"\w+\.cuh"', name) for name in includes), f"{source} includes {includes}"
@@ -121,7 +121,7 @@ def test_device_code_includes_only_local_headers(source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_read_source_pastes_the_geometry_header(source):
-    text = gpu_dispatch.read_source(source)
+    text = gpu.read_source(source)
     assert "#include" not in text and "struct Geometry" in text
 
 
@@ -254,10 +254,10 @@ def test_max_pool_backward_cpu_reference_equals_numpy(built, case, dtype):
                                   rtol=tolerance, atol=tolerance)
 
 
-# ------------------------------------------------------------------ gpu_dispatch's launches, with the GPU played by the CPU references
+# ------------------------------------------------------------------ minigrad/fast/gpu.py, the GPU played by the CPU references
 @pytest.fixture
 def cpu_as_gpu(built, monkeypatch):
-    """Make gpu_dispatch run on NumPy arrays: CuPy is played by NumPy, and each kernel launch
+    """Make minigrad/fast/gpu.py run on NumPy arrays: CuPy is played by NumPy, and each kernel launch
     calls the CPU reference of the same kernel (`im2col_f32` -> `im2col_cpu_f32`) with the
     same arguments. That checks the wrappers' shapes, dtypes and argument order without a GPU."""
     from minigrad import backend
@@ -278,7 +278,7 @@ def cpu_as_gpu(built, monkeypatch):
         return launch
 
     monkeypatch.setattr(backend, "cupy_module", lambda: numpy)
-    monkeypatch.setattr(gpu_dispatch, "kernel_function", kernel_function)
+    monkeypatch.setattr(gpu, "kernel_function", kernel_function)
     return launches
 
 
@@ -286,9 +286,9 @@ def cpu_as_gpu(built, monkeypatch):
 def test_dispatch_im2col_and_col2im_launch_the_kernels_with_the_right_arguments(cpu_as_gpu, dtype):
     shape, kernel, stride, padding, dilation = CONV_CASES[2]
     x = numpy.random.default_rng(8).standard_normal(shape).astype(dtype)
-    cols = gpu_dispatch.im2col(x, *kernel, stride, padding, dilation)
+    cols = gpu.im2col(x, *kernel, stride, padding, dilation)
     numpy.testing.assert_array_equal(cols, im2col_numpy(x, *kernel, stride, padding, dilation))
-    dx = gpu_dispatch.col2im(cols, shape, *kernel, stride, padding, dilation)
+    dx = gpu.col2im(cols, shape, *kernel, stride, padding, dilation)
     numpy.testing.assert_allclose(dx, col2im_numpy(cols, shape, *kernel, stride, padding, dilation), rtol=1e-5)
     assert [name for name, _, _ in cpu_as_gpu] == [f"im2col_{SUFFIX[dtype]}", f"col2im_{SUFFIX[dtype]}"]
 
@@ -297,40 +297,40 @@ def test_dispatch_im2col_and_col2im_launch_the_kernels_with_the_right_arguments(
 def test_dispatch_max_pool_launches_the_kernels_with_the_right_arguments(cpu_as_gpu, dtype):
     shape, kernel, stride, padding = POOL_CASES[2]
     x = numpy.random.default_rng(9).integers(0, 3, size=shape).astype(dtype)
-    y, index = gpu_dispatch.max_pool2d_forward(x, *kernel, stride, padding)
+    y, index = gpu.max_pool2d_forward(x, *kernel, stride, padding)
     y_expected, index_expected = max_pool2d_forward_numpy(x, *kernel, stride, padding)
     numpy.testing.assert_array_equal(y, y_expected)
     numpy.testing.assert_array_equal(index, index_expected)
     dy = numpy.random.default_rng(10).standard_normal(y.shape).astype(dtype)
-    dx = gpu_dispatch.max_pool2d_backward(dy, index, shape, *kernel, stride, padding)
+    dx = gpu.max_pool2d_backward(dy, index, shape, *kernel, stride, padding)
     numpy.testing.assert_allclose(dx, max_pool2d_backward_numpy(dy, index, shape, *kernel, stride, padding),
                                   rtol=1e-5)
 
 
 def test_dispatch_non_contiguous_input_is_made_contiguous_before_the_launch(cpu_as_gpu):
     x = numpy.random.default_rng(11).standard_normal((2, 5, 3, 6)).transpose(0, 2, 1, 3)   # (2, 3, 5, 6)
-    cols = gpu_dispatch.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    cols = gpu.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
     numpy.testing.assert_array_equal(cols, im2col_numpy(x, 3, 3, (1, 1), (1, 1), (1, 1)))
 
 
 def test_dispatch_launches_enough_threads_for_every_element(cpu_as_gpu):
     x = numpy.zeros((3, 2, 9, 9))
-    cols = gpu_dispatch.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
+    cols = gpu.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))
     (_, (blocks,), (threads,)), = cpu_as_gpu
     assert blocks * threads >= cols.size
 
 
 def test_dispatch_float16_falls_back_to_the_reference_without_a_launch(cpu_as_gpu):
     x = numpy.ones((1, 1, 4, 4), dtype=numpy.float16)
-    cols = gpu_dispatch.im2col(x, 2, 2, (1, 1), (0, 0), (1, 1))
+    cols = gpu.im2col(x, 2, 2, (1, 1), (0, 0), (1, 1))
     assert cols.dtype == numpy.float16 and cpu_as_gpu == []
 
 
 def test_dispatch_col2im_rejects_cols_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"col2im: cols must have shape .*\(9, 16\).* got \(5, 5\)"):
-        gpu_dispatch.col2im(numpy.zeros((5, 5)), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
+        gpu.col2im(numpy.zeros((5, 5)), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
 
 
 def test_dispatch_max_pool_rejects_padding_over_half_the_window():
     with pytest.raises(ValueError, match="max_pool2d: padding"):
-        gpu_dispatch.max_pool2d_forward(numpy.zeros((1, 1, 4, 4)), 2, 2, (1, 1), (2, 2))
+        gpu.max_pool2d_forward(numpy.zeros((1, 1, 4, 4)), 2, 2, (1, 1), (2, 2))

@@ -67,20 +67,23 @@ _numba = {}       # "module": numba, or None when it cannot be imported (looked 
 launch_lock = threading.Lock()
 
 
-def configure(serial_below_bytes=None, constant_sizes_from_bytes=None, pool_min_bytes=None, pool_max_bytes=None):
+KEEP = "keep"     # an argument of `configure` left at this keeps its current value
+
+
+def configure(serial_below_bytes=KEEP, constant_sizes_from_bytes=KEEP, pool_min_bytes=None, pool_max_bytes=None):
     """Set the size limits that choose between the kernels' loops, and the buffer pool's limits.
 
     serial_below_bytes: arrays under this size run serially on the calling thread, without the GIL.
     constant_sizes_from_bytes: strided chunks of cols from this size (and under serial_below_bytes)
-    use the loops compiled for their sizes (im2col.py). pool_min_bytes / pool_max_bytes: see
-    workspace.py. Arguments left as None keep their current value.
+    use the loops compiled for their sizes (im2col.py); None: never. pool_min_bytes / pool_max_bytes:
+    see workspace.py (None keeps the current value). Arguments left out keep their current value.
     """
     from . import workspace
 
-    if serial_below_bytes is not None:
+    if serial_below_bytes is not KEEP:
         LIMITS["serial_below_bytes"] = int(serial_below_bytes)
-    if constant_sizes_from_bytes is not None:
-        LIMITS["constant_sizes_from_bytes"] = int(constant_sizes_from_bytes)
+    if constant_sizes_from_bytes is not KEEP:
+        LIMITS["constant_sizes_from_bytes"] = None if constant_sizes_from_bytes is None else int(constant_sizes_from_bytes)
     workspace.configure(min_bytes=pool_min_bytes, max_bytes=pool_max_bytes)
 
 

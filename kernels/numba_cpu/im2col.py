@@ -220,7 +220,7 @@ def gather_plane(x, cols, n, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
     compiled with the kernel, stride, padding and OW as CONSTANTS (`constant_size_loop`): LLVM then
     unrolls the ow loop, settles every padding test while compiling and reads a row's every SW-th
     pixel with vector shuffles, and it beats both the windows buffer and this same code compiled
-    with the sizes as ordinary arguments (benchmarks/experiments/constant_size_loops.py times all three).
+    with the sizes as ordinary arguments (benchmarks/experiments/constant_sizes.py times all three).
     """
     plane = x[n, c]
     height, width = plane.shape

@@ -33,8 +33,8 @@ from minigrad.ops.registry import register_function
 
 
 def _gemm(a, b, out):
-    """out = a @ b for 2-D arrays. One 2-D product per group, not one stacked (G, ., .) matmul:
-    NumPy's stacked matmul with a transposed operand can be far slower than the 2-D product."""
+    """out = a @ b for 2-D arrays, written straight into `out` (a view of y, or a pooled buffer): one
+    2-D product per group, whose speed does not depend on how NumPy handles a stacked matmul."""
     backend.array_module(a).matmul(a, b, out=out)
 
 

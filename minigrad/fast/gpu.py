@@ -199,7 +199,7 @@ def numba_cuda_twin(name):
 def with_numba_cuda_twin(name, cuda_c):
     """`cuda_c` (a wrapper above), or its Numba CUDA twin once CuPy has failed to compile CUDA C."""
     def run(array, *args, **options):
-        if "error" not in _no_cuda_c:
+        if "error" not in _no_cuda_c or _suffix(array) is None:    # other dtypes: the wrapper's reference
             try:
                 return cuda_c(array, *args, **options)
             except KernelCompileError as error:
