@@ -85,6 +85,14 @@ def make_geometry(op, x_shape, kernel_size, stride=1, padding=0, dilation=1):
     )
 
 
+def tap_window(kh, kw, out_h, out_w, stride, dilation=(1, 1)):
+    """(rows, columns): the strided slices of the padded input that window tap (kh, kw) reads at every
+    output position, for NumPy's vectorised im2col, col2im and pooling."""
+    top, left = kh * dilation[0], kw * dilation[1]
+    return (slice(top, top + stride[0] * (out_h - 1) + 1, stride[0]),
+            slice(left, left + stride[1] * (out_w - 1) + 1, stride[1]))
+
+
 def pool_geometry(op, x_shape, kernel_size, stride, padding):
     """A max pool window's Geometry, checked as `pool_output_size` checks it (padding at most half the window)."""
     kernel, stride, padding = pair(kernel_size, op, "kernel_size"), pair(stride, op, "stride"), pair(padding, op, "padding")

@@ -34,7 +34,7 @@ GPU, from kernels/), and otherwise use the NumPy/CuPy versions below, which loop
 (kh, kw) and copy one strided slice of all N*C*OH*OW pixels per step.
 """
 from minigrad import backend
-from minigrad.kernels.geometry import make_geometry, output_size as conv_output_size, pair   # one definition each
+from minigrad.kernels.geometry import make_geometry, output_size as conv_output_size, pair, tap_window
 from minigrad.ops.registry import find_kernel
 
 __all__ = ["col2im", "col2im_numpy", "conv_output_size", "im2col", "im2col_numpy", "pair"]
@@ -68,14 +68,6 @@ def _output_hw(x_shape, kernel_h, kernel_w, stride, padding, dilation):
     return geometry.out_h, geometry.out_w
 
 
-def _window(kh, kw, out_h, out_w, stride, dilation):
-    """The strided slice of the padded input that kernel tap (kh, kw) sees at every output position."""
-    top, left = kh * dilation[0], kw * dilation[1]
-    rows = slice(top, top + stride[0] * (out_h - 1) + 1, stride[0])
-    columns = slice(left, left + stride[1] * (out_w - 1) + 1, stride[1])
-    return rows, columns
-
-
 def im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation):
     """Vectorised im2col: one strided copy per kernel tap (kh, kw), no per-pixel loop."""
     xp = backend.array_module(x)
@@ -86,7 +78,7 @@ def im2col_numpy(x, kernel_h, kernel_w, stride, padding, dilation):
     cols = xp.empty((c, kernel_h, kernel_w, n, out_h, out_w), dtype=x.dtype)
     for kh in range(kernel_h):
         for kw in range(kernel_w):
-            rows, columns = _window(kh, kw, out_h, out_w, stride, dilation)
+            rows, columns = tap_window(kh, kw, out_h, out_w, stride, dilation)
             tap = x_padded[:, :, rows, columns]                          # (N, C, OH, OW)
             cols[:, kh, kw] = tap.transpose(1, 0, 2, 3)                  # (C, N, OH, OW)
     return cols.reshape(c * kernel_h * kernel_w, n * out_h * out_w)     # (C*KH*KW, N*OH*OW)
@@ -106,7 +98,7 @@ def col2im_numpy(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, o
     dx_padded = xp.zeros((n, c, height + 2 * ph, width + 2 * pw), dtype=cols.dtype)
     for kh in range(kernel_h):
         for kw in range(kernel_w):
-            rows, columns = _window(kh, kw, out_h, out_w, stride, dilation)
+            rows, columns = tap_window(kh, kw, out_h, out_w, stride, dilation)
             dx_padded[:, :, rows, columns] += cols[:, kh, kw].transpose(1, 0, 2, 3)  # (N, C, OH, OW)
     dx = dx_padded[:, :, ph:ph + height, pw:pw + width]                  # (N, C, H, W)
     if out is None:

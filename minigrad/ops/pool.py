@@ -23,19 +23,11 @@ Max pooling dispatches to a faster kernel (minigrad/ops/registry.py) when one is
 """
 from minigrad import backend
 from minigrad.function import Function
-from minigrad.kernels.geometry import pair, pool_output_size
+from minigrad.kernels.geometry import pair, pool_output_size, tap_window
 from minigrad.ops.registry import find_kernel
 
 # The fast layer registers kernels under "max_pool2d_forward" and "max_pool2d_backward", with the
 # signatures and results of max_pool2d_forward_numpy and max_pool2d_backward_numpy below.
-
-
-
-def _window(kh, kw, out_h, out_w, stride):
-    """The strided slice of the padded input holding window position (kh, kw) of every window."""
-    rows = slice(kh, kh + stride[0] * (out_h - 1) + 1, stride[0])
-    columns = slice(kw, kw + stride[1] * (out_w - 1) + 1, stride[1])
-    return rows, columns
 
 
 # ------------------------------------------------------------------ max pooling
@@ -55,7 +47,7 @@ def max_pool2d_forward_numpy(x, kh, kw, stride, padding):
     y = best = None
     for i in range(kh):
         for j in range(kw):
-            rows, columns = _window(i, j, out_h, out_w, stride)
+            rows, columns = tap_window(i, j, out_h, out_w, stride)
             candidate = x_padded[:, :, rows, columns]                    # (N, C, OH, OW)
             if y is None:
                 y, best = candidate.copy(), xp.zeros(candidate.shape, dtype=xp.int64)
@@ -126,7 +118,7 @@ class AvgPool2d(Function):
         total = xp.zeros(x.shape[:2] + (out_h, out_w), dtype=x.dtype)    # (N, C, OH, OW)
         for i in range(kh):
             for j in range(kw):
-                rows, columns = _window(i, j, out_h, out_w, self.stride)
+                rows, columns = tap_window(i, j, out_h, out_w, self.stride)
                 total += x_padded[:, :, rows, columns]
         self.saved = (x.shape,)
         return total / (kh * kw)
@@ -141,7 +133,7 @@ class AvgPool2d(Function):
         dx_padded = xp.zeros((n, c, height + 2 * ph, width + 2 * pw), dtype=dy.dtype)
         for i in range(kh):
             for j in range(kw):
-                rows, columns = _window(i, j, out_h, out_w, self.stride)
+                rows, columns = tap_window(i, j, out_h, out_w, self.stride)
                 dx_padded[:, :, rows, columns] += share                  # one slice: no repeated pixels
         return xp.ascontiguousarray(dx_padded[:, :, ph:ph + height, pw:pw + width])  # (N, C, H, W)
 
