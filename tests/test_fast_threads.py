@@ -172,9 +172,79 @@ def test_image_chunks_gives_one_chunk_per_thread_at_least(n, budget, at_least, s
     assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
 
 
-def test_chunks_for_asks_for_a_chunk_per_block_thread_on_the_cpu_only(monkeypatch):
-    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 2)
-    assert len(cpu_threads.chunks_for(128, 100, 1 << 30, "cpu")) == 2
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_chunks_for_cuts_the_same_chunks_whatever_the_threads(monkeypatch, threads):
+    """The partition depends on the sizes only (tuning.CHUNKS_AT_LEAST parts on the CPU), never on the
+    threads, so no result can depend on them; the GPU keeps one chunk."""
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: threads)
+    assert len(cpu_threads.chunks_for(128, 100, 1 << 30, "cpu")) == tuning.CHUNKS_AT_LEAST
+    assert cpu_threads.chunks_for(128, 100, 700, "cpu") == cpu_threads.image_chunks(128, 100, 700, tuning.CHUNKS_AT_LEAST)
     assert len(cpu_threads.chunks_for(128, 100, None, "gpu")) == 1
+
+
+def test_sum_in_order_adds_left_to_right_into_the_first_part():
+    parts = [numpy.array([1e16]), numpy.array([1.0]), numpy.array([-1e16])]
+    total = cpu_threads.sum_in_order(parts)
+    assert total is parts[0] and total.tolist() == [0.0]            # (1e16 + 1) - 1e16 rounds to 0
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("layer", ["im2col", "winograd"])
+def test_gradients_are_bit_for_bit_the_same_on_any_number_of_threads(monkeypatch, threads, layer):
+    """A layer cut into many chunks (float32, so that another order of the sums would show): y, dx and
+    dW on 2 or 3 threads equal those on 1 thread exactly, not just to rounding."""
+    rng = numpy.random.default_rng(11)
+    channels = 16 if layer == "winograd" else 4
+    x_np = rng.standard_normal((24, channels, 12, 12)).astype(numpy.float32)
+    w_np = rng.standard_normal((8, channels, 3, 3)).astype(numpy.float32)
+    dy = rng.standard_normal((24, 8, 12, 12)).astype(numpy.float32)
+    monkeypatch.setattr(tuning, "CONV_CHUNK_BYTES", 1)                # one image a chunk: 24 partial dWs
+    monkeypatch.setattr(tuning, "WINOGRAD_CHUNK_BYTES", 1)
+    monkeypatch.setattr(tuning, "WINOGRAD_MIN_TILES", 1)
+
+    def run():
+        x, w = minigrad.tensor(x_np, requires_grad=True), minigrad.tensor(w_np, requires_grad=True)
+        y = conv2d(x, w, padding=1)
+        assert type(y.grad_fn).__name__ == ("Conv2dWinogradFast" if layer == "winograd" else "Conv2dFast")
+        y.backward(dy)
+        return y.numpy(), x.grad.numpy(), w.grad.numpy()
+
+    if layer == "winograd" and not minigrad.fast.winograd.suits(x_np, w_np, (1, 1), (1, 1), 1):
+        pytest.skip("Winograd's Numba kernels are not available")
     monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 1)
-    assert len(cpu_threads.chunks_for(128, 100, 1 << 30, "cpu")) == 1
+    one_thread = run()
+    monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: threads)
+    for name, ours, expected in zip(["y", "dx", "dw"], run(), one_thread):
+        numpy.testing.assert_array_equal(ours, expected, err_msg=name)
+
+
+def test_a_resnet_step_is_the_same_with_one_or_two_blas_threads():
+    """End to end, with the thread pools really limited: two SGD steps of a small ResNet give the same
+    loss and weights, bit for bit, on 1 and on 2 threads."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from minigrad import nn, optim
+    from minigrad.models.resnet import resnet20
+
+    rng = numpy.random.default_rng(3)
+    images = rng.standard_normal((16, 3, 16, 16)).astype(numpy.float32)
+    labels = rng.integers(0, 10, 16)
+
+    def two_steps(threads):
+        minigrad.manual_seed(0)
+        model = resnet20(num_classes=10)
+        optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        losses = []
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            for _ in range(2):
+                loss = nn.functional.cross_entropy(model(minigrad.tensor(images)), minigrad.tensor(labels))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+        return losses, [p.numpy().copy() for p in model.parameters()]
+
+    losses_1, weights_1 = two_steps(1)
+    losses_2, weights_2 = two_steps(2)
+    assert losses_1 == losses_2
+    for index, (a, b) in enumerate(zip(weights_1, weights_2)):
+        numpy.testing.assert_array_equal(a, b, err_msg=f"parameter {index}")

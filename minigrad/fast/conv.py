@@ -9,8 +9,8 @@ dW_g = dY_g @ cols_g^T, dx = col2im(W_g^T @ dY_g)), with four changes that only 
   dW adds up the chunks' products. On the GPU one chunk holds the whole batch: its GEMMs want
   to be large.
 - Threads. The chunks are cut into one block per core and the blocks run side by side
-  (threads.py); the blocks write disjoint images of y and dx, and dW adds the blocks' partial
-  sums in block order.
+  (threads.py); the blocks write disjoint images of y and dx, and dW adds the chunks' partial
+  products in chunk order, so the numbers do not depend on the number of threads.
 - Memory. Forward keeps x, not cols: backward rebuilds a chunk's cols with one cheap im2col,
   so a deep network does not hold every layer's cols at once. Strided layers, whose cols is
   small and costs a GEMM's time to rebuild, keep it (tuning.CONV_KEEP_COLS_MAX_GROWTH). Big
@@ -26,7 +26,7 @@ gives the reference's numbers.
 from minigrad import backend
 from minigrad.fast import tuning, winograd
 from minigrad.fast.buffers import scratch
-from minigrad.fast.threads import chunks_for, run_blocks
+from minigrad.fast.threads import chunks_for, run_blocks, sum_in_order
 from minigrad.ops.conv import Conv2d
 from minigrad.ops.im2col import col2im, im2col
 from minigrad.ops.registry import register_function
@@ -111,18 +111,20 @@ class Conv2dFast(Conv2d):
         dw_shape = (groups, w_2d.shape[2], w_2d.shape[1]) if dw_transposed else w_2d.shape
 
         def backward_block(block):
-            dw_part = xp.zeros(dw_shape, dtype=dy.dtype) if need_dw else None     # this block's sum
+            dw_parts = []                                      # one product per chunk, summed in chunk order below
             for images in block:
                 dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
                 if need_dw:
                     cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
                     if cols is None:       # a second backward (retain_graph), or other chunks (threads changed)
                         cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
+                    dw_part = xp.empty(dw_shape, dtype=dy.dtype)
                     for g in range(groups):
                         if dw_transposed:
-                            dw_part[g] += cols[g] @ dy_2d[g].T   # (K, nP) @ (nP, F/G) -> (K, F/G)
+                            _gemm(cols[g], dy_2d[g].T, dw_part[g])   # (K, nP) @ (nP, F/G) -> (K, F/G)
                         else:
-                            dw_part[g] += dy_2d[g] @ cols[g].T   # (F/G, nP) @ (nP, K) -> (F/G, K)
+                            _gemm(dy_2d[g], cols[g].T, dw_part[g])   # (F/G, nP) @ (nP, K) -> (F/G, K)
+                    dw_parts.append(dw_part)
                     del cols                                     # its buffer can serve dcols below
                 if need_dx:
                     dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
@@ -131,14 +133,15 @@ class Conv2dFast(Conv2d):
                         _gemm(w_t[g], dy_2d[g], dcols_g[g])      # (K, F/G) @ (F/G, nP) -> (K, nP)
                     col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
                            self.dilation, out=dx[images])        # straight into this chunk of dx
-            return dw_part
+            return dw_parts
 
-        dw_parts = run_blocks(backward_block, self._chunks(x, w_2d.nbytes), backend.device_of(dy))
+        blocks = run_blocks(backward_block, self._chunks(x, w_2d.nbytes), backend.device_of(dy))
         if kept_cols:
             kept_cols.clear()              # chunks that did not match (threads changed): free them now
         dw = None
         if need_dw:
-            dw_sum = sum(dw_parts[1:], dw_parts[0])                                     # in block order
+            parts = [part for block in blocks for part in block] or [xp.zeros(dw_shape, dy.dtype)]  # none: no images
+            dw_sum = sum_in_order(parts)                                                 # in chunk order
             dw = (dw_sum.transpose(0, 2, 1) if dw_transposed else dw_sum).reshape(w_shape)  # (F, C/G, KH, KW)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)
         return dx, dw, db

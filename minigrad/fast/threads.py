@@ -17,13 +17,15 @@ whose weight is over that size gets chunks as large as its weight (conv.py), and
 im2col/col2im run Numba's parallel loops, one block at a time under `launch_lock`:
 ResNet-18's 512-channel layers. Correct, but there the threads wait for each other.)
 The blocks write disjoint images of y
-and dx; dW is summed from one partial sum per block, in block order, so results
-do not depend on which thread finishes first.
+and dx, and dW is summed from one partial product per chunk, in chunk order
+(`sum_in_order`). The chunks themselves depend on the sizes only, never on T
+(`chunks_for`), so every number is the same whatever the threads: which thread
+computed a chunk, or when, cannot change a result.
 
 A convolution small enough for one chunk also gets a 1-thread GEMM: a 2-thread
 GEMM wakes OpenBLAS's worker, which then keeps spinning on a core for a while and
-slows the next convolution's blocks. Since `chunks_for` cuts at least one chunk per thread,
-that is now a batch of a single image; and `one_blas_thread` keeps other small
+slows the next convolution's blocks. Since `chunks_for` cuts at least tuning.CHUNKS_AT_LEAST
+chunks, that is now a batch of a single image; and `one_blas_thread` keeps other small
 products (the Winograd weight transforms) off the second BLAS thread for the same
 reason.
 
@@ -34,6 +36,8 @@ with a single chunk, `run_blocks` simply runs one block on the calling thread.
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from minigrad.fast import tuning
 
 _lock = threading.Lock()
 _state = {}        # "controller": ThreadpoolController or None; "pool": ThreadPoolExecutor of "workers" threads
@@ -77,12 +81,12 @@ def one_blas_thread(device):
 
 def image_chunks(n, bytes_per_image, budget, at_least=1):
     """Slices of the batch axis, each holding at most `budget` bytes of a chunk's work array (>= 1 image),
-    and at least `at_least` of them when there are that many images (one per thread: a layer whose
-    whole batch fits in one chunk, like ResNet-20's 1x1 32->64 shortcut, would leave a core idle).
+    and at least `at_least` of them when there are that many images (so that several threads can share
+    a layer whose whole batch fits in one chunk, like ResNet-20's 1x1 32->64 shortcut).
 
     Threads get equal work: the batch is cut into `at_least` parts of equal size (to one image), each
-    part into chunks of equal size (to one image), so that `split_into_blocks` hands each thread one
-    part. (128 images, 7 a chunk, cut greedily would be 18 chunks of 7 and one of 2: blocks of 70
+    part into chunks of equal size (to one image), so that `split_into_blocks` hands each of 1, 2 or
+    `at_least` threads the same number of parts. (128 images, 7 a chunk, cut greedily would be 18 chunks of 7 and one of 2: blocks of 70
     and 58 images at 2 threads, and one thread would wait for the other; cut this way, 64 and 64.)
 
     budget None: one chunk of the whole batch (the GPU, whose products want to be large). An empty
@@ -93,7 +97,7 @@ def image_chunks(n, bytes_per_image, budget, at_least=1):
     if n == 0:
         return []
     fits = max(1, budget // max(1, bytes_per_image))               # images within the budget
-    parts = max(1, min(n, at_least))                               # one part per thread
+    parts = max(1, min(n, at_least))                               # equal parts, for equal blocks
     part_size = -(-n // parts)                                     # -(-a // b): ceil(a / b)
     chunks_per_part = -(-part_size // fits)
     chunks = []
@@ -114,8 +118,18 @@ def _equal_slices(start, stop, count):
 
 
 def chunks_for(n, bytes_per_image, budget, device):
-    """`image_chunks` with one chunk at least for every thread that will run blocks (on the CPU)."""
-    return image_chunks(n, bytes_per_image, budget, threads_for_blocks() if device == "cpu" else 1)
+    """`image_chunks` with tuning.CHUNKS_AT_LEAST parts on the CPU (so that several threads can share
+    them), whatever the number of threads: the partition, and so every result, depends on the sizes only."""
+    return image_chunks(n, bytes_per_image, budget, tuning.CHUNKS_AT_LEAST if device == "cpu" else 1)
+
+
+def sum_in_order(parts):
+    """parts[0] + parts[1] + ... added left to right, in place into parts[0] (the chunks' partial sums
+    of a gradient). One order whatever thread computed which part: the sum does not depend on threads."""
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def split_into_blocks(chunks, count):

@@ -8,6 +8,11 @@ benchmarks/RESULTS.md holds the current measurements. Change one here, not in th
 that reads it, and run `python -m pytest tests/test_fast_*.py` and the benchmarks.
 """
 
+# ---------------------------------------------------------------- chunks and threads (fast/threads.py)
+# A batch is cut into at least this many chunks on the CPU, so that up to this many threads share a layer.
+# A constant, not the thread count: the partition, and so every result, is the same on any number of threads.
+CHUNKS_AT_LEAST = 4
+
 # ---------------------------------------------------------------- im2col convolution (fast/conv.py)
 # A chunk's cols fits in one core's L2 cache while im2col writes it, the GEMM reads it and col2im reads dcols.
 # (A chunk is never smaller than the weight, though: OpenBLAS copies (packs) the weight once per product.)

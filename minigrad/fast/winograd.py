@@ -17,7 +17,7 @@ import numpy
 from minigrad import backend
 from minigrad.fast import tuning
 from minigrad.fast.buffers import scratch
-from minigrad.fast.threads import chunks_for, one_blas_thread, run_blocks
+from minigrad.fast.threads import chunks_for, one_blas_thread, run_blocks, sum_in_order
 from minigrad.kernels import numba_cpu
 from minigrad.ops.winograd import Conv2dWinograd, tile_counts, transforms_for, weight_transform, \
     weight_transform_adjoint
@@ -78,23 +78,24 @@ class Conv2dWinogradFast(Conv2dWinograd):
         input_transform, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
 
         def backward_block(block):
-            du = xp.zeros(u.shape, dtype=dy.dtype) if need_dw else None              # (16, C, F), this block's
+            du_parts = []                                 # (16, C, F) per chunk, summed in chunk order below
             for images in block:
                 dm = output_transform_adjoint(dy[images])                            # (16, T, F)
                 if need_dw:
                     v = input_transform(x[images], self.padding, *self.out_size)      # (16, T, C), rebuilt
-                    du += xp.matmul(v.transpose(0, 2, 1), dm)    # (16, C, T) @ (16, T, F) -> (16, C, F)
+                    du_parts.append(xp.matmul(v.transpose(0, 2, 1), dm))   # (16, C, T) @ (16, T, F) -> (16, C, F)
                     del v                                        # its buffer can serve dv below
                 if need_dx:
                     dv = scratch((16, dm.shape[1], x.shape[1]), dy.dtype, dy)        # (16, T, C)
                     xp.matmul(dm, u_t, out=dv)                   # (16, T, F) @ (16, F, C) -> (16, T, C)
                     input_transform_adjoint(dv, self.padding, dx[images])             # (n, C, H, W)
-            return du
+            return du_parts
 
-        du_parts = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
+        blocks = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
         dw = None
         if need_dw:
-            du = sum(du_parts[1:], du_parts[0])                                      # in block order
+            parts = [part for block in blocks for part in block] or [xp.zeros(u.shape, dy.dtype)]  # none: no images
+            du = sum_in_order(parts)                                                 # in chunk order
             with one_blas_thread(backend.device_of(dy)):
                 dw = weight_transform_adjoint(du)                                    # (F, C, 3, 3)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None
