@@ -84,7 +84,7 @@ def test_conv2d_weight_gradient_in_either_product_order(monkeypatch, groups):
 
 def test_conv2d_chunk_budget_is_never_below_the_weight_size(monkeypatch):
     """The chunk budget is at least the weight's bytes, so a large weight is not packed by the BLAS once
-    per thin product: with tuning.CONV_CHUNK_BYTES at 1 byte and one thread, a batch whose cols is smaller than the
+    per thin product: with tuning.CONV_CHUNK_BYTES at 1 byte and CHUNKS_AT_LEAST 1, a batch whose cols is smaller than the
     weight goes through in one chunk (one im2col call), not in four one-image chunks."""
     rng = numpy.random.default_rng(10)
     x_np, w_np = rng.standard_normal((4, 8, 2, 2)), rng.standard_normal((64, 8, 3, 3))
@@ -92,7 +92,7 @@ def test_conv2d_chunk_budget_is_never_below_the_weight_size(monkeypatch):
     calls = []
     real_im2col = fast_conv.im2col
     monkeypatch.setattr(fast_conv, "im2col", lambda *args: calls.append(args[0].shape[0]) or real_im2col(*args))
-    monkeypatch.setattr(threads, "threads_for_blocks", lambda: 1)
+    monkeypatch.setattr(tuning, "CHUNKS_AT_LEAST", 1)
     monkeypatch.setattr(tuning, "CONV_CHUNK_BYTES", 1)
     y = fast_conv.Conv2dFast(1, 1)(minigrad.tensor(x_np), minigrad.tensor(w_np))
     assert calls == [4]
@@ -132,8 +132,9 @@ def test_strided_conv_keeps_cols_from_forward_and_backward_uses_them(monkeypatch
 
 
 def test_kept_cols_of_other_chunks_are_not_used(monkeypatch):
-    """If backward cuts the batch into other chunks than forward did (the thread count changed in
-    between), the kept cols do not fit: backward rebuilds cols and the gradients stay right."""
+    """If backward cuts the batch into other chunks than forward did (the tuning changed in between),
+    the kept cols do not fit: backward rebuilds cols and the gradients stay right."""
+    monkeypatch.setattr(tuning, "CHUNKS_AT_LEAST", 1)             # the budget alone decides the chunks
     rng = numpy.random.default_rng(8)
     x_np, w_np = rng.standard_normal((4, 2, 7, 7)), rng.standard_normal((3, 2, 3, 3))
     dy = rng.standard_normal((4, 3, 4, 4))

@@ -30,8 +30,9 @@ def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
         numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-def test_winograd_chunks_hold_the_cache_budget_or_enough_tiles():
+def test_winograd_chunks_hold_the_cache_budget_or_enough_tiles(monkeypatch):
     """Narrow layers: chunks of tuning.WINOGRAD_CHUNK_BYTES of V. Wide layers: at least tuning.WINOGRAD_MIN_TILES tiles a chunk."""
+    monkeypatch.setattr(tuning, "CHUNKS_AT_LEAST", 1)             # the budget alone decides the chunks
     def images_per_chunk(shape):
         function = fast_winograd.Conv2dWinogradFast(1)
         function.out_size = shape[2:]

@@ -116,7 +116,7 @@ class Conv2dFast(Conv2d):
                 dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
                 if need_dw:
                     cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
-                    if cols is None:       # a second backward (retain_graph), or other chunks (threads changed)
+                    if cols is None:       # a second backward (retain_graph), or other chunks (tuning changed)
                         cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
                     dw_part = xp.empty(dw_shape, dtype=dy.dtype)
                     for g in range(groups):
@@ -137,7 +137,7 @@ class Conv2dFast(Conv2d):
 
         blocks = run_blocks(backward_block, self._chunks(x, w_2d.nbytes), backend.device_of(dy))
         if kept_cols:
-            kept_cols.clear()              # chunks that did not match (threads changed): free them now
+            kept_cols.clear()              # chunks that did not match (tuning changed): free them now
         dw = None
         if need_dw:
             parts = [part for block in blocks for part in block] or [xp.zeros(dw_shape, dy.dtype)]  # none: no images
