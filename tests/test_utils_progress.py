@@ -35,3 +35,47 @@ def test_bar_is_drawn_on_stderr(capsys):
     pytest.importorskip("tqdm")
     feed(TrainingProgress([4, 2], desc="epoch 1"))
     assert "epoch 1" in capsys.readouterr().err
+
+
+class CountingIterable:
+    """A list that counts how often it is iterated (a DataLoader draws its shuffle on every iter())."""
+
+    def __init__(self, items):
+        self.items, self.iterations = items, 0
+
+    def __iter__(self):
+        self.iterations += 1
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_bar_iterates_the_loader_exactly_once(enabled):
+    pytest.importorskip("tqdm")
+    loader = CountingIterable([4, 2])
+    feed(TrainingProgress(loader, desc="epoch 1", enabled=enabled))
+    assert loader.iterations == 1
+    loader = CountingIterable([1, 2, 3])
+    assert list(progress_bar(loader, desc="x", enabled=enabled)) == [1, 2, 3]
+    assert loader.iterations == 1
+
+
+def test_a_shuffled_loader_gives_the_same_batches_with_and_without_the_bar():
+    """The progress bar must not change training: two epochs of a seeded, shuffled DataLoader yield the
+    same batches whether a bar watches them or not."""
+    pytest.importorskip("tqdm")
+    import numpy
+
+    from minigrad.data import DataLoader, TensorDataset
+
+    def two_epochs(enabled):
+        loader = DataLoader(TensorDataset(numpy.arange(20.0)), batch_size=6, shuffle=True, seed=1)
+        seen = []
+        for epoch in range(2):
+            for (batch,) in TrainingProgress(loader, desc=f"epoch {epoch}", enabled=enabled):
+                seen.append(batch.numpy().tolist())
+        return seen
+
+    assert two_epochs(True) == two_epochs(False)

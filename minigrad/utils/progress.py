@@ -8,8 +8,12 @@
 
 The bar is drawn by tqdm when it is installed (the `dev` extra); without it,
 or with enabled=False, the loop runs silently and the running averages are
-still kept, so scripts work either way. The averages are weighted by the
-batch size, so a smaller last batch counts for what it holds:
+still kept, so scripts work either way. Watching never changes what is watched:
+the bar is given only the number of steps, never the loader itself, and the
+loop below iterates the loader exactly once (a DataLoader draws its shuffle
+when it is iterated, so a bar that iterated it too would change the batches).
+The averages are weighted by the batch size, so a smaller last batch counts
+for what it holds:
 
     loss = sum_b loss_b * n_b / sum_b n_b,     acc = sum_b correct_b / sum_b n_b
     images per second = sum_b n_b / seconds since the loop started
@@ -26,15 +30,34 @@ def tqdm_available():
     return True
 
 
-def progress_bar(iterable, desc=None, total=None, enabled=True, **tqdm_options):
-    """`iterable` wrapped in a tqdm bar, or returned unchanged when tqdm is missing or enabled=False."""
+def make_bar(desc=None, total=None, enabled=True, **tqdm_options):
+    """A tqdm bar of `total` steps that the caller advances with bar.update(n), or None (tqdm missing,
+    or enabled=False). It is given no iterable: tqdm.auto's constructor would call iter() on it."""
     if not enabled or not tqdm_available():
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
     tqdm_options.setdefault("dynamic_ncols", True)
     tqdm_options.setdefault("file", sys.stderr)
-    return tqdm(iterable, desc=desc, total=total, **tqdm_options)
+    return tqdm(desc=desc, total=total, **tqdm_options)
+
+
+def progress_bar(iterable, desc=None, total=None, enabled=True, **tqdm_options):
+    """Yield from `iterable` (iterated once, by this loop alone) while a bar counts the items; without
+    tqdm or with enabled=False, `iterable` is returned unchanged."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    bar = make_bar(desc, total, enabled, **tqdm_options)
+    return iterable if bar is None else _counted(iterable, bar)
+
+
+def _counted(iterable, bar):
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 class TrainingProgress:
@@ -44,8 +67,8 @@ class TrainingProgress:
         if total is None and hasattr(iterable, "__len__"):
             total = len(iterable)
         self.iterable = iterable
-        self.bar = progress_bar(iterable, desc=desc, total=total, enabled=enabled,
-                                leave=leave, unit="batch")
+        self.total, self.desc, self.enabled, self.leave = total, desc, enabled, leave
+        self.bar = None                                  # made when the loop starts
         self.refresh_every = max(1, int(refresh_every))
         self.loss_total = 0.0
         self.loss_count = 0
@@ -56,12 +79,16 @@ class TrainingProgress:
         self.elapsed = 0.0
 
     def __iter__(self):
+        self.bar = make_bar(self.desc, self.total, self.enabled, leave=self.leave, unit="batch")
         self.start = time.perf_counter()
         try:
-            yield from self.bar
+            for item in self.iterable:                   # the only iteration of the loader
+                yield item
+                if self.bar is not None:
+                    self.bar.update(1)
         finally:
             self.elapsed = time.perf_counter() - self.start
-            if hasattr(self.bar, "close"):
+            if self.bar is not None:
                 self.bar.close()
 
     def __len__(self):
@@ -78,7 +105,7 @@ class TrainingProgress:
             self.correct += int(correct)
         if self.start is not None:
             self.elapsed = time.perf_counter() - self.start
-        if hasattr(self.bar, "set_postfix_str") and self.steps % self.refresh_every == 0:
+        if self.bar is not None and self.steps % self.refresh_every == 0:
             self.bar.set_postfix_str(self.postfix(), refresh=False)
 
     @property
