@@ -1,6 +1,6 @@
 """Train a residual network on CIFAR-10, on the CPU or the GPU, with exact resume.
 
-    python examples/cifar_resnet.py --device gpu --arch resnet20 --epochs 30
+    python examples/cifar_resnet.py --device gpu --arch resnet20 --epochs 40
     python examples/cifar_resnet.py --device cpu --arch resnet20 --epochs 1 --limit-train 2000
     python examples/cifar_resnet.py --resume runs/cifar_resnet20/last.ckpt     # carry on exactly
 
@@ -38,6 +38,7 @@ from minigrad.data import (  # noqa: E402
     CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, RandomCrop,
     RandomHorizontalFlip, Subset, ToFloat, default_data_dir, train_val_split,
 )
+from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
 from minigrad.utils.history import MetricHistory  # noqa: E402
@@ -59,10 +60,11 @@ def fail(message):
 
 
 # ---------------------------------------------------------------------------------------- 1. config
-parser = argparse.ArgumentParser(description="Train a ResNet on CIFAR-10 (held-out validation split).")
+parser = argparse.ArgumentParser(description="Train a ResNet on CIFAR-10 (held-out validation split).",
+                                 formatter_class=HelpWithDefaults)
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--arch", default="resnet20", choices=sorted(ARCHITECTURES))
-parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--epochs", type=int, default=40)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "rmsprop"])
 parser.add_argument("--lr", type=float, default=None, help="peak lr; default sgd 0.1, adam 2e-3, rmsprop 1e-3")

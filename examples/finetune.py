@@ -56,6 +56,7 @@ from minigrad.data import (  # noqa: E402
     CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, RandomCrop,
     RandomHorizontalFlip, TensorDataset, ToFloat, Transform, default_data_dir, train_val_split,
 )
+from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
 from minigrad.utils.checkpoint import CheckpointError, read_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.history import MetricHistory, write_text_atomically  # noqa: E402
 from minigrad.utils.plots import plot_training_curves  # noqa: E402
@@ -77,7 +78,8 @@ def fail(message):
 
 
 # ---------------------------------------------------------------------------------------- 1. config
-parser = argparse.ArgumentParser(description="Pre-train on CIFAR-10 classes 0-4, transfer to 5-9 with few labels.")
+parser = argparse.ArgumentParser(description="Pre-train on CIFAR-10 classes 0-4, transfer to 5-9 with few labels.",
+                                 formatter_class=HelpWithDefaults)
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--arch", default="resnet20", choices=sorted(ARCHITECTURES))
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/ (default: %(default)s)")

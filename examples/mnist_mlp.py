@@ -33,6 +33,7 @@ from minigrad.data import (  # noqa: E402
     default_data_dir, train_val_split,
 )
 from minigrad.models import MLP  # noqa: E402
+from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
 from minigrad.utils.history import MetricHistory  # noqa: E402
@@ -50,7 +51,8 @@ def fail(message):
 
 
 # ---------------------------------------------------------------------------------------- 1. config
-parser = argparse.ArgumentParser(description="Train an MLP on MNIST.")
+parser = argparse.ArgumentParser(description="Train an MLP on MNIST.",
+                                 formatter_class=HelpWithDefaults)
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding mnist/ (default: %(default)s)")
 parser.add_argument("--out", default="runs/mnist_mlp", help="checkpoints, logs and plots go here")
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])

@@ -197,3 +197,19 @@ def test_cifar_resnet_gpu_without_cuda_gives_one_clear_message(cifar_dir, tmp_pa
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "GPU" in lines[0] and "pip install" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_help_shows_the_defaults(script):
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "(default: " in result.stdout and "--seed" in result.stdout
+
+
+def test_the_readme_headline_run_is_the_default_run():
+    """README quotes `cifar_resnet.py --arch resnet20 --epochs 40`; that is what the script runs by default."""
+    result = subprocess.run([sys.executable, str(EXAMPLES / "cifar_resnet.py"), "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert "--epochs EPOCHS       (default: 40)" in result.stdout
+    assert "--arch resnet20 --epochs 40" in (REPO / "README.md").read_text(encoding="utf-8")
