@@ -95,3 +95,28 @@ def test_item_on_many_elements_names_the_shape():
 def test_truth_value_of_many_elements_is_ambiguous():
     with pytest.raises(ValueError, match=r"shape \(2,\) is ambiguous"):
         bool(minigrad.tensor(numpy.array([1.0, 2.0])))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_a_list_of_labels_is_refused_naming_target_and_what_to_write(loss):
+    from minigrad.nn import functional as F
+
+    with pytest.raises(TypeError, match=rf"{loss}: target must be a Tensor .*got list; wrap it first: minigrad.tensor"):
+        getattr(F, loss)(minigrad.randn(4, 5), [0, 1, 2, 3])
+
+
+def test_mse_loss_refuses_a_list_target():
+    from minigrad.nn import functional as F
+
+    with pytest.raises(TypeError, match="mse_loss: target must be a Tensor"):
+        F.mse_loss(minigrad.randn(3), [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("optimizer, options", [("SGD", {"lr": "0.1"}), ("Adam", {"lr": "1e-3"}),
+                                                ("RMSprop", {"lr": "0.01"}), ("AdamW", {"lr": 1e-3, "betas": ("0.9", 0.99)}),
+                                                ("SGD", {"lr": 0.1, "momentum": None})])
+def test_an_optimizer_hyperparameter_that_is_not_a_number_is_named(optimizer, options):
+    from minigrad import optim
+
+    with pytest.raises(TypeError, match=rf"{optimizer}: \w+(\[\d\])? must be a number, got"):
+        getattr(optim, optimizer)([minigrad.randn(2, requires_grad=True)], **options)

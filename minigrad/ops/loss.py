@@ -62,8 +62,17 @@ def _unflatten_classes(rows, shape):
     return xp.ascontiguousarray(xp.moveaxis(moved, -1, 1))              # (N, C, d...)
 
 
+def _check_arrays(op_name, **arrays):
+    """Each argument must be a Tensor or an array: a Python list has no dtype to check."""
+    for name, value in arrays.items():
+        if value is not None and not (hasattr(value, "dtype") and hasattr(value, "shape")):
+            raise TypeError(f"{op_name}: {name} must be a Tensor (or a NumPy/CuPy array), got "
+                            f"{type(value).__name__}; wrap it first: minigrad.tensor({name})")
+
+
 def _check_class_target(op_name, scores, target, weight, ignore_index):
     """Labels must be integers of shape (N, d...), each in [0, C) or equal to ignore_index."""
+    _check_arrays(op_name, input=scores, target=target, weight=weight)
     if scores.ndim < 1:
         raise ValueError(f"{op_name}: input must be (C,), (N, C) or (N, C, d...), got a 0-d array")
     classes = scores.shape[0] if scores.ndim == 1 else scores.shape[1]
@@ -177,6 +186,7 @@ class MSELoss(Function):
         self.reduction = reduction
 
     def forward(self, x, target):
+        _check_arrays("mse_loss", input=x, target=target)
         if tuple(x.shape) != tuple(target.shape):
             raise ValueError(
                 f"mse_loss: input shape {tuple(x.shape)} and target shape {tuple(target.shape)} must be equal"
@@ -205,6 +215,7 @@ class BCEWithLogits(Function):
         self.reduction = reduction
 
     def forward(self, x, target, weight=None, pos_weight=None):
+        _check_arrays("binary_cross_entropy_with_logits", input=x, target=target, weight=weight, pos_weight=pos_weight)
         xp = backend.array_module(x)
         if tuple(x.shape) != tuple(target.shape):
             raise ValueError(

@@ -21,6 +21,8 @@ parameters, and calls the one method a subclass writes::
 All maths is done on raw arrays through `xp = backend.array_module(p.data)`,
 so the same code runs on the CPU (NumPy) and the GPU (CuPy).
 """
+import numbers
+
 from minigrad import backend, grad_mode
 from minigrad.tensor import Tensor
 
@@ -232,11 +234,19 @@ def _value_for_param(value, p):
 
 
 # ---------------------------------------------------------------------- argument checks
+def check_number(optimizer_name, name, value):
+    """A hyperparameter must be a real number (a string from a config file, say, is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{optimizer_name}: {name} must be a number, got {value!r} of type {type(value).__name__}")
+
+
 def check_non_negative(optimizer_name, name, value):
+    check_number(optimizer_name, name, value)
     if not value >= 0.0:  # also rejects NaN
         raise ValueError(f"{optimizer_name}: invalid {name}={value!r}; it must be >= 0")
 
 
 def check_beta(optimizer_name, name, value):
+    check_number(optimizer_name, name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{optimizer_name}: invalid {name}={value!r}; it must be in [0, 1)")
