@@ -269,3 +269,16 @@ def test_repr_prints_the_tree_like_torch():
 
 def test_parameter_repr_says_parameter():
     assert repr(nn.Parameter(minigrad.zeros(2))).startswith("Parameter containing:\ntensor(")
+
+
+@pytest.mark.parametrize("value, message", [(1e300, r"weight: its largest magnitude 1e\+300 overflows float32"),
+                                            (numpy.inf, "weight: holds inf or NaN"),
+                                            (numpy.nan, "weight: holds inf or NaN")])
+def test_load_state_dict_refuses_values_that_are_not_finite_in_the_models_dtype(value, message):
+    model = nn.Linear(2, 2)
+    before = model.weight.numpy().copy()
+    state = {key: numpy.asarray(array, dtype=numpy.float64) for key, array in model.state_dict().items()}
+    state["weight"][0, 0] = value
+    with pytest.raises(RuntimeError, match=message):
+        model.load_state_dict(state)
+    numpy.testing.assert_array_equal(model.weight.numpy(), before)          # nothing was changed

@@ -296,19 +296,26 @@ class Module:
 
         Every problem is collected first and reported in one error: keys this
         module has that the dict lacks (missing), keys it does not have
-        (unexpected; both only when strict), and values whose shape differs
-        (always, like PyTorch). Nothing is changed when there is an error.
+        (unexpected; both only when strict), values whose shape differs
+        (always, like PyTorch), and floating-point values that are not finite or
+        do not fit the model's dtype (1e300 into float32 would become inf: a
+        model that silently trains on inf is worse than an error). Nothing is
+        changed when there is an error.
         Returns (missing_keys, unexpected_keys).
         """
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
+        mismatched, not_finite = [], []
         for key, target in own.items():
             if key in state_dict:
                 shape = tuple(numpy.shape(_as_array(state_dict[key])))
                 if shape != target.shape:
                     mismatched.append(f"{key}: checkpoint shape {shape}, model shape {target.shape}")
+                elif numpy.dtype(target.dtype).kind == "f":
+                    problem = _finite_problem(_as_array(state_dict[key]), target.dtype)
+                    if problem:
+                        not_finite.append(f"{key}: {problem}")
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
@@ -316,6 +323,8 @@ class Module:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if mismatched:
             problems.append("shape mismatch: " + "; ".join(mismatched))
+        if not_finite:
+            problems.append("values that are not finite in the model's dtype: " + "; ".join(not_finite))
         if problems:
             raise RuntimeError(f"load_state_dict for {type(self).__name__}: " + " | ".join(problems))
         for key, target in own.items():
@@ -357,6 +366,21 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = "\n  ".join(([extra] if extra else []) + lines)
         return f"{type(self).__name__}(\n  {body}\n)"
+
+
+def _finite_problem(value, dtype):
+    """Why `value` cannot be loaded into a `dtype` tensor as finite numbers, or None when it can."""
+    xp = backend.array_module(value)
+    value = xp.asarray(value)
+    if value.dtype.kind not in "fiub":
+        return f"dtype {value.dtype} is not numeric"
+    if not bool(xp.isfinite(value).all()):
+        return "holds inf or NaN"
+    with numpy.errstate(over="ignore"):
+        converted = value.astype(dtype)
+    if not bool(xp.isfinite(converted).all()):
+        return f"its largest magnitude {float(xp.abs(value).max()):.3g} overflows {numpy.dtype(dtype).name}"
+    return None
 
 
 def _as_array(value):
