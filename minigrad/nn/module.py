@@ -17,7 +17,6 @@ Calling a module (``model(x)``) runs ``forward(x)``; subclasses write
 ``forward`` only.
 """
 import os
-import tempfile
 from collections import OrderedDict, namedtuple
 
 import numpy
@@ -25,6 +24,7 @@ import numpy
 from minigrad import backend
 from minigrad.nn.parameter import Parameter
 from minigrad.tensor import Tensor
+from minigrad.utils.atomic import write_atomically
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -335,18 +335,9 @@ class Module:
 
     def save(self, path):
         """Write state_dict() to a .npz file, atomically: a crash never leaves a half-written file."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                numpy.savez(file, **self.state_dict())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
-        return path
+        state = self.state_dict()
+        write_atomically(path, lambda file: numpy.savez(file, **state))
+        return os.fspath(path)
 
     def load(self, path, strict=True):
         """Load a file written by save() (see load_state_dict for strict)."""

@@ -36,9 +36,7 @@ flushed and fsync'ed to disk, then renamed over the old checkpoint with
 os.replace, which is atomic: a run killed mid-save (Ctrl-C, out of memory,
 power cut) leaves either the old checkpoint or the new one, never half a file.
 """
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy
@@ -46,6 +44,7 @@ import numpy
 from minigrad import backend
 from minigrad.random import get_rng_state, set_rng_state
 from minigrad.tensor import Tensor
+from minigrad.utils.atomic import write_atomically
 
 FORMAT = "minigrad-checkpoint"
 VERSION = 1
@@ -121,35 +120,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=None, bes
         "best_metric": to_plain(best_metric),
         "extra": to_plain(extra) if extra is not None else {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            _write_payload(file, payload)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them "the" file
-        os.replace(temporary, path)
-    except BaseException:  # including KeyboardInterrupt: never leave the temporary behind
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_folder(path.parent)  # make the rename itself durable
-    return path
-
-
-def _fsync_folder(folder):
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows, where folders cannot be opened
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    return write_atomically(path, lambda file: _write_payload(file, payload))
 
 
 # ---------------------------------------------------------------------- loading
