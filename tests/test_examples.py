@@ -113,14 +113,28 @@ def test_mnist_mlp_resume_continues_exactly(mnist_dir, tmp_path):
     assert exact_columns(resumed) == exact_columns(straight)
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
-def test_mnist_mlp_interrupt_saves_checkpoint_and_exits_130(mnist_dir, tmp_path, stop_signal):
+def default_sigint():
+    """In the child, before it runs Python: SIGINT back to its default. A test run started with SIGINT
+    ignored (`nohup`, `cmd &` in a script) would hand the ignore down, and Python would then never
+    raise KeyboardInterrupt: the Ctrl-C test would wait for nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop_signal, parent_ignores_sigint", [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                                                (signal.SIGINT, True)],
+                         ids=["ctrl_c", "sigterm", "ctrl_c_with_sigint_ignored_by_the_test_run"])
+def test_mnist_mlp_interrupt_saves_checkpoint_and_exits_130(mnist_dir, tmp_path, stop_signal, parent_ignores_sigint):
     out = tmp_path / "run"
     environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     command = [sys.executable, str(EXAMPLES / "mnist_mlp.py"), "--no-progress", "--data-dir", str(mnist_dir),
                "--out", str(out), "--epochs", "100000", *map(str, TINY_MNIST)]
-    process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if parent_ignores_sigint else None
+    try:
+        process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     while not (out / "metrics.json").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)                                   # wait until training is under way
