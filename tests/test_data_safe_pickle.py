@@ -78,3 +78,29 @@ def test_truncated_pickle_is_a_format_error_naming_the_file(tmp_path):
     path.write_bytes(py2_pickle(cifar_batch(2, seed=0))[:100])
     with pytest.raises(DatasetFormatError, match="data_batch_2"):
         load_pickle(path)
+
+
+def test_a_batch_pickled_by_python3_with_protocol_2_loads(tmp_path):
+    """Protocol 2 rebuilds every bytes object with _codecs.encode(text, 'latin1'): allowed, and only that."""
+    images = numpy.arange(2 * 3072, dtype=numpy.uint8).reshape(2, 3072)
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 7], b"data": images,
+             b"filenames": [b"a.png", b"b.png"]}
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    assert b"c_codecs\nencode" in path.read_bytes()
+    loaded = load_pickle(path)
+    numpy.testing.assert_array_equal(loaded[b"data"], images)
+    assert loaded[b"labels"] == [3, 7] and loaded[b"batch_label"] == b"training batch 1 of 5"
+
+
+@pytest.mark.parametrize("arguments", [("x", "rot13"), (b"x", "latin1"), ("x", "utf-16")])
+def test_codecs_encode_is_allowed_only_to_rebuild_bytes_from_latin1(tmp_path, arguments):
+    class CallsEncode:
+        def __reduce__(self):
+            import _codecs
+            return _codecs.encode, arguments
+
+    path = tmp_path / "bad"
+    path.write_bytes(pickle.dumps({b"data": CallsEncode()}, protocol=2))
+    with pytest.raises(UnsafePickleError, match="only encode\\(text, 'latin1'\\)"):
+        load_pickle(path)

@@ -18,7 +18,11 @@ file may use. The official CIFAR-10 batches were written by Python 2 cPickle;
 
 (``batches.meta`` uses none.) NumPy 2 renamed ``numpy.core`` to
 ``numpy._core``, so a file written by NumPy 2 names that path; both map to the
-same guarded function. Everything else is refused with UnsafePickleError.
+same guarded function. A batch pickled again by Python 3 with protocol 2 names
+one more, ``_codecs.encode``: protocol 2 has no opcode for bytes, so each bytes
+object (the images' raw bytes, too) is rebuilt as encode(text, "latin1"). That
+global is allowed for exactly that call and nothing else. Everything else is
+refused with UnsafePickleError.
 
 The three allowed globals are wrapped, not handed out raw:
 - ``_reconstruct`` only builds a plain ``numpy.ndarray``;
@@ -60,7 +64,16 @@ def _safe_reconstruct(subtype, shape, typecode):
     return numpy.ndarray(shape, dtype=_safe_dtype(typecode))
 
 
+def _safe_encode(text, encoding="utf-8"):
+    """bytes from latin-1 text: how protocol 2 rebuilds a Python 3 bytes object, and all it may do."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}): only "
+                                "encode(text, 'latin1'), which rebuilds bytes, is allowed")
+    return text.encode("latin1")
+
+
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"): _safe_encode,
     ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
     ("numpy", "ndarray"): numpy.ndarray,
