@@ -7,7 +7,6 @@ from hypothesis import given, settings
 
 import minigrad
 from minigrad.fast import conv as fast_conv, threads, tuning
-from minigrad.fast.threads import image_chunks
 from minigrad.ops import registry
 from minigrad.ops.conv import Conv2d, conv2d, conv2d_reference
 from test_ops_conv import conv_configs
@@ -53,10 +52,15 @@ def test_conv2d_in_chunks_gives_the_whole_batch_result(monkeypatch, images_per_c
     whole = run()
     bytes_per_image = 4 * 3 * 2 * 3 * 6 * 8                          # C*KH*KW*OH*OW*8 bytes of float64 cols
     monkeypatch.setattr(tuning, "CONV_CHUNK_BYTES", images_per_chunk * bytes_per_image)
-    chunks = image_chunks(3, bytes_per_image, tuning.CONV_CHUNK_BYTES)
-    assert [c.stop - c.start for c in chunks] == ([1, 1, 1] if images_per_chunk == 1 else [2, 1])
-    for name, chunked, expected in zip(["y", "dx", "dw", "db"], run(), whole):
-        numpy.testing.assert_allclose(chunked, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+    monkeypatch.setattr(tuning, "CHUNKS_AT_LEAST", 1)                # the budget alone decides the chunks
+    calls = []                                                        # the images of each im2col call
+    real_im2col = fast_conv.im2col
+    monkeypatch.setattr(fast_conv, "im2col", lambda *args: calls.append(args[0].shape[0]) or real_im2col(*args))
+    chunked = run()
+    forward_calls = [1, 1, 1] if images_per_chunk == 1 else [2, 1]
+    assert calls[:len(forward_calls)] == forward_calls
+    for name, ours, expected in zip(["y", "dx", "dw", "db"], chunked, whole):
+        numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -160,9 +164,13 @@ def test_kept_cols_of_other_chunks_are_not_used(monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["no_grad", "frozen weight"])
-def test_strided_conv_keeps_no_cols_when_no_weight_gradient_will_be_asked(case):
+def test_strided_conv_keeps_no_cols_when_no_weight_gradient_will_be_asked(monkeypatch, case):
     """Under no_grad nothing is recorded, and with a frozen weight backward needs no cols for dW:
     forward must not hold every chunk's cols (for inference that would be 2.25x the input, wasted)."""
+    decisions = []                                   # what forward decided, seen while it runs
+    real_keeps_cols = fast_conv.Conv2dFast._keeps_cols
+    monkeypatch.setattr(fast_conv.Conv2dFast, "_keeps_cols",
+                        lambda self, x: decisions.append(real_keeps_cols(self, x)) or decisions[-1])
     rng = numpy.random.default_rng(9)
     x = minigrad.tensor(rng.standard_normal((2, 3, 9, 9)), requires_grad=(case == "frozen weight"))
     w = minigrad.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=False)
@@ -175,6 +183,7 @@ def test_strided_conv_keeps_no_cols_when_no_weight_gradient_will_be_asked(case):
         assert function.saved[-1] is None              # kept_cols: nothing kept
         y.backward(numpy.ones(y.shape))
         assert x.grad is not None and w.grad is None
+    assert decisions == [False]
     assert function.saved is None or function.saved[-1] is None
 
 
@@ -190,3 +199,36 @@ def test_a_transposed_weight_gradient_is_copied_into_contiguous_memory():
     reference_w = minigrad.tensor(w.numpy(), requires_grad=True)
     Conv2d(2, 1)(minigrad.tensor(x.numpy()), reference_w).backward(numpy.ones(y.shape))
     numpy.testing.assert_allclose(w.grad.numpy(), reference_w.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtypes", [("float32", "float32", "float64"), ("int64", "int64", "float64"),
+                                    ("float64", "float32", "float32")])
+@pytest.mark.parametrize("channels", [4, 16])                       # 16: the fast layer picks Winograd
+def test_fast_conv2d_gives_the_reference_dtype_for_every_mix_of_input_weight_and_bias(dtypes, channels):
+    rng = numpy.random.default_rng(4)
+    x_np = rng.integers(-3, 4, (2, channels, 8, 8)).astype(dtypes[0])
+    w_np = rng.integers(-3, 4, (5, channels, 3, 3)).astype(dtypes[1])
+    b_np = (rng.standard_normal(5) / 3).astype(dtypes[2])
+    fast = conv2d(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np), padding=1)
+    with_reference = Conv2d(padding=1)(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np))
+    assert fast.dtype == with_reference.dtype == numpy.result_type(x_np, w_np, b_np)
+    numpy.testing.assert_allclose(fast.numpy(), with_reference.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_leaf_adopts_the_pooled_dx_of_the_fast_conv_and_a_later_step_does_not_overwrite_it(monkeypatch):
+    """Conv2dFast's dx comes from the buffer pool (a view of a pooled buffer): the leaf takes it without a
+    copy, and the pool hands that buffer out again only once the gradient is dropped."""
+    returned = []
+    real_backward = fast_conv.Conv2dFast.backward
+    monkeypatch.setattr(fast_conv.Conv2dFast, "backward", lambda self, dy: returned.append(real_backward(self, dy)) or returned[-1])
+    rng = numpy.random.default_rng(2)
+    x = minigrad.tensor(rng.standard_normal((64, 16, 16, 16)).astype(numpy.float32), requires_grad=True)  # 1 MiB dx
+    w = minigrad.tensor(rng.standard_normal((16, 16, 3, 3)).astype(numpy.float32), requires_grad=True)
+    y = fast_conv.Conv2dFast(2, 1)(x, w)
+    y.backward(numpy.ones(y.shape, numpy.float32))
+    assert x.grad.data is returned[0][0]
+    first = x.grad.numpy().copy()
+    x2 = minigrad.tensor(x.numpy() * 2, requires_grad=True)
+    y2 = fast_conv.Conv2dFast(2, 1)(x2, w)
+    y2.backward(numpy.full(y2.shape, 3.0, numpy.float32))
+    numpy.testing.assert_array_equal(x.grad.numpy(), first)       # the pool did not reuse x.grad's buffer

@@ -25,6 +25,7 @@ def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
 
     whole = run()
     monkeypatch.setattr(tuning, "WINOGRAD_CHUNK_BYTES", 1)                     # one image per chunk
+    monkeypatch.setattr(tuning, "WINOGRAD_MIN_TILES", 1)                       # (no floor of tiles)
     monkeypatch.setattr(threads, "threads_for_blocks", lambda: 2)       # two blocks of chunks
     for name, ours, expected in zip(["y", "dx", "dw"], run(), whole):
         numpy.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12, err_msg=name)
@@ -36,7 +37,7 @@ def test_winograd_chunks_hold_the_cache_budget_or_enough_tiles(monkeypatch):
     def images_per_chunk(shape):
         function = fast_winograd.Conv2dWinogradFast(1)
         function.out_size = shape[2:]
-        return [c.stop - c.start for c in function._chunks(numpy.zeros(shape, numpy.float32))]
+        return [c.stop - c.start for part in function._parts(numpy.zeros(shape, numpy.float32)) for c in part]
 
     v_bytes_per_image = 16 * 16 * 16 * 16 * 4                               # 16 channels, 16x16 tiles
     assert images_per_chunk((8, 16, 32, 32)) == [tuning.WINOGRAD_CHUNK_BYTES // v_bytes_per_image] * 4

@@ -23,18 +23,18 @@ import minigrad
 from minigrad import backend
 from minigrad.fast import tuning
 from minigrad.fast.conv import Conv2dFast
-from minigrad.fast.threads import chunks_for
+from minigrad.fast.threads import parts_for
 from minigrad.ops.conv import Conv2d
 
 
 def chunked(budget_bytes):
     """Conv2dFast with chunks of at most budget_bytes of cols (None: the whole batch in one chunk)."""
     class Chunked(Conv2dFast):
-        def _chunks(self, x, weight_bytes):
+        def _parts(self, x, weight_bytes):
             out_h, out_w = self.out_size
             bytes_per_image = x.shape[1] * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
             budget = None if budget_bytes is None else max(budget_bytes, weight_bytes)
-            return chunks_for(x.shape[0], bytes_per_image, budget, backend.device_of(x))
+            return parts_for(x.shape[0], bytes_per_image, budget, backend.device_of(x))
     return Chunked
 
 

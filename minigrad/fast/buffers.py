@@ -11,6 +11,16 @@ from minigrad import backend
 from minigrad.kernels.numba_cpu import workspace
 
 
+def add_bias(y, bias):
+    """y + b for b one number per filter (F,): in place, in y's buffer, when b's dtype fits y's; else a new
+    array of the wider dtype, the dtype the reference's y + b gives (a float64 bias on float32 maps)."""
+    b = bias.reshape(1, -1, 1, 1)
+    if backend.array_module(y).result_type(y, b) != y.dtype:
+        return y + b
+    y += b
+    return y
+
+
 def scratch(shape, dtype, like):
     """An uninitialised array (like numpy.empty) on the device of `like`, pooled on the CPU."""
     if backend.device_of(like) == backend.CPU:

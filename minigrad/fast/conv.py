@@ -9,8 +9,9 @@ dW_g = dY_g @ cols_g^T, dx = col2im(W_g^T @ dY_g)), with four changes that only 
   dW adds up the chunks' products. On the GPU one chunk holds the whole batch: its GEMMs want
   to be large.
 - Threads. The chunks are cut into one block per core and the blocks run side by side
-  (threads.py); the blocks write disjoint images of y and dx, and dW adds the chunks' partial
-  products in chunk order, so the numbers do not depend on the number of threads.
+  (threads.py); the blocks write disjoint images of y and dx, and dW adds the chunks' products
+  in chunk order within each part of the batch, then the parts' sums in part order, so the
+  numbers do not depend on the number of threads.
 - Memory. Forward keeps x, not cols: backward rebuilds a chunk's cols with one cheap im2col,
   so a deep network does not hold every layer's cols at once. Strided layers, whose cols is
   small and costs a GEMM's time to rebuild, keep it (tuning.CONV_KEEP_COLS_MAX_GROWTH). Big
@@ -25,8 +26,8 @@ gives the reference's numbers.
 """
 from minigrad import backend
 from minigrad.fast import tuning, winograd
-from minigrad.fast.buffers import scratch
-from minigrad.fast.threads import chunks_for, run_blocks, sum_in_order
+from minigrad.fast.buffers import add_bias, scratch
+from minigrad.fast.threads import parts_for, run_blocks, sum_in_order
 from minigrad.ops.conv import Conv2d
 from minigrad.ops.im2col import col2im, im2col
 from minigrad.ops.registry import register_function
@@ -63,12 +64,13 @@ class Conv2dFast(Conv2d):
         return (weight_needs_grad and max(self.stride) > 1 and growth <= tuning.CONV_KEEP_COLS_MAX_GROWTH
                 and backend.device_of(x) == backend.CPU)
 
-    def _chunks(self, x, weight_bytes):
+    def _parts(self, x, weight_bytes):
+        """The batch in parts of chunks (threads.py): each chunk's cols within the budget."""
         out_h, out_w = self.out_size
         bytes_per_image = x.shape[1] * self.kernel[0] * self.kernel[1] * out_h * out_w * x.dtype.itemsize
         device = backend.device_of(x)
         budget = max(tuning.CONV_CHUNK_BYTES, weight_bytes) if device == backend.CPU else None   # None: one chunk
-        return chunks_for(x.shape[0], bytes_per_image, budget, device)
+        return parts_for(x.shape[0], bytes_per_image, budget, device)
 
     def forward(self, x, weight, bias=None):
         self.out_size = self.check(x, weight, bias)
@@ -81,7 +83,7 @@ class Conv2dFast(Conv2d):
         kept_cols = {} if self._keeps_cols(x) else None                 # (first, last + 1 image) -> cols
 
         def forward_block(block):
-            for images in block:
+            for images in (chunk for part in block for chunk in part):
                 cols = self._im2col(x[images])                                          # (G, K, n*OH*OW)
                 if kept_cols is not None:
                     kept_cols[images.start, images.stop] = cols
@@ -93,9 +95,9 @@ class Conv2dFast(Conv2d):
                 if not one_image:
                     y[images] = y_2d.reshape(filters, -1, out_h, out_w).transpose(1, 0, 2, 3)  # (n, F, OH, OW)
 
-        run_blocks(forward_block, self._chunks(x, weight.nbytes), backend.device_of(x))
+        run_blocks(forward_block, self._parts(x, weight.nbytes), backend.device_of(x))
         if bias is not None:
-            y += bias.reshape(1, filters, 1, 1)
+            y = add_bias(y, bias)
         self.saved = (x, w_2d, weight.shape, bias is not None, kept_cols)
         return y
 
@@ -111,37 +113,44 @@ class Conv2dFast(Conv2d):
         dw_shape = (groups, w_2d.shape[2], w_2d.shape[1]) if dw_transposed else w_2d.shape
 
         def backward_block(block):
-            dw_parts = []                                      # one product per chunk, summed in chunk order below
-            for images in block:
-                dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)  # (G, F/G, n*OH*OW)
-                if need_dw:
-                    cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
-                    if cols is None:       # a second backward (retain_graph), or other chunks (tuning changed)
-                        cols = self._im2col(x[images])                                   # (G, K, n*OH*OW)
-                    dw_part = xp.empty(dw_shape, dtype=dy.dtype)
-                    for g in range(groups):
-                        if dw_transposed:
-                            _gemm(cols[g], dy_2d[g].T, dw_part[g])   # (K, nP) @ (nP, F/G) -> (K, F/G)
-                        else:
-                            _gemm(dy_2d[g], cols[g].T, dw_part[g])   # (F/G, nP) @ (nP, K) -> (F/G, K)
-                    dw_parts.append(dw_part)
-                    del cols                                     # its buffer can serve dcols below
-                if need_dx:
-                    dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
-                    dcols_g = dcols.reshape(groups, -1, dcols.shape[-1])                 # (G, K, nP)
-                    for g in range(groups):
-                        _gemm(w_t[g], dy_2d[g], dcols_g[g])      # (K, F/G) @ (F/G, nP) -> (K, nP)
-                    col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
-                           self.dilation, out=dx[images])        # straight into this chunk of dx
-            return dw_parts
+            dw_sums = []                                       # one per part, added in part order below
+            for part in block:
+                dw_sum = None                                  # this part's chunks, added in chunk order
+                for images in part:
+                    dw_sum = backward_chunk(images, dw_sum)
+                dw_sums.append(dw_sum)
+            return dw_sums
 
-        blocks = run_blocks(backward_block, self._chunks(x, w_2d.nbytes), backend.device_of(dy))
+        def backward_chunk(images, dw_sum):
+            dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)      # (G, F/G, n*OH*OW)
+            if need_dw:
+                cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
+                if cols is None:       # a second backward (retain_graph), or other chunks (tuning changed)
+                    cols = self._im2col(x[images])                                       # (G, K, n*OH*OW)
+                product = xp.empty(dw_shape, dtype=dy.dtype)
+                for g in range(groups):
+                    if dw_transposed:
+                        _gemm(cols[g], dy_2d[g].T, product[g])   # (K, nP) @ (nP, F/G) -> (K, F/G)
+                    else:
+                        _gemm(dy_2d[g], cols[g].T, product[g])   # (F/G, nP) @ (nP, K) -> (F/G, K)
+                dw_sum = product if dw_sum is None else sum_in_order([dw_sum, product])
+                del cols                                         # its buffer can serve dcols below
+            if need_dx:
+                dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)
+                dcols_g = dcols.reshape(groups, -1, dcols.shape[-1])                     # (G, K, nP)
+                for g in range(groups):
+                    _gemm(w_t[g], dy_2d[g], dcols_g[g])          # (K, F/G) @ (F/G, nP) -> (K, nP)
+                col2im(dcols, x[images].shape, kernel_h, kernel_w, self.stride, self.padding,
+                       self.dilation, out=dx[images])            # straight into this chunk of dx
+            return dw_sum
+
+        blocks = run_blocks(backward_block, self._parts(x, w_2d.nbytes), backend.device_of(dy))
         if kept_cols:
             kept_cols.clear()              # chunks that did not match (tuning changed): free them now
         dw = None
         if need_dw:
-            parts = [part for block in blocks for part in block] or [xp.zeros(dw_shape, dy.dtype)]  # none: no images
-            dw_sum = sum_in_order(parts)                                                 # in chunk order
+            sums = [part for block in blocks for part in block] or [xp.zeros(dw_shape, dy.dtype)]  # none: no images
+            dw_sum = sum_in_order(sums)                                                  # in part order
             dw = (dw_sum.transpose(0, 2, 1) if dw_transposed else dw_sum).reshape(w_shape)  # (F, C/G, KH, KW)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None  # (F,)
         return dx, dw, db

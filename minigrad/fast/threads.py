@@ -17,15 +17,15 @@ whose weight is over that size gets chunks as large as its weight (conv.py), and
 im2col/col2im run Numba's parallel loops, one block at a time under `launch_lock`:
 ResNet-18's 512-channel layers. Correct, but there the threads wait for each other.)
 The blocks write disjoint images of y
-and dx, and dW is summed from one partial product per chunk, in chunk order
-(`sum_in_order`). The chunks themselves depend on the sizes only, never on T
-(`chunks_for`), so every number is the same whatever the threads: which thread
-computed a chunk, or when, cannot change a result.
+and dx, and dW adds the chunks' products in chunk order within each part of the
+batch, then the parts' sums in part order (`sum_in_order`). The parts and chunks
+depend on the sizes only, never on T (`parts_for`), and a block is a run of whole
+parts, so every number is the same whatever the threads: which thread computed a
+part, or when, cannot change a result.
 
-A convolution small enough for one chunk also gets a 1-thread GEMM: a 2-thread
-GEMM wakes OpenBLAS's worker, which then keeps spinning on a core for a while and
-slows the next convolution's blocks. Since `chunks_for` cuts at least tuning.CHUNKS_AT_LEAST
-chunks, that is now a batch of a single image; and `one_blas_thread` keeps other small
+A convolution whose chunks make a single block (a batch of one image) also gets a
+1-thread GEMM: a 2-thread GEMM wakes OpenBLAS's worker, which then keeps spinning on
+a core for a while and slows the next convolution's blocks; and `one_blas_thread` keeps other small
 products (the Winograd weight transforms) off the second BLAS thread for the same
 reason.
 
@@ -79,31 +79,35 @@ def one_blas_thread(device):
         yield
 
 
-def image_chunks(n, bytes_per_image, budget, at_least=1):
-    """Slices of the batch axis, each holding at most `budget` bytes of a chunk's work array (>= 1 image),
-    and at least `at_least` of them when there are that many images (so that several threads can share
-    a layer whose whole batch fits in one chunk, like ResNet-20's 1x1 32->64 shortcut).
+def image_parts(n, bytes_per_image, budget, parts=1):
+    """The batch axis cut into `parts` parts of equal size (to one image; fewer when there are fewer
+    images), each part a list of chunks: slices holding at most `budget` bytes of a chunk's work array
+    (>= 1 image), of equal size within the part (to one image).
 
-    Threads get equal work: the batch is cut into `at_least` parts of equal size (to one image), each
-    part into chunks of equal size (to one image), so that `split_into_blocks` hands each of 1, 2 or
-    `at_least` threads the same number of parts. (128 images, 7 a chunk, cut greedily would be 18 chunks of 7 and one of 2: blocks of 70
-    and 58 images at 2 threads, and one thread would wait for the other; cut this way, 64 and 64.)
+    Parts are what threads share out (`split_into_blocks`): equal parts give 1, 2 or `parts` threads
+    equal work. (128 images, 7 a chunk, cut greedily would be 18 chunks of 7 and one of 2: blocks of 70
+    and 58 images at 2 threads, and one thread would wait for the other; cut this way, 64 and 64.) A
+    gradient is summed part by part (one partial sum per part, `sum_in_order`), so `parts` also bounds
+    how many partial sums are alive at once.
 
     budget None: one chunk of the whole batch (the GPU, whose products want to be large). An empty
-    batch has no chunks.
+    batch has no parts.
     """
     if budget is None:
-        return [slice(0, n)]
+        return [[slice(0, n)]]
     if n == 0:
         return []
     fits = max(1, budget // max(1, bytes_per_image))               # images within the budget
-    parts = max(1, min(n, at_least))                               # equal parts, for equal blocks
-    part_size = -(-n // parts)                                     # -(-a // b): ceil(a / b)
+    count = max(1, min(n, parts))
+    part_size = -(-n // count)                                     # -(-a // b): ceil(a / b)
     chunks_per_part = -(-part_size // fits)
-    chunks = []
-    for part in _equal_slices(0, n, parts):
-        chunks += _equal_slices(part.start, part.stop, min(chunks_per_part, part.stop - part.start))
-    return chunks
+    return [_equal_slices(part.start, part.stop, min(chunks_per_part, part.stop - part.start))
+            for part in _equal_slices(0, n, count)]
+
+
+def image_chunks(n, bytes_per_image, budget, at_least=1):
+    """The chunks of `image_parts` in one list: at least `at_least` of them when there are that many images."""
+    return [chunk for part in image_parts(n, bytes_per_image, budget, at_least) for chunk in part]
 
 
 def _equal_slices(start, stop, count):
@@ -117,18 +121,19 @@ def _equal_slices(start, stop, count):
     return slices
 
 
-def chunks_for(n, bytes_per_image, budget, device):
-    """`image_chunks` with tuning.CHUNKS_AT_LEAST parts on the CPU (so that several threads can share
+def parts_for(n, bytes_per_image, budget, device):
+    """`image_parts` with tuning.CHUNKS_AT_LEAST parts on the CPU (so that several threads can share
     them), whatever the number of threads: the partition, and so every result, depends on the sizes only."""
-    return image_chunks(n, bytes_per_image, budget, tuning.CHUNKS_AT_LEAST if device == "cpu" else 1)
+    return image_parts(n, bytes_per_image, budget, tuning.CHUNKS_AT_LEAST if device == "cpu" else 1)
 
 
-def sum_in_order(parts):
-    """parts[0] + parts[1] + ... added left to right, in place into parts[0] (the chunks' partial sums
-    of a gradient). One order whatever thread computed which part: the sum does not depend on threads."""
-    total = parts[0]
-    for part in parts[1:]:
-        total += part
+def sum_in_order(terms):
+    """terms[0] + terms[1] + ... added left to right, in place into terms[0] (a gradient's products, chunk
+    by chunk, or its parts' sums). One order whatever thread computed which term: the sum does not
+    depend on the threads."""
+    total = terms[0]
+    for term in terms[1:]:
+        total += term
     return total
 
 

@@ -16,8 +16,8 @@ import numpy
 
 from minigrad import backend
 from minigrad.fast import tuning
-from minigrad.fast.buffers import scratch
-from minigrad.fast.threads import chunks_for, one_blas_thread, run_blocks, sum_in_order
+from minigrad.fast.buffers import add_bias, scratch
+from minigrad.fast.threads import one_blas_thread, parts_for, run_blocks, sum_in_order
 from minigrad.kernels import numba_cpu
 from minigrad.ops.winograd import Conv2dWinograd, tile_counts, transforms_for, weight_transform, \
     weight_transform_adjoint
@@ -36,14 +36,15 @@ def suits(x, weight, stride, dilation, groups):
 class Conv2dWinogradFast(Conv2dWinograd):
     """Conv2dWinograd (minigrad/ops/winograd.py) in chunks of images, on several cores: the same numbers."""
 
-    def _chunks(self, x):
+    def _parts(self, x):
+        """The batch in parts of chunks (threads.py): each chunk's V within the budget."""
         tiles_h, tiles_w = tile_counts(*self.out_size)
         bytes_per_tile = 16 * x.shape[1] * x.dtype.itemsize                          # one tile's V
         device = backend.device_of(x)
         budget = None                                                                # the GPU: one chunk
         if device == backend.CPU:       # wide layers: enough tiles for the GEMMs, even past the cache
             budget = max(tuning.WINOGRAD_CHUNK_BYTES, tuning.WINOGRAD_MIN_TILES * bytes_per_tile)
-        return chunks_for(x.shape[0], bytes_per_tile * tiles_h * tiles_w, budget, device)
+        return parts_for(x.shape[0], bytes_per_tile * tiles_h * tiles_w, budget, device)
 
     def forward(self, x, weight, bias=None):
         self.out_size = self.check(x, weight, bias)
@@ -57,15 +58,15 @@ class Conv2dWinogradFast(Conv2dWinograd):
         input_transform, output_transform, _, _ = transforms_for(x)
 
         def forward_block(block):
-            for images in block:
+            for images in (chunk for part in block for chunk in part):
                 v = input_transform(x[images], self.padding, *self.out_size)          # (16, T, C)
                 m = scratch((16, v.shape[1], filters), dtype, x)                     # (16, T, F)
                 xp.matmul(v, u, out=m)          # 16 GEMMs in one call: (16, T, C) @ (16, C, F) -> (16, T, F)
                 output_transform(m, y[images])                                       # (n, F, OH, OW)
 
-        run_blocks(forward_block, self._chunks(x), backend.device_of(x))
+        run_blocks(forward_block, self._parts(x), backend.device_of(x))
         if bias is not None:
-            y += bias.reshape(1, filters, 1, 1)
+            y = add_bias(y, bias)
         self.saved = (x, u, bias is not None)          # x, not V: backward rebuilds V chunk by chunk
         return y
 
@@ -78,24 +79,32 @@ class Conv2dWinogradFast(Conv2dWinograd):
         input_transform, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
 
         def backward_block(block):
-            du_parts = []                                 # (16, C, F) per chunk, summed in chunk order below
-            for images in block:
-                dm = output_transform_adjoint(dy[images])                            # (16, T, F)
-                if need_dw:
-                    v = input_transform(x[images], self.padding, *self.out_size)      # (16, T, C), rebuilt
-                    du_parts.append(xp.matmul(v.transpose(0, 2, 1), dm))   # (16, C, T) @ (16, T, F) -> (16, C, F)
-                    del v                                        # its buffer can serve dv below
-                if need_dx:
-                    dv = scratch((16, dm.shape[1], x.shape[1]), dy.dtype, dy)        # (16, T, C)
-                    xp.matmul(dm, u_t, out=dv)                   # (16, T, F) @ (16, F, C) -> (16, T, C)
-                    input_transform_adjoint(dv, self.padding, dx[images])             # (n, C, H, W)
-            return du_parts
+            du_sums = []                                   # (16, C, F) per part, added in part order below
+            for part in block:
+                du_sum = None                              # this part's chunks, added in chunk order
+                for images in part:
+                    du_sum = backward_chunk(images, du_sum)
+                du_sums.append(du_sum)
+            return du_sums
 
-        blocks = run_blocks(backward_block, self._chunks(x), backend.device_of(dy))
+        def backward_chunk(images, du_sum):
+            dm = output_transform_adjoint(dy[images])                                # (16, T, F)
+            if need_dw:
+                v = input_transform(x[images], self.padding, *self.out_size)          # (16, T, C), rebuilt
+                product = xp.matmul(v.transpose(0, 2, 1), dm)        # (16, C, T) @ (16, T, F) -> (16, C, F)
+                du_sum = product if du_sum is None else sum_in_order([du_sum, product])
+                del v                                                # its buffer can serve dv below
+            if need_dx:
+                dv = scratch((16, dm.shape[1], x.shape[1]), dy.dtype, dy)            # (16, T, C)
+                xp.matmul(dm, u_t, out=dv)                           # (16, T, F) @ (16, F, C) -> (16, T, C)
+                input_transform_adjoint(dv, self.padding, dx[images])                 # (n, C, H, W)
+            return du_sum
+
+        blocks = run_blocks(backward_block, self._parts(x), backend.device_of(dy))
         dw = None
         if need_dw:
-            parts = [part for block in blocks for part in block] or [xp.zeros(u.shape, dy.dtype)]  # none: no images
-            du = sum_in_order(parts)                                                 # in chunk order
+            sums = [part for block in blocks for part in block] or [xp.zeros(u.shape, dy.dtype)]  # none: no images
+            du = sum_in_order(sums)                                                  # in part order
             with one_blas_thread(backend.device_of(dy)):
                 dw = weight_transform_adjoint(du)                                    # (F, C, 3, 3)
         db = dy.sum(axis=(0, 2, 3)) if has_bias and self.needs_input_grad[2] else None

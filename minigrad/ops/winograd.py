@@ -217,7 +217,7 @@ class Conv2dWinograd(Function):
         m = v @ u                                  # 16 GEMMs: (16, T, C) @ (16, C, F) -> (16, T, F)
         y = output_transform(m, xp.empty((n, filters) + self.out_size, dtype))       # (N, F, OH, OW)
         if bias is not None:
-            y += bias.reshape(1, filters, 1, 1)
+            y = y + bias.reshape(1, filters, 1, 1)
         self.saved = (x.shape, v, u, bias is not None)
         return y
 
