@@ -61,7 +61,7 @@ def first_step_rss(args, side):
     ONE step between resetting and reading the peak RSS.
     """
     command = [sys.executable, __file__, "--memory-child", side, "--threads", str(args.threads),
-               "--batch", str(args.batch), "--device", args.device, "--conv", args.conv] + (["--no-numba"] if args.no_numba else [])
+               "--batch", str(args.batch), "--device", args.device, "--conv", args.conv] + (["--reference"] if args.reference else [])
     result = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1])["rss_mib"] if lines else None

@@ -37,7 +37,7 @@ def parser(description):
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for BLAS, Numba and torch")
     p.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    p.add_argument("--no-numba", action="store_true",
+    p.add_argument("--reference", action="store_true",
                    help="run minigrad's reference ops only (minigrad/ops/, NumPy or CuPy): no Numba kernels and "
                         "no fast layer (minigrad.ops.registry.clear())")
     p.add_argument("--conv", default="auto", choices=["auto", "im2col"],
@@ -72,16 +72,16 @@ def setup(args):
     else:
         numba_text = "numba absent"
     threadpool_limits(args.threads)
-    if args.no_numba:
+    if args.reference:
         from minigrad.ops import registry
         registry.clear()                 # every op runs the code in minigrad/ops/
-        numba_text += ", minigrad: reference ops only (--no-numba)"
+        numba_text += ", minigrad: reference ops only (--reference)"
     else:
         numba_text += ", minigrad kernels: " + ("Numba" if numba is not None else "NumPy (numba absent)")
         if getattr(args, "conv", "auto") == "im2col":
             import minigrad.fast.conv
             minigrad.fast.conv.install(use_winograd=False)
-    if getattr(args, "conv", "auto") == "im2col":   # (the reference Conv2d of --no-numba is im2col too)
+    if getattr(args, "conv", "auto") == "im2col":   # (the reference Conv2d of --reference is im2col too)
         numba_text += ", conv: im2col everywhere (--conv im2col)"
     if args.device == "gpu" and torch is not None and not torch.cuda.is_available():
         sys.exit("--device gpu: this torch build has no CUDA; install a CUDA torch and CuPy")

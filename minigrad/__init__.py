@@ -4,8 +4,30 @@ Reading order = import order: backend -> tensor -> function -> ops -> nn -> opti
 The fast layer (minigrad/fast/, optional reading) plugs faster paths into the ops at the end.
 """
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
 
 import numpy
+
+
+def _kernels_from_the_checkout():
+    """`pip install` puts the repository's kernels/ folder inside minigrad, as minigrad.kernels. In a
+    checkout run without installing (the examples add the repository to sys.path), load that folder
+    under the same name, so that the same imports work."""
+    if importlib.util.find_spec("minigrad.kernels") is not None:
+        return
+    folder = Path(__file__).resolve().parent.parent / "kernels"
+    if not (folder / "__init__.py").is_file():
+        return                                       # an install without kernels: the ops' imports will say so
+    spec = importlib.util.spec_from_file_location("minigrad.kernels", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["minigrad.kernels"] = module
+    spec.loader.exec_module(module)
+
+
+_kernels_from_the_checkout()
 
 from minigrad import backend, cuda
 from minigrad.creation import (

@@ -51,6 +51,7 @@ def test_run_blocks_uses_one_block_on_the_gpu_device_name(monkeypatch):
 @pytest.mark.parametrize("threads", [2, 3])
 def test_conv2d_on_threads_equals_one_thread(monkeypatch, threads):
     """One image per chunk, the chunks shared out to `threads` blocks: y, dx, dw and db as on one thread."""
+    pytest.importorskip("threadpoolctl")           # without it run_blocks keeps one block: nothing to test
     rng = numpy.random.default_rng(7)
     x_np, w_np, b_np = rng.standard_normal((5, 4, 6, 6)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
     dy = rng.standard_normal((5, 6, 6, 6))
@@ -173,13 +174,13 @@ def test_image_chunks_gives_one_chunk_per_thread_at_least(n, budget, at_least, s
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
-def test_chunks_for_cuts_the_same_chunks_whatever_the_threads(monkeypatch, threads):
+def test_parts_for_cuts_the_same_parts_whatever_the_threads(monkeypatch, threads):
     """The partition depends on the sizes only (tuning.CHUNKS_AT_LEAST parts on the CPU), never on the
     threads, so no result can depend on them; the GPU keeps one chunk."""
     monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: threads)
-    assert len(cpu_threads.chunks_for(128, 100, 1 << 30, "cpu")) == tuning.CHUNKS_AT_LEAST
-    assert cpu_threads.chunks_for(128, 100, 700, "cpu") == cpu_threads.image_chunks(128, 100, 700, tuning.CHUNKS_AT_LEAST)
-    assert len(cpu_threads.chunks_for(128, 100, None, "gpu")) == 1
+    assert len(cpu_threads.parts_for(128, 100, 1 << 30, "cpu")) == tuning.CHUNKS_AT_LEAST
+    assert cpu_threads.parts_for(128, 100, 700, "cpu") == cpu_threads.image_parts(128, 100, 700, tuning.CHUNKS_AT_LEAST)
+    assert cpu_threads.parts_for(128, 100, None, "gpu") == [[slice(0, 128)]]
 
 
 def test_sum_in_order_adds_left_to_right_into_the_first_part():
@@ -248,3 +249,19 @@ def test_a_resnet_step_is_the_same_with_one_or_two_blas_threads():
     assert losses_1 == losses_2
     for index, (a, b) in enumerate(zip(weights_1, weights_2)):
         numpy.testing.assert_array_equal(a, b, err_msg=f"parameter {index}")
+
+
+def test_the_kernel_limits_follow_the_tuning_file_after_install(monkeypatch):
+    """The kernels' limits are handed over by minigrad.fast.install() (tuning.py says so): changing one
+    and installing again reaches the kernels."""
+    from minigrad.kernels import numba_cpu
+
+    saved = dict(numba_cpu.LIMITS)
+    monkeypatch.setattr(tuning, "NUMBA_SERIAL_BELOW_BYTES", 12345)
+    try:
+        minigrad.fast.install()
+        assert numba_cpu.LIMITS["serial_below_bytes"] == 12345
+    finally:
+        monkeypatch.undo()
+        minigrad.fast.install()
+    assert numba_cpu.LIMITS == saved

@@ -117,3 +117,23 @@ def test_winograd_numba_kernels_run_from_the_same_location_as_minigrad():
     assert "minigrad.kernels.numba_cpu.winograd" in sys.modules
     expected = Path(minigrad.kernels.__file__).resolve().parent / "numba_cpu" / "winograd.py"
     assert Path(kernel_module.__file__).resolve() == expected
+
+
+def test_a_checkout_that_was_not_installed_finds_its_kernels(tmp_path):
+    """The examples add the repository to sys.path so that they run from a checkout without `pip install`:
+    minigrad then loads the checkout's kernels/ folder as minigrad.kernels itself."""
+    if not (REPOSITORY / "kernels").is_dir():
+        pytest.skip("no checkout here")
+    shutil.copytree(REPOSITORY / "minigrad", tmp_path / "minigrad")
+    shutil.copytree(REPOSITORY / "kernels", tmp_path / "kernels")
+    code = ("import sys\n"
+            "sys.meta_path = [finder for finder in sys.meta_path if 'editable' not in repr(finder).lower()]\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "import numpy, minigrad\n"
+            "from minigrad.ops.conv import conv2d, conv2d_reference\n"
+            "import minigrad.kernels.geometry as geometry\n"
+            f"assert geometry.__file__.startswith({str(tmp_path)!r}), geometry.__file__\n"
+            "x, w = numpy.ones((1, 2, 5, 5)), numpy.ones((3, 2, 3, 3))\n"
+            "assert numpy.allclose(conv2d(minigrad.tensor(x), minigrad.tensor(w)).numpy(), conv2d_reference(x, w))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

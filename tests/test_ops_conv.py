@@ -177,3 +177,8 @@ def test_conv2d_groups_must_divide_channels():
 def test_conv2d_bias_of_wrong_shape_is_an_error():
     with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(4,\)"):
         conv2d(minigrad.zeros(1, 3, 5, 5), minigrad.zeros(4, 3, 3, 3), minigrad.zeros(3))
+
+
+def test_conv2d_reference_refuses_groups_below_one():
+    with pytest.raises(ValueError, match="groups >= 1, got groups=0"):
+        conv2d_reference(numpy.zeros((1, 2, 4, 4)), numpy.zeros((2, 2, 3, 3)), groups=0)

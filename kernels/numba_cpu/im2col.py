@@ -260,7 +260,7 @@ def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
     Like the JIT convolution kernels of oneDNN, minigrad compiles this loop once for every
     (kernel, stride, padding, output width) it meets: a ResNet has two or three. Numba keeps
     each compiled loop in its on-disk cache (the constants are part of the cache key), so a
-    new process loads it instead of compiling again (about 0.5 s). The loops are kept for the
+    new process loads it instead of compiling again. The loops are kept for the
     life of the process: inputs of ever new widths would each pay a compile and keep a loop.
     """
     return loop_for_sizes(_constant_size_loops, _compile_constant_size_loop,

@@ -22,10 +22,11 @@ the odd ones. That layout makes both stages long contiguous loops:
               V[xi, nu=0] = even[0:TW] - even[1:TW+1]       (TW*C contiguous numbers)
 
 The plane is zero-padded as far as the tiles reach, so no loop tests for the border.
-Layouts tried on the way, slowest first: channels first, a plane at a time; channels last,
-a loop over the channels per tile; this layout, one loop per row of tiles. One trap on the
-way: `v[k, a:b].reshape(n)` inside the loops is much slower than slicing a flat view made
-once (`flat_v[k, start:start + n]`).
+Why this layout: a loop per row of tiles runs over TW*C contiguous numbers, which LLVM
+vectorises, where channels first (a plane at a time) or a loop over the channels of one
+tile runs over short, strided rows. Inside the loops, slices of a flat view made once
+(`flat_v[k, start:start + n]`) are used instead of `v[k, a:b].reshape(n)`, which Numba
+compiles into a much slower copy.
 
 One loop iteration (one `prange` index) handles ONE IMAGE, so iterations write
 disjoint parts of the output: no races, no atomics, and the result does not depend

@@ -1,5 +1,6 @@
-"""A small caching allocator for the big arrays of the hot path: convolutions first, and batch
-norm, ReLU, max pooling, the Winograd transforms and leaf gradients (minigrad's `scratch`).
+"""A small caching allocator for the big arrays of the hot path: the kernels' outputs (im2col,
+col2im, batch norm, ReLU, max pooling, the Winograd transforms) and, through minigrad's fast
+layer (`scratch` in minigrad/fast/buffers.py), the convolutions' outputs and gradients.
 
 Why: im2col's output for one ResNet-20 layer at batch 128 is 75 MB. A fresh
 NumPy array that large is new memory from the operating system, and the first
@@ -51,7 +52,7 @@ def empty(shape, dtype):
     global _pooled_bytes
     shape, dtype = tuple(int(s) for s in shape), numpy.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize     # (math.prod: numpy.prod costs far more per call)
-    if nbytes < LIMITS["min_bytes"] or nbytes > LIMITS["max_bytes"]:
+    if nbytes == 0 or nbytes < LIMITS["min_bytes"] or nbytes > LIMITS["max_bytes"]:
         return numpy.empty(shape, dtype)
     with _lock:
         first = bisect.bisect_left(_sizes, nbytes)            # skip the buffers that are too small

@@ -8,7 +8,9 @@ Each module keeps the per-thread maths in a plain Python function that the
 kernel calls as a device function and the module's CPU reference calls in a
 loop. They run on a GPU with CuPy arrays (through __cuda_array_interface__)
 and, without one, under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, set
-before numba is imported), which is how CI tests them. minigrad's dispatchers
-use the CUDA C versions (kernels/gpu_dispatch.py); these are the readable twin.
+before numba is imported), which is how CI tests them. minigrad's GPU dispatch
+(minigrad/fast/gpu.py) runs the CUDA C versions, and these twins where CuPy cannot
+compile CUDA C on a machine; each launcher takes the allocator of its caller's array
+library (`empty=cupy.empty`).
 Importing this package imports nothing; importing a module imports numba.cuda.
 """

@@ -6,6 +6,11 @@ tests check each path against the reference. They were chosen by measurement on 
 CPU with a 2 MiB L2 cache per core; docs/10_performance.md explains each one and
 benchmarks/RESULTS.md holds the current measurements. Change one here, not in the code
 that reads it, and run `python -m pytest tests/test_fast_*.py` and the benchmarks.
+
+The convolutions read theirs (CHUNKS_AT_LEAST, CONV_*, WINOGRAD_*) at every call. The kernels'
+limits (NUMBA_*, ELEMENTWISE_*, BUFFER_POOL_*) are handed to the kernels by
+`minigrad.fast.install()`, which `import minigrad` calls: after changing one of those at run
+time, call `minigrad.fast.install()` again.
 """
 
 # ---------------------------------------------------------------- chunks and threads (fast/threads.py)

@@ -104,6 +104,8 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
     top of this file. For teaching and as the oracle that Conv2d is tested against.
     """
     x, weight = numpy.asarray(x), numpy.asarray(weight)
+    if int(groups) < 1:
+        raise ValueError(f"conv2d: need groups >= 1, got groups={groups}")
     (sh, sw), (ph, pw), (dh, dw) = (pair(value, "conv2d", name) for name, value in
                                     (("stride", stride), ("padding", padding), ("dilation", dilation)))
     check_conv("conv2d", x.shape, weight.shape, None if bias is None else numpy.shape(bias), (ph, pw), (dh, dw), groups)

@@ -4,7 +4,7 @@
     for images, labels in bar:
         ...                                              # forward, backward, step
         bar.update(loss=loss.item(), correct=number_right, count=len(labels))
-    print(bar.summary())      # "loss 0.3124  acc 91.02%  5,310 img/s  11.3 s"
+    print(bar.summary())      # "loss 0.3124  acc 91.02%  5,310 img/s  <seconds> s"
 
 The bar is drawn by tqdm when it is installed (the `dev` extra); without it,
 or with enabled=False, the loop runs silently and the running averages are
