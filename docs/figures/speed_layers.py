@@ -2,9 +2,9 @@
 
     python docs/figures/speed_layers.py                # writes speed_layers.png
 
-Reads docs/results/speed_round4_layers.csv (the fourth round's 1-thread measurements,
-benchmarks/RESULTS.md: minigrad as it runs now, minigrad with Winograd switched off by
-`--conv im2col`, and PyTorch, batch 128) and draws one group of bars per layer.
+Reads docs/results/speed_layers.csv (the 1-thread layer times of benchmarks/RESULTS.md: minigrad
+as it runs by default, minigrad with Winograd switched off by `--conv im2col`, and PyTorch, batch
+128) and draws one group of bars per layer.
 """
 import csv
 
@@ -12,7 +12,7 @@ import numpy
 
 from common import REPO, plt, save
 
-CSV = REPO / "docs" / "results" / "speed_round4_layers.csv"
+CSV = REPO / "docs" / "results" / "speed_layers.csv"
 
 
 def main():
