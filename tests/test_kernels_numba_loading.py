@@ -234,3 +234,17 @@ def test_kernels_select_the_workqueue_threading_layer_by_default_and_leave_the_e
 
 def test_kernels_keep_a_threading_layer_the_user_chose():
     assert _run_child(_LAYER_SCRIPT, {"NUMBA_THREADING_LAYER": "omp"}).split()[-2:] == ["omp", "omp"]
+
+
+def test_the_first_run_says_that_it_compiles_and_the_second_does_not(tmp_path):
+    """With an empty Numba cache the first kernel call compiles for seconds: one line on stderr says so;
+    a second process finds the machine code on disk and says nothing."""
+    pytest.importorskip("numba")
+    code = ("import numpy, minigrad\n"
+            "minigrad.nn.functional.relu(minigrad.tensor(numpy.ones((512, 1024), numpy.float32)))\n")
+    environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env=environment) for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stderr.count("compiling the Numba kernels for this machine (first run only") == 1
+    assert "compiling" not in runs[1].stderr

@@ -36,6 +36,7 @@ loops (small arrays) run side by side on several threads.
 import importlib
 import os
 import threading
+from pathlib import Path
 
 # public name -> (module, function)
 KERNELS = {
@@ -116,6 +117,20 @@ def numba_module():
 def numba_available():
     """True when Numba can be imported (importing it, once)."""
     return numba_module() is not None
+
+
+def compiled_on_disk(name):
+    """Whether Numba's on-disk cache already holds machine code from kernel `name`'s module (its index
+    files, `<module>.<function>-<line>.pyXY.nbi`): under NUMBA_CACHE_DIR when it is set (Numba then uses
+    it alone), else in the module's __pycache__ or the user's cache folder. When it does not, the first
+    call compiles, which takes seconds."""
+    module_name = KERNELS[name][0]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        folders = [Path(os.environ["NUMBA_CACHE_DIR"])]
+    else:
+        folders = [Path(__file__).resolve().parent / "__pycache__", Path.home() / ".cache" / "numba"]
+    return any(next(folder.rglob(f"{module_name}.*.nbi"), None) is not None
+               for folder in folders if folder.is_dir())
 
 
 def load(name):

@@ -8,6 +8,8 @@ the elementwise kernels, arrays under tuning.ELEMENTWISE_NUMPY_BELOW_BYTES (a Nu
 a fixed cost that NumPy does not). Where Numba cannot be imported, the first call finds no
 kernel and every later call runs the reference: the results are the same.
 """
+import sys
+
 import numpy
 
 from minigrad.fast import tuning
@@ -35,13 +37,29 @@ ELEMENTWISE = {"relu_forward", "relu_backward", "add_relu_forward", "relu_backwa
                "batch_norm_train_forward", "batch_norm_backward"}
 
 
+_told = []        # whether this process has said that it compiles (once is enough)
+
+
+def tell_about_compiling(name):
+    """Say once, on stderr, that the first call compiles when Numba has no machine code on disk for
+    kernel `name` yet: that first step takes many seconds, and silence looks like a hang."""
+    if not _told and numba_cpu.numba_available() and not numba_cpu.compiled_on_disk(name):
+        _told.append(name)
+        print("minigrad: compiling the Numba kernels for this machine (first run only: they are cached on "
+              "disk for the next runs; this takes a few seconds per kernel)", file=sys.stderr, flush=True)
+
+
 def lazy(name, reference):
     """A stand-in for kernel `name` that loads it on its first call; some arrays go to `reference`."""
     smallest = tuning.ELEMENTWISE_NUMPY_BELOW_BYTES if name in ELEMENTWISE else 0
+    loaded = []
 
     def run(array, *args, **options):
         if array.dtype not in KERNEL_DTYPES or array.nbytes < smallest:
             return reference(array, *args, **options)
+        if not loaded:
+            tell_about_compiling(name)
+            loaded.append(True)
         function = numba_cpu.load(name) or reference       # None where Numba cannot be imported
         return function(array, *args, **options)
 
