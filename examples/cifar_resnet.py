@@ -35,7 +35,7 @@ import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, models, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
-    CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, RandomCrop,
+    CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DownloadError, Normalize, RandomCrop,
     RandomHorizontalFlip, Subset, ToFloat, default_data_dir, train_val_split,
 )
 from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
@@ -72,6 +72,8 @@ parser.add_argument("--weight-decay", type=float, default=5e-4)
 parser.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "multistep"])
 parser.add_argument("--label-smoothing", type=float, default=0.1)
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/ (default: %(default)s)")
+parser.add_argument("--no-download", action="store_true",
+                    help="fail if the data is missing instead of downloading it (checksummed) into --data-dir")
 parser.add_argument("--out", default=None, help="default runs/cifar_<arch>")
 parser.add_argument("--resume", default=None, help="checkpoint to continue from")
 parser.add_argument("--limit-train", type=int, default=None, help="train on the first N images only (smoke tests)")
@@ -94,8 +96,8 @@ minigrad.manual_seed(args.seed)
 
 # ---------------------------------------------------------------------------------------- 2. data
 try:
-    full_train = CIFAR10(args.data_dir, train=True)
-except (DatasetNotFoundError, DatasetFormatError) as error:
+    full_train = CIFAR10(args.data_dir, train=True, download=not args.no_download)
+except (DatasetNotFoundError, DatasetFormatError, DownloadError) as error:
     fail(error)
 train_set, val_set = train_val_split(full_train, args.val_size)   # val = the LAST val_size images
 if args.limit_train is not None:

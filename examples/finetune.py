@@ -53,7 +53,7 @@ import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, models, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
-    CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, RandomCrop,
+    CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DownloadError, Normalize, RandomCrop,
     RandomHorizontalFlip, TensorDataset, ToFloat, Transform, default_data_dir, train_val_split,
 )
 from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
@@ -83,6 +83,8 @@ parser = argparse.ArgumentParser(description="Pre-train on CIFAR-10 classes 0-4,
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--arch", default="resnet20", choices=sorted(ARCHITECTURES))
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/ (default: %(default)s)")
+parser.add_argument("--no-download", action="store_true",
+                    help="fail if the data is missing instead of downloading it (checksummed) into --data-dir")
 parser.add_argument("--out", default=None, help="default runs/finetune_<arch>")
 parser.add_argument("--pretrained", default=None,
                     help="backbone weights: a .ckpt written by this script, or a state_dict as .npz/.pt/.pth "
@@ -120,8 +122,8 @@ started = time.perf_counter()
 
 # ---------------------------------------------------------------------------------------- 2. data
 try:
-    full_train = CIFAR10(args.data_dir, train=True)
-except (DatasetNotFoundError, DatasetFormatError) as error:
+    full_train = CIFAR10(args.data_dir, train=True, download=not args.no_download)
+except (DatasetNotFoundError, DatasetFormatError, DownloadError) as error:
     fail(error)
 train_part, held_out = train_val_split(full_train, args.val_size)    # held out = the LAST val_size images
 labels = full_train.targets

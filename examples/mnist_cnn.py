@@ -34,7 +34,7 @@ import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
-    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, Subset, ToFloat,
+    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DownloadError, Normalize, Subset, ToFloat,
     default_data_dir, train_val_split,
 )
 from minigrad.models import LeNet5  # noqa: E402
@@ -59,6 +59,8 @@ def fail(message):
 parser = argparse.ArgumentParser(description="Train LeNet-5 on MNIST.",
                                  formatter_class=HelpWithDefaults)
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding mnist/ (default: %(default)s)")
+parser.add_argument("--no-download", action="store_true",
+                    help="fail if the data is missing instead of downloading it (checksummed) into --data-dir")
 parser.add_argument("--out", default="runs/mnist_cnn", help="checkpoints, logs and plots go here")
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
@@ -93,9 +95,9 @@ minigrad.manual_seed(args.seed)
 
 # ---------------------------------------------------------------------------------------- 2. data
 try:
-    full_train = MNIST(args.data_dir, train=True)
-    test_set = MNIST(args.data_dir, train=False)
-except (DatasetNotFoundError, DatasetFormatError) as error:
+    full_train = MNIST(args.data_dir, train=True, download=not args.no_download)
+    test_set = MNIST(args.data_dir, train=False, download=not args.no_download)
+except (DatasetNotFoundError, DatasetFormatError, DownloadError) as error:
     fail(error)
 train_set, val_set = train_val_split(full_train, args.val_size)   # validation = the LAST val_size digits
 if args.limit_train is not None:

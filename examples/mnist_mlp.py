@@ -29,7 +29,7 @@ import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import backend, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
-    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, Normalize, Subset, ToFloat,
+    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DownloadError, Normalize, Subset, ToFloat,
     default_data_dir, train_val_split,
 )
 from minigrad.models import MLP  # noqa: E402
@@ -54,6 +54,8 @@ def fail(message):
 parser = argparse.ArgumentParser(description="Train an MLP on MNIST.",
                                  formatter_class=HelpWithDefaults)
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding mnist/ (default: %(default)s)")
+parser.add_argument("--no-download", action="store_true",
+                    help="fail if the data is missing instead of downloading it (checksummed) into --data-dir")
 parser.add_argument("--out", default="runs/mnist_mlp", help="checkpoints, logs and plots go here")
 parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 parser.add_argument("--hidden", default="512,256", help="hidden layer widths, comma-separated")
@@ -83,9 +85,9 @@ minigrad.manual_seed(args.seed)
 
 # ---------------------------------------------------------------------------------------- 2. data
 try:
-    full_train = MNIST(args.data_dir, train=True)
-    test_set = MNIST(args.data_dir, train=False)
-except (DatasetNotFoundError, DatasetFormatError) as error:
+    full_train = MNIST(args.data_dir, train=True, download=not args.no_download)
+    test_set = MNIST(args.data_dir, train=False, download=not args.no_download)
+except (DatasetNotFoundError, DatasetFormatError, DownloadError) as error:
     fail(error)
 train_set, val_set = train_val_split(full_train, args.val_size)   # validation = the LAST val_size digits
 if args.limit_train is not None:

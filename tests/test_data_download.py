@@ -113,3 +113,30 @@ def test_data_root_prefers_argument_then_env_then_home(tmp_path, monkeypatch):
     monkeypatch.delenv("MINIGRAD_DATA")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data_root() == tmp_path / "home" / ".cache" / "minigrad"
+
+
+def test_mnist_downloads_from_a_mirror_checks_and_loads(tmp_path, monkeypatch):
+    """download=True end to end, with no network: $MINIGRAD_DATA_MIRROR points at a folder of .gz files
+    (written here; their SHA-256 stand in for the official ones) and MNIST fetches, verifies and reads them."""
+    import gzip
+
+    import numpy
+
+    from minigrad.data import MNIST, mnist
+    from minigrad.data.download import sha256_of
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    rng = numpy.random.default_rng(0)
+    for prefix, n in (("train", 6), ("t10k", 4)):
+        for kind, magic, body in (("images-idx3", 2051, rng.integers(0, 256, (n, 28, 28), dtype=numpy.uint8)),
+                                  ("labels-idx1", 2049, rng.integers(0, 10, n, dtype=numpy.uint8))):
+            header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in body.shape)
+            (mirror / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(header + body.tobytes()))
+    resources = {name: resource._replace(sha256=sha256_of(mirror / name), size=(mirror / name).stat().st_size)
+                 for name, resource in mnist.RESOURCES.items()}
+    monkeypatch.setattr(mnist, "RESOURCES", resources)
+    monkeypatch.setenv("MINIGRAD_DATA_MIRROR", mirror.as_uri())
+    train = MNIST(tmp_path / "data", train=True, download=True)
+    assert len(train) == 6 and (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").is_file()
+    assert mnist.mirror_urls(mnist.MIRRORS, "x.gz") == [mirror.as_uri() + "/x.gz"]   # the mirror alone

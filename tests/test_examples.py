@@ -151,9 +151,31 @@ def test_mnist_mlp_interrupt_saves_checkpoint_and_exits_130(mnist_dir, tmp_path,
 
 
 def test_missing_data_gives_one_clear_message(tmp_path):
-    result = run_example("mnist_mlp.py", "--data-dir", tmp_path / "empty", "--out", tmp_path / "run")
+    result = run_example("mnist_mlp.py", "--data-dir", tmp_path / "empty", "--out", tmp_path / "run", "--no-download")
     assert result.returncode == 2
     assert "not found" in result.stderr and "Traceback" not in result.stderr
+    assert "unless --no-download" in result.stderr
+
+
+def test_an_example_downloads_missing_data_and_refuses_a_bad_checksum(mnist_dir, tmp_path):
+    """A user's first run, no data anywhere: the example downloads the MNIST files into --data-dir (here
+    from a local mirror standing in for the internet, $MINIGRAD_DATA_MIRROR), checks each SHA-256, and
+    says clearly what failed: these small test files are not the official ones."""
+    data = tmp_path / "data"
+    environment = {"MINIGRAD_DATA_MIRROR": (mnist_dir / "mnist").as_uri()}
+    result = run_example("mnist_mlp.py", "--data-dir", data, "--out", tmp_path / "run", env=environment)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "could not download train-images-idx3-ubyte.gz" in result.stderr
+    assert "checksum mismatch" in result.stderr and "file://" in result.stderr
+    assert "ossci-datasets" not in result.stderr                     # a mirror replaces the official URLs
+    assert not any((data / "mnist").glob("*.gz"))                    # nothing unverified is kept
+
+
+def test_readmes_first_command_needs_no_shared_folder():
+    """README's first command is what a user runs on a fresh machine: no ../shared there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = readme.split("```bash", 1)[1].split("```", 1)[0]
+    assert "python examples/cifar_resnet.py" in first and "shared" not in first
 
 
 def test_resume_from_missing_checkpoint_gives_one_clear_message(mnist_dir, tmp_path):

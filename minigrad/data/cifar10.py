@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy
 
 from minigrad.data.dataset import ArrayDataset
-from minigrad.data.download import Resource, data_root, download_resource
+from minigrad.data.download import Resource, data_root, download_resource, local_mirror_urls
 from minigrad.data.errors import DatasetFormatError, DatasetNotFoundError
 from minigrad.data.safe_pickle import load_pickle
 
@@ -147,7 +147,7 @@ class CIFAR10(ArrayDataset):
         missing = [name for name in names if not (folder / name).is_file()]
         archive = self.root / ARCHIVE.filename
         if missing and not archive.is_file() and download:
-            download_resource(ARCHIVE, URLS, self.root)
+            download_resource(ARCHIVE, local_mirror_urls(ARCHIVE.filename) or URLS, self.root)
         if missing and archive.is_file():
             folder = extract_archive(archive, self.root, set(missing))
             missing = [name for name in names if not (folder / name).is_file()]
@@ -167,7 +167,8 @@ def _missing_message(missing, folder, root, train, archive_present):
                else f"no {ARCHIVE.filename} in {root}")
     text = (
         f"CIFAR-10 {split} split: missing file(s) {', '.join(missing)} in {folder} ({archive}).\n"
-        f"Pass download=True to fetch {ARCHIVE.filename} from {URLS[0]} (SHA-256 {ARCHIVE.sha256}), "
+        f"Pass download=True (the examples download unless --no-download) to fetch {ARCHIVE.filename} "
+        f"from {URLS[0]} (SHA-256 {ARCHIVE.sha256}), "
         f"or download it by hand, place it in {root} (it is extracted on first use) "
         f"or extract it there so that {root / FOLDER} holds the files."
     )

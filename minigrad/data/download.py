@@ -147,6 +147,15 @@ def download_resource(resource, urls, folder, timeout=DEFAULT_TIMEOUT_S, progres
     )
 
 
+def local_mirror_urls(filename):
+    """URLs of `filename` on the mirrors named by $MINIGRAD_DATA_MIRROR (base URLs separated by commas,
+    e.g. a file:// folder or a proxy's), or [] when it is not set."""
+    bases = [base.strip() for base in os.environ.get("MINIGRAD_DATA_MIRROR", "").split(",") if base.strip()]
+    return [base + ("" if base.endswith("/") else "/") + filename for base in bases]
+
+
 def mirror_urls(mirrors, filename):
-    """Full URLs of `filename` on each mirror base URL (each ends with '/')."""
-    return [base + filename for base in mirrors]
+    """Full URLs of `filename`: on the mirrors of $MINIGRAD_DATA_MIRROR when it is set (and only there: for
+    machines that reach the internet through one, and for tests that must not reach it at all), else on
+    each official mirror base URL (each ends with '/'). The SHA-256 checks are the same either way."""
+    return local_mirror_urls(filename) or [base + filename for base in mirrors]

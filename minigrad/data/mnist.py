@@ -164,7 +164,8 @@ def _missing_message(missing, folders, root):
     urls = "\n".join(f"  {url}" for name in missing for url in mirror_urls(MIRRORS, f"{name}.gz"))
     return (
         "\n".join(lines) + f"\nLooked in: {looked}\n"
-        f"Pass download=True to fetch it into {root / 'mnist'}, or download it by hand from\n{urls}\n"
+        f"Pass download=True (the examples download unless --no-download) to fetch it into {root / 'mnist'}, "
+        f"or download it by hand from\n{urls}\n"
         f"and place it in {root / 'mnist'} (or point root / $MINIGRAD_DATA at the folder holding it)."
     )
 
