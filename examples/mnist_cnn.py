@@ -46,7 +46,7 @@ from minigrad.utils.metrics import confusion_matrix  # noqa: E402
 from minigrad.utils.plots import (  # noqa: E402
     plot_confusion_matrix, plot_sample_predictions, plot_training_curves,
 )
-from minigrad.utils.training import evaluate, interrupt_on_sigterm, train_one_epoch  # noqa: E402
+from minigrad.utils.training import TrainingInterrupted, evaluate, stop_between_batches, train_one_epoch  # noqa: E402
 
 
 def fail(message):
@@ -125,64 +125,73 @@ print(f"model: LeNet5, {model.num_parameters():,} parameters, {args.optimizer} p
 
 history = MetricHistory(out / "metrics")
 stopper = EarlyStopping(patience=args.patience, mode="max") if args.patience > 0 else None
-start_epoch, best_val_acc = 0, 0.0
+start_epoch, best_val_acc, partial = 0, 0.0, None
 if args.resume:
     try:
         meta = load_checkpoint(args.resume, model, optimizer, scheduler, loaders={"train": train_loader})
     except (FileNotFoundError, ValueError) as error:
         fail(error)
-    start_epoch, best_val_acc = meta["epoch"] + 1, meta["best_metric"]
+    partial = meta["extra"].get("interrupted_epoch")    # an epoch stopped between two batches, or None
+    start_epoch, best_val_acc = meta["epoch"] + (1 if partial is None else 0), meta["best_metric"]
     history.rows = meta["extra"]["history"]
     history.truncate(start_epoch)
     if stopper is not None and meta["extra"].get("early_stopping"):
         stopper.load_state_dict(meta["extra"]["early_stopping"])
-    print(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}")
+    where = "" if partial is None else f", batch {train_loader.state_dict()['position'] + 1}"
+    print(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}{where}")
     planned = meta["extra"]["config"]["epochs"]
     if planned != args.epochs:
         print(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
 
 
-def checkpoint_state(epoch):
+def checkpoint_state(epoch, interrupted_epoch=None):
     extra = {"history": history.rows, "config": vars(args),
-             "early_stopping": stopper.state_dict() if stopper is not None else None}
+             "early_stopping": stopper.state_dict() if stopper is not None else None,
+             "interrupted_epoch": interrupted_epoch}
     return dict(model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
                 best_metric=best_val_acc, extra=extra, loaders={"train": train_loader})
 
 
 # ---------------------------------------------------------------------------------------- 4. train
 epoch = start_epoch - 1
-interrupt_on_sigterm()                     # `kill` saves a checkpoint too, like Ctrl-C
 try:
-    for epoch in range(start_epoch, args.epochs):
-        model.train()                      # dropout on, batch norm on batch statistics
-        lr = optimizer.param_groups[0]["lr"]
-        bar = train_one_epoch(model, train_loader, optimizer, F.cross_entropy, scheduler=scheduler,
-                              desc=f"epoch {epoch + 1}/{args.epochs}", progress=not args.no_progress)
+    with stop_between_batches():               # Ctrl-C and `kill` stop between two batches, never inside one
+        for epoch in range(start_epoch, args.epochs):
+            model.train()                      # dropout on, batch norm on batch statistics
+            lr = optimizer.param_groups[0]["lr"] if partial is None else partial["lr"]   # at the epoch's start
+            bar = train_one_epoch(model, train_loader, optimizer, F.cross_entropy, scheduler=scheduler,
+                                  desc=f"epoch {epoch + 1}/{args.epochs}",
+                                  progress=not args.no_progress, resume=partial)
+            partial = None                 # the next epochs start at their first batch
 
-        val_loss, val_acc, _, _ = evaluate(model, val_loader)
-        history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
-                    val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
-                    images_per_second=round(bar.images_per_second, 1))
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {bar.loss:.4f} acc {bar.accuracy:.2%} | "
-              f"val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
-              f"{bar.images_per_second:,.0f} img/s")
-        improved = val_acc > best_val_acc
-        best_val_acc = max(best_val_acc, val_acc)
-        stop = stopper is not None and stopper.step(val_acc)
-        save_checkpoint(out / "last.ckpt", **checkpoint_state(epoch))
-        if improved:
-            save_checkpoint(out / "best.ckpt", **checkpoint_state(epoch))
-        if stop:
-            print(f"early stopping: no val accuracy gain for {args.patience} epochs")
-            break
-        if args.stop_after is not None and epoch + 1 - start_epoch >= args.stop_after:
-            print(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
-            break
-except KeyboardInterrupt:
-    # The weights are mid-epoch; the checkpoint records the last COMPLETED epoch, so resuming
-    # from it redoes the interrupted epoch from these weights (last.ckpt is the exact one).
-    path = save_checkpoint(out / "interrupted.ckpt", **checkpoint_state(epoch))
+            val_loss, val_acc, _, _ = evaluate(model, val_loader)
+            history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
+                        val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
+                        images_per_second=round(bar.images_per_second, 1))
+            print(f"epoch {epoch + 1}/{args.epochs}: train loss {bar.loss:.4f} acc {bar.accuracy:.2%} | "
+                  f"val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
+                  f"{bar.images_per_second:,.0f} img/s")
+            improved = val_acc > best_val_acc
+            best_val_acc = max(best_val_acc, val_acc)
+            stop = stopper is not None and stopper.step(val_acc)
+            save_checkpoint(out / "last.ckpt", **checkpoint_state(epoch))
+            if improved:
+                save_checkpoint(out / "best.ckpt", **checkpoint_state(epoch))
+            if stop:
+                print(f"early stopping: no val accuracy gain for {args.patience} epochs")
+                break
+            if args.stop_after is not None and epoch + 1 - start_epoch >= args.stop_after:
+                print(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
+                break
+except TrainingInterrupted as interrupt:
+    # Between two batches: the weights, the optimizer, the scheduler and the loader's position agree, so
+    # --resume continues this epoch at its next batch, as if it had never stopped.
+    path = save_checkpoint(out / "interrupted.ckpt", **checkpoint_state(epoch, dict(interrupt.progress, lr=lr)))
     print(f"\ninterrupted: checkpoint saved to {path}; continue with --resume {path}", file=sys.stderr)
+    sys.exit(130)
+except KeyboardInterrupt:
+    print(f"\nstopped at once (a second Ctrl-C), in the middle of a step: no checkpoint of this moment; "
+          f"--resume {out / 'last.ckpt'} continues from the last finished epoch", file=sys.stderr)
     sys.exit(130)
 
 # ---------------------------------------------------------------------------------------- 5. report

@@ -13,6 +13,11 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+# Tests never reach the internet: a data download that a test did not arrange (an example run without
+# --no-download on missing data, say) goes to this empty local mirror and fails at once, not to the
+# official mirrors (see minigrad/data/download.py, mirror_urls).
+os.environ.setdefault("MINIGRAD_DATA_MIRROR", "file:///nonexistent/minigrad-test-mirror/")
+
 
 def pytest_collection_modifyitems(config, items):
     """Skip tests marked `gpu` unless CuPy and a CUDA device are present."""

@@ -127,6 +127,7 @@ def _serve_archive(tmp_path, monkeypatch, payload):
     monkeypatch.setattr(cifar10, "ARCHIVE", Resource(
         "cifar-10-python.tar.gz", hashlib.sha256(good).hexdigest(), None, None))
     monkeypatch.setattr(cifar10, "URLS", [(served / "cifar-10-python.tar.gz").as_uri()])
+    monkeypatch.delenv("MINIGRAD_DATA_MIRROR", raising=False)          # the official URL list, patched above
 
 
 def test_download_fetches_verifies_and_extracts(tmp_path, monkeypatch):

@@ -137,12 +137,49 @@ def test_state_dict_resumes_the_next_epoch_exactly():
         numpy.testing.assert_array_equal(a, b)
 
 
-def test_partial_epoch_advances_state_like_a_full_one():
+def test_a_new_epoch_after_a_partial_one_is_the_next_epoch_all_the_same():
     a = DataLoader(_dataset(), batch_size=2, shuffle=True, seed=1)
     b = DataLoader(_dataset(), batch_size=2, shuffle=True, seed=1)
-    next(iter(a))
+    next(iter(a))                                    # an epoch abandoned after one batch
     list(b)
-    assert a.state_dict()["generator"] == b.state_dict()["generator"]
+    assert _first_pixels(a) == _first_pixels(b)      # both draw the second epoch's plan
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+@pytest.mark.parametrize("stop_after", [0, 1, 3, 5])
+def test_a_state_saved_mid_epoch_resumes_that_epoch_at_the_next_batch(prefetch, stop_after):
+    """Batches (with their augmentation) from a loader restored in the middle of epoch 2 equal the rest of
+    epoch 2 and then epoch 3 of a loader that was never interrupted."""
+    def loader():
+        return DataLoader(_dataset(11), batch_size=2, shuffle=True, seed=3, prefetch=prefetch,
+                          transform=Compose([RandomCrop(4, padding=1), ToFloat()]))
+
+    def pixels(batches):
+        return [batch[0].numpy().tolist() for batch in batches]
+
+    straight = loader()
+    epochs = [pixels(straight) for _ in range(3)]
+    interrupted = loader()
+    list(interrupted)                                # epoch 1
+    iterator = iter(interrupted)                     # epoch 2 ...
+    for _ in range(stop_after):
+        next(iterator)
+    if stop_after:
+        assert interrupted.state_dict()["position"] == stop_after - 1   # the last batch is not finished yet
+    state = interrupted.state_dict()
+    resumed = loader()
+    resumed.load_state_dict(state)
+    finished = max(stop_after - 1, 0)
+    assert pixels(resumed) == epochs[1][finished:]
+    assert pixels(resumed) == epochs[2]
+    assert resumed.state_dict()["position"] == 0
+
+
+def test_a_loader_state_with_a_position_past_the_epoch_is_refused():
+    loader = DataLoader(_dataset(), batch_size=2, shuffle=True, seed=1)
+    state = dict(loader.state_dict(), position=99)
+    with pytest.raises(ValueError, match="position 99 is outside an epoch of 5 batches"):
+        loader.load_state_dict(state)
 
 
 def test_bad_batch_size_is_clear():

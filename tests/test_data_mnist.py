@@ -108,6 +108,7 @@ def _local_mirror(tmp_path, monkeypatch):
                  for p in served.iterdir()}
     monkeypatch.setattr(mnist, "RESOURCES", resources)
     monkeypatch.setattr(mnist, "MIRRORS", [(tmp_path / "dead").as_uri() + "/", served.as_uri() + "/"])
+    monkeypatch.delenv("MINIGRAD_DATA_MIRROR", raising=False)          # the official mirror list, patched above
     return served
 
 

@@ -249,3 +249,49 @@ def test_the_readme_headline_run_is_the_default_run():
                             text=True, timeout=120)
     assert "--epochs EPOCHS       (default: 40)" in result.stdout
     assert "--arch resnet20 --epochs 40" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def final_weights(out):
+    """The model's arrays in a run's last checkpoint, by name."""
+    from minigrad.utils.checkpoint import read_checkpoint
+
+    return {name: numpy.asarray(value) for name, value in read_checkpoint(out / "last.ckpt")["model"].items()}
+
+
+@pytest.mark.parametrize("script, data, options", [
+    ("mnist_mlp.py", "mnist_dir", ("--epochs", 40, "--dropout", 0.2, *TINY_MNIST)),
+    ("cifar_resnet.py", "cifar_dir", ("--epochs", 12, *TINY_CIFAR)),
+])
+def test_sigint_at_a_random_step_then_resume_equals_a_straight_run(request, tmp_path, script, data, options):
+    """Send SIGINT to a real training run at a random moment, resume from its checkpoint, and compare with a
+    run that was never interrupted: the final weights bit for bit, and every exact column of the log."""
+    data_dir = request.getfixturevalue(data)
+    arguments = ["--data-dir", data_dir, "--seed", 5, *options]
+    straight = tmp_path / "straight"
+    summary_line(run_example(script, *arguments, "--out", straight, timeout=600))
+    rng = numpy.random.default_rng()                               # a different moment on every run
+    for attempt in range(5):
+        stopped = tmp_path / f"stopped{attempt}"
+        environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+        command = [sys.executable, str(EXAMPLES / script), "--no-progress", "--out", str(stopped),
+                   *map(str, arguments)]
+        process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+        deadline = time.monotonic() + 300
+        while not (stopped / "metrics.json").exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)                                        # the first epoch is done: training runs
+        time.sleep(float(rng.uniform(0, 0.1)))
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=300)
+        if process.returncode == 130 and (stopped / "interrupted.ckpt").is_file():
+            break                                                   # else training had ended: again
+    else:
+        pytest.skip("the run always finished before SIGINT arrived")
+    assert (stopped / "interrupted.ckpt").is_file(), stderr
+    resumed = run_example(script, *arguments, "--out", stopped, "--resume", stopped / "interrupted.ckpt",
+                          timeout=600)
+    summary_line(resumed)
+    assert exact_columns(stopped) == exact_columns(straight)
+    expected = final_weights(straight)
+    for name, value in final_weights(stopped).items():
+        numpy.testing.assert_array_equal(value, expected[name], err_msg=name)

@@ -119,7 +119,7 @@ def test_missing_pretrained_file_is_one_line_error(cifar_dir, tmp_path):
 
 
 def test_missing_data_is_a_clear_error_without_traceback(tmp_path):
-    result = run_finetune("--data-dir", tmp_path / "empty", "--out", tmp_path / "run", *TINY)
+    result = run_finetune("--data-dir", tmp_path / "empty", "--out", tmp_path / "run", "--no-download", *TINY)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("finetune.py: error: CIFAR-10") and "download" in result.stderr
 

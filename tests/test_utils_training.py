@@ -66,3 +66,48 @@ def test_count_correct_counts_rows_whose_argmax_is_the_label():
     logits = minigrad.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0]])
     labels = minigrad.tensor([0, 1, 1])
     assert count_correct(logits, labels) == 2
+
+
+def test_sigint_stops_training_at_the_next_batch_boundary_with_the_epochs_sums():
+    import os
+    import signal
+
+    import pytest
+
+    from minigrad.utils.training import TrainingInterrupted, stop_between_batches
+
+    model = nn.Linear(2, 2)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    loader = separable_loader(batch_size=8)
+    steps = []
+    real_step = optimizer.step
+
+    def step_then_signal():
+        real_step()
+        steps.append(1)
+        if len(steps) == 2:
+            os.kill(os.getpid(), signal.SIGINT)          # arrives in the middle of the loop body
+
+    optimizer.step = step_then_signal
+    previous = signal.getsignal(signal.SIGINT)
+    with stop_between_batches():
+        with pytest.raises(TrainingInterrupted) as stopped:
+            train_one_epoch(model, loader, optimizer, progress=False)
+    assert len(steps) == 2                                # the second step was finished, no third began
+    assert stopped.value.progress["steps"] == 2 and stopped.value.progress["count"] == 16
+    assert loader.state_dict()["position"] == 2           # the loader knows: two batches done
+    assert signal.getsignal(signal.SIGINT) is previous    # the handlers are back
+
+
+def test_a_second_sigint_stops_at_once():
+    import os
+    import signal
+
+    import pytest
+
+    from minigrad.utils.training import stop_between_batches
+
+    with stop_between_batches():
+        os.kill(os.getpid(), signal.SIGINT)               # the first only asks
+        with pytest.raises(KeyboardInterrupt, match="again"):
+            os.kill(os.getpid(), signal.SIGINT)

@@ -17,10 +17,15 @@ batch b is augmented with ``default_rng([epoch_seed, b])``. So:
 - the same seed gives the same batches and augmentations, with or without
   the prefetch thread (which never touches the loader's generator);
 - the generator advances by a fixed amount per epoch, however many batches
-  were consumed, so ``state_dict()`` (generator state + epoch counter) saved
-  in a checkpoint and restored with ``load_state_dict()`` continues with
-  exactly the next epoch the original run would have seen. Save it between
-  epochs; restoring mid-epoch starts the next epoch, not the rest of this one.
+  were consumed, so a saved state can always draw an epoch's plan again.
+``state_dict()`` saves where the stream is. Between epochs: the generator and
+the epoch counter. In the middle of an epoch: the generator as it was before
+this epoch's plan was drawn, and ``position``, the number of batches the
+consumer has finished (a batch counts once the loop asks for the next one).
+``load_state_dict()`` then makes the next ``iter()`` draw the same plan and
+start at batch ``position``, with the same augmentations (they depend on the
+batch number, not on what ran before): an interrupted epoch resumes exactly
+where it stopped.
 
 Prefetch
 --------
@@ -67,6 +72,8 @@ class DataLoader:
             generator = numpy.random.default_rng(seed)
         self.generator = generator
         self.epoch = 0  # epochs started so far
+        self._current = None   # the epoch in progress: its starting state and the batches finished
+        self._start_at = 0     # the batch the next epoch starts at (set by load_state_dict)
 
     def __len__(self):
         n = len(self.dataset)
@@ -74,8 +81,11 @@ class DataLoader:
 
     # ------------------------------------------------------------------ state for checkpoints
     def state_dict(self):
-        """What a checkpoint saves: the generator state and the epoch counter."""
-        return {"generator": self.generator.bit_generator.state, "epoch": self.epoch}
+        """What a checkpoint saves: the generator state, the epoch counter and the position in the
+        epoch in progress (0 between epochs); see the module docstring."""
+        if self._current is not None:
+            return dict(self._current)
+        return {"generator": self.generator.bit_generator.state, "epoch": self.epoch, "position": self._start_at}
 
     def load_state_dict(self, state):
         """Restore a state from state_dict(); the next epoch is the one the saved run would see."""
@@ -85,8 +95,13 @@ class DataLoader:
                 f"loader state holds a {state['generator'].get('bit_generator')} generator, "
                 f"this loader uses {type(bit_generator).__name__}"
             )
+        position = int(state.get("position", 0))
+        if not 0 <= position <= len(self):
+            raise ValueError(f"loader state: position {position} is outside an epoch of {len(self)} batches")
         bit_generator.state = state["generator"]
         self.epoch = int(state["epoch"])
+        self._start_at = position
+        self._current = None
 
     # ------------------------------------------------------------------ one batch
     def _make_batch(self, indices, epoch_seed, batch_number):
@@ -120,10 +135,24 @@ class DataLoader:
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self):
+        start = {"generator": self.generator.bit_generator.state, "epoch": self.epoch}
         batches, epoch_seed = self._epoch_plan()  # drawn now, so state advances at iter()
+        first, self._start_at = self._start_at, 0
+        current = dict(start, position=first)
+        self._current = current
         if self.prefetch:
-            return _prefetching(self, batches, epoch_seed)
-        return (self._make_batch(idx, epoch_seed, b) for b, idx in enumerate(batches))
+            source = _prefetching(self, batches, epoch_seed, first)
+        else:
+            source = (self._make_batch(batches[b], epoch_seed, b) for b in range(first, len(batches)))
+        return self._counted(source, current)
+
+    def _counted(self, source, current):
+        """Yield from `source`, counting a batch as finished when the consumer asks for the next one."""
+        for batch in source:
+            yield batch
+            current["position"] += 1
+        if self._current is current:
+            self._current = None                  # the epoch is complete
 
     def __repr__(self):
         return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, "
@@ -134,7 +163,7 @@ class DataLoader:
 _DONE = object()  # end-of-epoch marker in the prefetch queue
 
 
-def _prefetching(loader, batches, epoch_seed):
+def _prefetching(loader, batches, epoch_seed, first=0):
     """Yield the epoch's batches while a worker thread builds the next one ahead.
 
     The queue holds at most one finished batch, so memory stays bounded. An
@@ -155,8 +184,8 @@ def _prefetching(loader, batches, epoch_seed):
 
     def work():
         try:
-            for b, idx in enumerate(batches):
-                if stop.is_set() or not put(loader._make_batch(idx, epoch_seed, b)):
+            for b in range(first, len(batches)):
+                if stop.is_set() or not put(loader._make_batch(batches[b], epoch_seed, b)):
                     return
             put(_DONE)
         except BaseException as error:  # hand the error to the consumer

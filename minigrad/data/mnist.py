@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy
 
 from minigrad.data.dataset import ArrayDataset
-from minigrad.data.download import Resource, data_root, download_resource, mirror_urls
+from minigrad.data.download import Resource, data_root, download_resource, local_mirror_urls, mirror_urls
 from minigrad.data.errors import DatasetFormatError, DatasetNotFoundError
 
 IMAGES_MAGIC = 2051
@@ -161,7 +161,8 @@ def _check_pair(images, labels, paths):
 def _missing_message(missing, folders, root):
     lines = [f"MNIST file {name}.gz (or uncompressed {name}) not found." for name in missing]
     looked = ", ".join(str(f) for f in folders)
-    urls = "\n".join(f"  {url}" for name in missing for url in mirror_urls(MIRRORS, f"{name}.gz"))
+    urls = "\n".join(f"  {url}" for name in missing       # your mirror ($MINIGRAD_DATA_MIRROR), then the official
+                     for url in local_mirror_urls(f"{name}.gz") + [base + f"{name}.gz" for base in MIRRORS])
     return (
         "\n".join(lines) + f"\nLooked in: {looked}\n"
         f"Pass download=True (the examples download unless --no-download) to fetch it into {root / 'mnist'}, "

@@ -77,9 +77,10 @@ class TrainingProgress:
         self.steps = 0
         self.start = None
         self.elapsed = 0.0
+        self.earlier_elapsed = 0.0                       # time spent on this epoch before a resume
 
     def __iter__(self):
-        self.bar = make_bar(self.desc, self.total, self.enabled, leave=self.leave, unit="batch")
+        self.bar = make_bar(self.desc, self.total, self.enabled, leave=self.leave, unit="batch", initial=self.steps)
         self.start = time.perf_counter()
         try:
             for item in self.iterable:                   # the only iteration of the loader
@@ -87,12 +88,23 @@ class TrainingProgress:
                 if self.bar is not None:
                     self.bar.update(1)
         finally:
-            self.elapsed = time.perf_counter() - self.start
+            self.elapsed = self.earlier_elapsed + time.perf_counter() - self.start
             if self.bar is not None:
                 self.bar.close()
 
     def __len__(self):
         return len(self.iterable)
+
+    def state_dict(self):
+        """The running sums, for a checkpoint taken between two batches of this epoch."""
+        return {"loss_total": self.loss_total, "loss_count": self.loss_count, "correct": self.correct,
+                "count": self.count, "steps": self.steps, "elapsed": self.elapsed}
+
+    def load_state_dict(self, state):
+        """Continue the running sums of an epoch that was interrupted (its time too: img/s stays honest)."""
+        self.loss_total, self.loss_count = float(state["loss_total"]), int(state["loss_count"])
+        self.correct, self.count, self.steps = int(state["correct"]), int(state["count"]), int(state["steps"])
+        self.earlier_elapsed = float(state["elapsed"])
 
     def update(self, loss=None, correct=None, count=1):
         """Add one batch: its mean `loss`, its number of `correct` predictions, its size `count`."""
@@ -104,7 +116,7 @@ class TrainingProgress:
         if correct is not None:
             self.correct += int(correct)
         if self.start is not None:
-            self.elapsed = time.perf_counter() - self.start
+            self.elapsed = self.earlier_elapsed + time.perf_counter() - self.start
         if self.bar is not None and self.steps % self.refresh_every == 0:
             self.bar.set_postfix_str(self.postfix(), refresh=False)
 

@@ -13,7 +13,18 @@ One training step is the whole of deep learning in four lines:
 
 Evaluation runs the model in eval mode (dropout off, batch norm on its running
 statistics) under no_grad, so no graph is kept and memory stays flat.
+
+Stopping a run and resuming it exactly. Inside `stop_between_batches()`, Ctrl-C (SIGINT)
+and `kill` (SIGTERM) do not stop a step half done: they set a flag, and the training loop
+raises TrainingInterrupted at the next batch boundary, before it starts a step. Everything
+is then consistent (the weights, the optimizer, the scheduler and batch norm's statistics
+have all seen the same batches), the loader knows which batches are finished, and the
+exception carries the epoch's running sums, so a checkpoint taken there resumes the epoch
+where it stopped, with the same numbers as a run that was never interrupted. A second
+Ctrl-C stops at once (then no exact checkpoint can be taken).
 """
+import contextlib
+import signal
 from collections import namedtuple
 
 import numpy
@@ -31,16 +42,61 @@ def count_correct(logits, labels):
     return int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
 
 
-def train_one_epoch(model, loader, optimizer, loss_fn=cross_entropy, scheduler=None, desc=None, progress=True):
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, taken between two batches. `progress` holds the interrupted epoch's running
+    sums (TrainingProgress.state_dict) for the checkpoint, to continue them on resume."""
+
+    def __init__(self, message, progress=None):
+        super().__init__(message)
+        self.progress = progress
+
+
+_requested = []    # the signals received inside stop_between_batches() and not yet acted on
+
+
+@contextlib.contextmanager
+def stop_between_batches():
+    """Inside: SIGINT and SIGTERM ask the training loop to stop at the next batch boundary (see the
+    module docstring); a second one stops at once. The previous handlers come back on exit."""
+    def handler(signum, frame):
+        if _requested:
+            raise KeyboardInterrupt(f"signal {signum} again: stopping now")
+        _requested.append(signum)
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+        _requested.clear()
+
+
+def stop_if_asked(bar=None):
+    """Raise TrainingInterrupted if a stop was asked for; call it between two batches."""
+    if _requested:
+        signum = _requested.pop()
+        _requested.clear()
+        raise TrainingInterrupted(f"signal {signum}", None if bar is None else bar.state_dict())
+
+
+def train_one_epoch(model, loader, optimizer, loss_fn=cross_entropy, scheduler=None, desc=None, progress=True,
+                    resume=None):
     """One pass over `loader`; `scheduler`, if given, is stepped after every batch.
 
     The caller puts the model in train mode first (`model.train()`): it is the
     caller's choice, e.g. a linear probe keeps a frozen backbone's batch norm in
     eval mode. Returns the TrainingProgress, whose .loss, .accuracy, .elapsed and
-    .images_per_second summarise the epoch.
+    .images_per_second summarise the epoch. resume: the running sums of this epoch
+    from a TrainingInterrupted (the loader, restored from the same checkpoint, starts
+    at the batch after the last one finished). Raises TrainingInterrupted between two
+    batches when asked to stop (see stop_between_batches).
     """
     bar = TrainingProgress(loader, desc=desc, enabled=progress)
+    if resume is not None:
+        bar.load_state_dict(resume)
     for images, labels in bar:
+        stop_if_asked(bar)                          # a batch boundary: nothing of this batch done yet
         logits = model(images)                                               # (B, classes)
         loss = loss_fn(logits, labels)
         optimizer.zero_grad()
@@ -66,18 +122,3 @@ def evaluate(model, loader, loss_fn=cross_entropy):
         return Evaluation(float("nan"), float("nan"), numpy.zeros(0, int), numpy.zeros(0, int))
     predicted, targets = numpy.concatenate(predicted), numpy.concatenate(targets)
     return Evaluation(loss_meter.mean, float((predicted == targets).mean()), predicted, targets)
-
-
-def interrupt_on_sigterm():
-    """Treat SIGTERM (a job scheduler or a closing session ending the run) like Ctrl-C.
-
-    The examples catch KeyboardInterrupt to save a checkpoint before they exit;
-    with this handler installed, `kill PID` takes the same path, so a long run
-    that is stopped from outside can still be resumed.
-    """
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
