@@ -120,3 +120,16 @@ def test_an_optimizer_hyperparameter_that_is_not_a_number_is_named(optimizer, op
 
     with pytest.raises(TypeError, match=rf"{optimizer}: \w+(\[\d\])? must be a number, got"):
         getattr(optim, optimizer)([minigrad.randn(2, requires_grad=True)], **options)
+
+
+@pytest.mark.parametrize("layer, shape", [("Linear(3, 2)", (4, 3)), ("Conv2d(2, 3, 3)", (1, 2, 5, 5)),
+                                          ("BatchNorm2d(2)", (4, 2, 3, 3)),
+                                          ("BatchNorm2d(2, affine=False)", (4, 2, 3, 3))])
+def test_an_input_of_another_dtype_than_the_layer_is_refused_naming_both(layer, shape):
+    from minigrad import nn
+
+    module = eval(f"nn.{layer}")                              # float32 parameters, PyTorch's default
+    with pytest.raises(TypeError, match=r"input dtype float64 does not match the layer's dtype float32.*x\.to"):
+        module(minigrad.tensor(numpy.zeros(shape)))
+    assert module(minigrad.tensor(numpy.zeros(shape, numpy.float32))).dtype == numpy.float32
+    assert module.to(numpy.float64)(minigrad.tensor(numpy.zeros(shape))).dtype == numpy.float64

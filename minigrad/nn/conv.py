@@ -15,7 +15,7 @@ import math
 from minigrad.kernels.geometry import pair
 from minigrad.nn import init
 from minigrad.nn.linear import empty_parameter
-from minigrad.nn.module import Module
+from minigrad.nn.module import Module, check_input_dtype
 from minigrad.ops.conv import conv2d
 
 
@@ -47,6 +47,7 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        check_input_dtype(self._signature(), x, self.weight)
         if x.ndim != 4:
             raise ValueError(
                 f"{self._signature()}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}"

@@ -11,7 +11,7 @@ import numpy
 
 from minigrad import backend
 from minigrad.nn import init
-from minigrad.nn.module import Module
+from minigrad.nn.module import Module, check_input_dtype
 from minigrad.nn.parameter import Parameter
 from minigrad.ops.matmul import linear
 
@@ -50,6 +50,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
+        check_input_dtype(self._signature(), x, self.weight)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self._signature()}: expected input with last dimension {self.in_features}, "

@@ -359,6 +359,17 @@ class Module:
         return f"{type(self).__name__}(\n  {body}\n)"
 
 
+def check_input_dtype(layer_name, x, parameter):
+    """A layer computes in its parameters' dtype, and an input of another dtype is refused, as PyTorch
+    refuses it: mixing them would silently compute (and return) the wider one, or lose precision."""
+    if parameter is not None and x.dtype != parameter.dtype:
+        wanted = numpy.dtype(parameter.dtype).name
+        raise TypeError(
+            f"{layer_name}: input dtype {numpy.dtype(x.dtype).name} does not match the layer's dtype {wanted}; "
+            f"convert the input (x.to({wanted})) or the layer (layer.to({numpy.dtype(x.dtype).name}))"
+        )
+
+
 def _finite_problem(value, dtype):
     """Why `value` cannot be loaded into a `dtype` tensor as finite numbers, or None when it can."""
     xp = backend.array_module(value)

@@ -20,7 +20,7 @@ import numpy
 from minigrad.creation import ones, zeros
 from minigrad.nn import init
 from minigrad.nn.linear import empty_parameter
-from minigrad.nn.module import Module
+from minigrad.nn.module import Module, check_input_dtype
 from minigrad.ops.norm import batch_norm, batch_norm_relu
 from minigrad.tensor import Tensor
 
@@ -66,6 +66,7 @@ class _BatchNorm(Module):
         """Batch norm of x; relu=True returns relu(batch norm of x) from ONE fused op
         (minigrad.ops.norm.batch_norm_relu: the same numbers, one pass less over the activation)."""
         name = f"{type(self).__name__}({self.num_features})"
+        check_input_dtype(name, x, self.weight if self.affine else self.running_mean)
         if x.ndim not in self.expected_dims:
             ranks = " or ".join(f"{d}-D" for d in self.expected_dims)
             raise ValueError(f"{name}: expected a {ranks} input, got shape {tuple(x.shape)}")
