@@ -112,21 +112,31 @@ class Tensor:
             extra += f", grad_fn={self._creator.name}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
-        body = numpy.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        body = numpy.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{extra})"
 
     # ------------------------------------------------------------------ conversion
     def numpy(self):
-        """The values as a NumPy array (copied to the host if the tensor is on the GPU)."""
+        """The values as a NumPy array (copied to the host if the tensor is on the GPU).
+
+        On the CPU the array IS this tensor's memory, so a tensor that requires grad refuses, as
+        PyTorch does: writing to the array would change a value behind autograd's back. Say what you
+        mean with .detach().numpy() (the same memory, outside the graph).
+        """
+        if self.requires_grad:
+            raise RuntimeError(
+                f"numpy() on a tensor that requires grad (shape {self.shape}): writing to the array would "
+                f"change it behind autograd's back; use tensor.detach().numpy() instead"
+            )
         return backend.to_numpy(self.data)
 
     def tolist(self):
-        return self.numpy().tolist()
+        return backend.to_numpy(self.data).tolist()
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.numpy().reshape(()).item()
+        return backend.to_numpy(self.data).reshape(()).item()
 
     def __float__(self):
         return float(self.item())

@@ -147,7 +147,7 @@ def test_only_inputs_that_require_grad_receive_grad():
 def test_hook_sees_the_gradient():
     x = _leaf([1.0, 2.0])
     seen = []
-    x.register_hook(lambda grad: seen.append(grad.numpy().copy()))
+    x.register_hook(lambda grad: seen.append(grad.detach().numpy().copy()))
     (x * 3).sum().backward()
     numpy.testing.assert_array_equal(seen[0], [3.0, 3.0])
 
@@ -255,7 +255,7 @@ def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     minigrad.nn.functional.linear(a, weight, bias).sum().backward()
     (da, dweight, dbias), = returned
     assert a.grad.data is da and weight.grad.data is dweight and bias.grad.data is dbias
-    numpy.testing.assert_allclose(weight.grad.numpy(), numpy.ones((5, 2)).T @ a.numpy())
+    numpy.testing.assert_allclose(weight.grad.numpy(), numpy.ones((5, 2)).T @ a.detach().numpy())
 
 
 def test_gradients_that_are_not_fresh_are_still_copied():
@@ -301,9 +301,9 @@ def test_a_leaf_used_twice_gets_the_sum_of_fresh_gradients_in_memory_of_its_own(
     w = minigrad.tensor(rng.standard_normal((2, 3)), requires_grad=True)
     out = minigrad.nn.functional.linear(x, w) * minigrad.nn.functional.linear(x, w)
     out.sum().backward()
-    y = x.numpy() @ w.numpy().T                          # d(sum y*y)/dy = 2y, through both linears
-    numpy.testing.assert_allclose(x.grad.numpy(), 2 * y @ w.numpy(), rtol=1e-12)
-    numpy.testing.assert_allclose(w.grad.numpy(), 2 * y.T @ x.numpy(), rtol=1e-12)
+    y = x.detach().numpy() @ w.detach().numpy().T                          # d(sum y*y)/dy = 2y, through both linears
+    numpy.testing.assert_allclose(x.grad.numpy(), 2 * y @ w.detach().numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(w.grad.numpy(), 2 * y.T @ x.detach().numpy(), rtol=1e-12)
     for dx, dw, _ in returned:
         assert not numpy.shares_memory(x.grad.data, dx) and not numpy.shares_memory(w.grad.data, dw)
 

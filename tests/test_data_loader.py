@@ -17,7 +17,7 @@ def _dataset(n=10):
 
 def _first_pixels(loader):
     """Every batch's images reduced to one id per image (its first pixel, unique per image)."""
-    return [batch[0].numpy()[:, 0, 0, 0].tolist() for batch in loader]
+    return [batch[0].detach().numpy()[:, 0, 0, 0].tolist() for batch in loader]
 
 
 class _CountingDataset(Dataset):
@@ -77,7 +77,7 @@ def test_outputs_are_tensors_with_float32_images_and_int64_labels():
     assert images.dtype == numpy.float32 and images.shape == (4, 1, 4, 4)
     assert labels.dtype == numpy.int64 and labels.shape == (4,)
     assert images.device == "cpu"
-    numpy.testing.assert_allclose(images.numpy()[1, 0, 0, 0], 16 / 255, rtol=1e-6)
+    numpy.testing.assert_allclose(images.detach().numpy()[1, 0, 0, 0], 16 / 255, rtol=1e-6)
 
 
 def test_generic_dataset_goes_through_the_stacking_fallback():
@@ -92,7 +92,7 @@ def test_random_transforms_reproducible_from_seed():
 
     def run():
         loader = DataLoader(_dataset(), batch_size=5, shuffle=True, seed=3, transform=t)
-        return [b[0].numpy() for _ in range(2) for b in loader]
+        return [b[0].detach().numpy() for _ in range(2) for b in loader]
 
     for a, b in zip(run(), run()):
         numpy.testing.assert_array_equal(a, b)
@@ -104,8 +104,8 @@ def test_prefetch_gives_the_same_batches_as_no_prefetch():
     ahead = DataLoader(_dataset(23), batch_size=4, shuffle=True, seed=5, transform=t, prefetch=True)
     for epoch in range(2):
         for (xa, ya), (xb, yb) in zip(plain, ahead):
-            numpy.testing.assert_array_equal(xa.numpy(), xb.numpy(), err_msg=f"epoch {epoch}")
-            numpy.testing.assert_array_equal(ya.numpy(), yb.numpy())
+            numpy.testing.assert_array_equal(xa.detach().numpy(), xb.detach().numpy(), err_msg=f"epoch {epoch}")
+            numpy.testing.assert_array_equal(ya.detach().numpy(), yb.detach().numpy())
 
 
 def test_prefetch_break_early_then_iterate_again():
@@ -128,12 +128,12 @@ def test_state_dict_resumes_the_next_epoch_exactly():
     original = DataLoader(_dataset(), batch_size=3, shuffle=True, seed=9, transform=t)
     list(original)                                            # epoch 1
     state = original.state_dict()
-    expected = [b[0].numpy() for b in original]               # epoch 2
+    expected = [b[0].detach().numpy() for b in original]               # epoch 2
 
     resumed = DataLoader(_dataset(), batch_size=3, shuffle=True, seed=0, transform=t)
     resumed.load_state_dict(state)
     assert resumed.epoch == 1
-    for a, b in zip(expected, [b[0].numpy() for b in resumed]):
+    for a, b in zip(expected, [b[0].detach().numpy() for b in resumed]):
         numpy.testing.assert_array_equal(a, b)
 
 
@@ -155,7 +155,7 @@ def test_a_state_saved_mid_epoch_resumes_that_epoch_at_the_next_batch(prefetch, 
                           transform=Compose([RandomCrop(4, padding=1), ToFloat()]))
 
     def pixels(batches):
-        return [batch[0].numpy().tolist() for batch in batches]
+        return [batch[0].detach().numpy().tolist() for batch in batches]
 
     straight = loader()
     epochs = [pixels(straight) for _ in range(3)]
@@ -198,4 +198,4 @@ def test_batches_land_on_the_gpu():
     images, labels = next(iter(loader))
     assert images.device == "gpu" and labels.device == "gpu"
     assert backend.is_gpu_array(images.data) and labels.dtype == numpy.int64
-    numpy.testing.assert_allclose(images.numpy()[1, 0, 0, 0], 16 / 255, rtol=1e-6)
+    numpy.testing.assert_allclose(images.detach().numpy()[1, 0, 0, 0], 16 / 255, rtol=1e-6)

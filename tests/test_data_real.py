@@ -73,7 +73,7 @@ def test_cifar_test_split_without_test_batch_is_a_clear_error():
 def test_cifar_validation_split_is_the_last_5000(cifar_train):
     train, val = train_val_split(cifar_train, 5000)
     images, labels = next(iter(DataLoader(val, batch_size=3, transform=ToFloat())))
-    numpy.testing.assert_allclose(images.numpy(), cifar_train.data[45000:45003] / 255, rtol=1e-6)
+    numpy.testing.assert_allclose(images.detach().numpy(), cifar_train.data[45000:45003] / 255, rtol=1e-6)
     assert len(train) == 45000
 
 

@@ -30,8 +30,8 @@ def test_fast_conv2d_equals_the_reference_forward_and_backward(config):
     for function in (Conv2d(**options), fast_conv.Conv2dFast(**options)):
         x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = function(x, w, b)
-        y.backward(numpy.cos(numpy.arange(y.numpy().size)).reshape(y.shape))
-        results.append((y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()))
+        y.backward(numpy.cos(numpy.arange(y.detach().numpy().size)).reshape(y.shape))
+        results.append((y.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()))
     for name, fast, reference in zip(["y", "dx", "dw", "db"], results[1], results[0]):
         numpy.testing.assert_allclose(fast, reference, rtol=1e-10, atol=1e-12, err_msg=name)
 
@@ -47,7 +47,7 @@ def test_conv2d_in_chunks_gives_the_whole_batch_result(monkeypatch, images_per_c
         x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = conv2d(x, w, b, stride=(2, 1), padding=1, groups=2)
         y.backward(dy)
-        return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+        return y.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
 
     whole = run()
     bytes_per_image = 4 * 3 * 2 * 3 * 6 * 8                          # C*KH*KW*OH*OW*8 bytes of float64 cols
@@ -100,7 +100,7 @@ def test_conv2d_chunk_budget_is_never_below_the_weight_size(monkeypatch):
     monkeypatch.setattr(tuning, "CONV_CHUNK_BYTES", 1)
     y = fast_conv.Conv2dFast(1, 1)(minigrad.tensor(x_np), minigrad.tensor(w_np))
     assert calls == [4]
-    numpy.testing.assert_allclose(y.numpy(), conv2d_reference(x_np, w_np, padding=1), rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(y.detach().numpy(), conv2d_reference(x_np, w_np, padding=1), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kernel, stride, kept", [(3, 2, True), (1, 2, True), (3, 1, False), (7, 2, False)])
@@ -132,7 +132,7 @@ def test_strided_conv_keeps_cols_from_forward_and_backward_uses_them(monkeypatch
     for name, again, once in zip(["dx", "dw"], (x.grad.numpy(), w.grad.numpy()), first):
         numpy.testing.assert_array_equal(again, once, err_msg=name)
     expected = conv2d_reference(x_np, w_np, stride=stride, padding=kernel // 2)
-    numpy.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_kept_cols_of_other_chunks_are_not_used(monkeypatch):
@@ -196,8 +196,8 @@ def test_a_transposed_weight_gradient_is_copied_into_contiguous_memory():
     y = fast_conv.Conv2dFast(2, 1)(x, w)
     y.backward(numpy.ones(y.shape))
     assert w.grad.data.flags.c_contiguous
-    reference_w = minigrad.tensor(w.numpy(), requires_grad=True)
-    Conv2d(2, 1)(minigrad.tensor(x.numpy()), reference_w).backward(numpy.ones(y.shape))
+    reference_w = minigrad.tensor(w.detach().numpy(), requires_grad=True)
+    Conv2d(2, 1)(minigrad.tensor(x.detach().numpy()), reference_w).backward(numpy.ones(y.shape))
     numpy.testing.assert_allclose(w.grad.numpy(), reference_w.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -212,7 +212,7 @@ def test_fast_conv2d_gives_the_reference_dtype_for_every_mix_of_input_weight_and
     fast = conv2d(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np), padding=1)
     with_reference = Conv2d(padding=1)(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np))
     assert fast.dtype == with_reference.dtype == numpy.result_type(x_np, w_np, b_np)
-    numpy.testing.assert_allclose(fast.numpy(), with_reference.numpy(), rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(fast.detach().numpy(), with_reference.detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_a_leaf_adopts_the_pooled_dx_of_the_fast_conv_and_a_later_step_does_not_overwrite_it(monkeypatch):
@@ -228,7 +228,7 @@ def test_a_leaf_adopts_the_pooled_dx_of_the_fast_conv_and_a_later_step_does_not_
     y.backward(numpy.ones(y.shape, numpy.float32))
     assert x.grad.data is returned[0][0]
     first = x.grad.numpy().copy()
-    x2 = minigrad.tensor(x.numpy() * 2, requires_grad=True)
+    x2 = minigrad.tensor(x.detach().numpy() * 2, requires_grad=True)
     y2 = fast_conv.Conv2dFast(2, 1)(x2, w)
     y2.backward(numpy.full(y2.shape, 3.0, numpy.float32))
     numpy.testing.assert_array_equal(x.grad.numpy(), first)       # the pool did not reuse x.grad's buffer

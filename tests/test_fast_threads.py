@@ -61,7 +61,7 @@ def test_conv2d_on_threads_equals_one_thread(monkeypatch, threads):
         x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = conv2d(x, w, b, padding=1, groups=2)
         y.backward(dy)
-        return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+        return y.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
 
     monkeypatch.setattr(cpu_threads, "threads_for_blocks", lambda: 1)
     one_thread = run()
@@ -208,7 +208,7 @@ def test_gradients_are_bit_for_bit_the_same_on_any_number_of_threads(monkeypatch
         y = conv2d(x, w, padding=1)
         assert type(y.grad_fn).__name__ == ("Conv2dWinogradFast" if layer == "winograd" else "Conv2dFast")
         y.backward(dy)
-        return y.numpy(), x.grad.numpy(), w.grad.numpy()
+        return y.detach().numpy(), x.grad.numpy(), w.grad.numpy()
 
     if layer == "winograd" and not minigrad.fast.winograd.suits(x_np, w_np, (1, 1), (1, 1), 1):
         pytest.skip("Winograd's Numba kernels are not available")
@@ -242,7 +242,7 @@ def test_a_resnet_step_is_the_same_with_one_or_two_blas_threads():
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
-        return losses, [p.numpy().copy() for p in model.parameters()]
+        return losses, [p.detach().numpy().copy() for p in model.parameters()]
 
     losses_1, weights_1 = two_steps(1)
     losses_2, weights_2 = two_steps(2)

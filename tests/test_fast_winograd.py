@@ -21,7 +21,7 @@ def test_winograd_chunks_and_threads_give_the_one_chunk_result(monkeypatch):
         x, w = minigrad.tensor(x_np, requires_grad=True), minigrad.tensor(w_np, requires_grad=True)
         y = fast_winograd.Conv2dWinogradFast(1)(x, w)
         y.backward(minigrad.tensor(dy))
-        return y.numpy(), x.grad.numpy(), w.grad.numpy()
+        return y.detach().numpy(), x.grad.numpy(), w.grad.numpy()
 
     whole = run()
     monkeypatch.setattr(tuning, "WINOGRAD_CHUNK_BYTES", 1)                     # one image per chunk

@@ -37,7 +37,7 @@ def _on(device, fn, arrays, grad_inputs, seed):
     out = fn(*tensors)
     weight = numpy.random.default_rng(seed).standard_normal(out.shape)
     out.backward(minigrad.tensor(weight, dtype=out.dtype, device=device))
-    return out.numpy(), [t.grad.numpy() for t, g in zip(tensors, grad_inputs) if g]
+    return out.detach().numpy(), [t.grad.numpy() for t, g in zip(tensors, grad_inputs) if g]
 
 
 def assert_gpu_matches_cpu(fn, arrays, grad_inputs=None, rtol=RTOL, atol=1e-12, seed=0):
@@ -158,10 +158,10 @@ def test_winograd_conv2d_matches_cpu(function, padding):
 def test_conv2d_float32_on_gpu_is_close_to_cpu():
     x = randn(2, 3, 8, 8).astype(numpy.float32)
     w = randn(4, 3, 3, 3, seed=1).astype(numpy.float32)
-    y_cpu = conv.conv2d(minigrad.tensor(x), minigrad.tensor(w), padding=1).numpy()
+    y_cpu = conv.conv2d(minigrad.tensor(x), minigrad.tensor(w), padding=1).detach().numpy()
     y_gpu = conv.conv2d(minigrad.tensor(x, device="gpu"), minigrad.tensor(w, device="gpu"), padding=1)
     assert y_gpu.dtype == numpy.float32
-    numpy.testing.assert_allclose(y_gpu.numpy(), y_cpu, rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(y_gpu.detach().numpy(), y_cpu, rtol=1e-4, atol=1e-5)
 
 
 def test_conv2d_gradcheck_on_gpu():

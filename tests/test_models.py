@@ -61,7 +61,7 @@ def test_state_dict_round_trip_gives_identical_outputs(name, tmp_path):
     minigrad.manual_seed(1)
     fresh = build().eval()
     fresh.load(path)
-    numpy.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+    numpy.testing.assert_array_equal(fresh(x).detach().numpy(), model(x).detach().numpy())
 
 
 def test_basic_block_identity_shortcut_has_no_parameters():
@@ -105,8 +105,8 @@ def test_resnet_convs_are_kaiming_normal_fan_out_and_bn_is_one_zero():
     minigrad.manual_seed(0)
     model = models.resnet20()
     conv = model.layer3[1].conv1.weight                     # (64, 64, 3, 3)
-    assert float(conv.numpy().std()) == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
-    assert (model.layer2[0].bn1.weight.numpy() == 1).all() and not model.layer2[0].bn1.bias.numpy().any()
+    assert float(conv.detach().numpy().std()) == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
+    assert (model.layer2[0].bn1.weight.detach().numpy() == 1).all() and not model.layer2[0].bn1.bias.detach().numpy().any()
 
 
 def test_resnet_names_follow_common_cifar_code():

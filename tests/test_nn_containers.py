@@ -12,7 +12,7 @@ def test_sequential_applies_modules_in_order():
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     x = minigrad.randn(5, 3)
     expected = model[2](model[1](model[0](x)))
-    numpy.testing.assert_array_equal(model(x).numpy(), expected.numpy())
+    numpy.testing.assert_array_equal(model(x).detach().numpy(), expected.detach().numpy())
 
 
 def test_sequential_len_negative_index_and_iteration():

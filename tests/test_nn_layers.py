@@ -40,7 +40,7 @@ def compare_module(ours, theirs, *arrays, grad_inputs=None, rtol=1e-6):
     theirs.double()
     theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.state_dict().items()}, strict=True)
     names = [name for name, _ in ours.named_parameters()]
-    params = [p.numpy().copy() for _, p in ours.named_parameters()]
+    params = [p.detach().numpy().copy() for _, p in ours.named_parameters()]
     count = len(arrays)
     if grad_inputs is None:
         grad_inputs = [numpy.asarray(a).dtype.kind == "f" for a in arrays]
@@ -78,8 +78,8 @@ def test_linear_default_init_bounds_are_one_over_sqrt_fan_in():
     layer = nn.Linear(100, 50)
     bound = 1 / numpy.sqrt(100)
     for p in (layer.weight, layer.bias):
-        assert numpy.abs(p.numpy()).max() <= bound
-        assert numpy.abs(p.numpy()).max() > 0.9 * bound   # really uses the whole range
+        assert numpy.abs(p.detach().numpy()).max() <= bound
+        assert numpy.abs(p.detach().numpy()).max() > 0.9 * bound   # really uses the whole range
 
 
 def test_linear_error_names_layer_and_shapes():
@@ -115,8 +115,8 @@ def test_conv2d_default_init_matches_torch_bounds():
     layer = nn.Conv2d(8, 64, 3)
     bound = 1 / numpy.sqrt(8 * 9)   # kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     for p in (layer.weight, layer.bias):
-        assert numpy.abs(p.numpy()).max() <= bound
-        assert numpy.abs(p.numpy()).max() > 0.8 * bound
+        assert numpy.abs(p.detach().numpy()).max() <= bound
+        assert numpy.abs(p.detach().numpy()).max() > 0.8 * bound
 
 
 def test_conv2d_error_names_layer_channels_and_shape():

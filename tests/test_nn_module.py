@@ -114,16 +114,16 @@ def test_train_and_eval_switch_every_submodule():
 def test_eval_makes_forward_deterministic_and_train_does_not():
     minigrad.manual_seed(0)
     model, x = Block(), minigrad.randn(4, 2, 4, 4)
-    assert not numpy.array_equal(model(x).numpy(), model(x).numpy())     # dropout + batch stats
+    assert not numpy.array_equal(model(x).detach().numpy(), model(x).detach().numpy())     # dropout + batch stats
     model.eval()
-    numpy.testing.assert_array_equal(model(x).numpy(), model(x).numpy())
+    numpy.testing.assert_array_equal(model(x).detach().numpy(), model(x).detach().numpy())
 
 
 def test_eval_stops_batchnorm_updating_running_statistics():
     model = Block().eval()
-    before = model.bn.running_mean.numpy().copy()
+    before = model.bn.running_mean.detach().numpy().copy()
     model(minigrad.randn(2, 2, 4, 4))
-    numpy.testing.assert_array_equal(model.bn.running_mean.numpy(), before)
+    numpy.testing.assert_array_equal(model.bn.running_mean.detach().numpy(), before)
 
 
 def test_zero_grad_sets_grads_to_none_by_default():
@@ -138,7 +138,7 @@ def test_zero_grad_without_set_to_none_zeroes_in_place():
     model(minigrad.randn(4, 3)).sum().backward()
     grad = model.weight.grad
     model.zero_grad(set_to_none=False)
-    assert model.weight.grad is grad and not grad.numpy().any()
+    assert model.weight.grad is grad and not grad.detach().numpy().any()
 
 
 # ---------------------------------------------------------------- to()
@@ -154,20 +154,20 @@ def test_to_dtype_keeps_parameter_identity_and_casts_float_buffers_only():
 
 def test_to_same_device_keeps_identity_and_values():
     model = nn.Linear(3, 2)
-    weight, values = model.weight, model.weight.numpy().copy()
+    weight, values = model.weight, model.weight.detach().numpy().copy()
     model.to("cpu")
     assert model.weight is weight
-    numpy.testing.assert_array_equal(model.weight.numpy(), values)
+    numpy.testing.assert_array_equal(model.weight.detach().numpy(), values)
 
 
 def test_optimizer_built_before_to_still_updates_the_model():
     model = nn.Linear(3, 1)
     optimizer = minigrad.optim.SGD(model.parameters(), lr=0.1)
     model.double()
-    before = model.weight.numpy().copy()
+    before = model.weight.detach().numpy().copy()
     model(minigrad.randn(4, 3, dtype=numpy.float64)).sum().backward()
     optimizer.step()
-    assert not numpy.array_equal(model.weight.numpy(), before)
+    assert not numpy.array_equal(model.weight.detach().numpy(), before)
 
 
 @pytest.mark.gpu
@@ -187,7 +187,7 @@ def test_state_dict_values_are_copies():
     model = nn.Linear(2, 2)
     state = model.state_dict()
     state["weight"][...] = 7
-    assert not (model.weight.numpy() == 7).any()
+    assert not (model.weight.detach().numpy() == 7).any()
 
 
 def test_load_state_dict_copies_values_in_place():
@@ -195,14 +195,14 @@ def test_load_state_dict_copies_values_in_place():
     weight = target.weight
     target.load_state_dict(source.state_dict())
     assert target.weight is weight
-    numpy.testing.assert_array_equal(target.weight.numpy(), source.weight.numpy())
+    numpy.testing.assert_array_equal(target.weight.detach().numpy(), source.weight.detach().numpy())
 
 
 def test_load_state_dict_loads_a_torch_state_dict():
     torch = pytest.importorskip("torch")
     theirs, ours = torch_block(torch), Block()
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
-    numpy.testing.assert_array_equal(ours.head[1].weight.numpy(), theirs.head[1].weight.detach().numpy())
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    numpy.testing.assert_array_equal(ours.head[1].weight.detach().numpy(), theirs.head[1].weight.detach().numpy())
 
 
 def test_load_state_dict_reports_missing_unexpected_and_mismatched_keys_at_once():
@@ -221,18 +221,18 @@ def test_load_state_dict_reports_missing_unexpected_and_mismatched_keys_at_once(
 
 def test_load_state_dict_changes_nothing_when_it_fails():
     model = nn.Linear(3, 2)
-    before = model.weight.numpy().copy()
+    before = model.weight.detach().numpy().copy()
     state = {"weight": numpy.zeros((2, 3))}
     with pytest.raises(RuntimeError, match="missing keys: bias"):
         model.load_state_dict(state)
-    numpy.testing.assert_array_equal(model.weight.numpy(), before)
+    numpy.testing.assert_array_equal(model.weight.detach().numpy(), before)
 
 
 def test_load_state_dict_non_strict_returns_missing_and_unexpected_keys():
     model = nn.Linear(3, 2)
     result = model.load_state_dict({"weight": numpy.ones((2, 3)), "extra": numpy.ones(1)}, strict=False)
     assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
-    assert (model.weight.numpy() == 1).all()
+    assert (model.weight.detach().numpy() == 1).all()
 
 
 def test_load_state_dict_non_strict_still_rejects_wrong_shapes():
@@ -276,9 +276,9 @@ def test_parameter_repr_says_parameter():
                                             (numpy.nan, "weight: holds inf or NaN")])
 def test_load_state_dict_refuses_values_that_are_not_finite_in_the_models_dtype(value, message):
     model = nn.Linear(2, 2)
-    before = model.weight.numpy().copy()
+    before = model.weight.detach().numpy().copy()
     state = {key: numpy.asarray(array, dtype=numpy.float64) for key, array in model.state_dict().items()}
     state["weight"][0, 0] = value
     with pytest.raises(RuntimeError, match=message):
         model.load_state_dict(state)
-    numpy.testing.assert_array_equal(model.weight.numpy(), before)          # nothing was changed
+    numpy.testing.assert_array_equal(model.weight.detach().numpy(), before)          # nothing was changed

@@ -36,7 +36,7 @@ def test_batchnorm_running_statistics_match_torch_after_training_steps():
         ours(minigrad.tensor(x))
         theirs(torch.tensor(x))
     for key, value in theirs.state_dict().items():
-        numpy.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-10, err_msg=key)
+        numpy.testing.assert_allclose(ours.state_dict()[key], value.detach().numpy(), rtol=1e-10, err_msg=key)
 
 
 def test_batchnorm_momentum_none_is_cumulative_average_like_torch():
@@ -46,8 +46,8 @@ def test_batchnorm_momentum_none_is_cumulative_average_like_torch():
         x = randn(5, 2, seed=step) + step
         ours(minigrad.tensor(x))
         theirs(torch.tensor(x))
-    numpy.testing.assert_allclose(ours.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-10)
-    numpy.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-10)
+    numpy.testing.assert_allclose(ours.running_mean.detach().numpy(), theirs.running_mean.detach().numpy(), rtol=1e-10)
+    numpy.testing.assert_allclose(ours.running_var.detach().numpy(), theirs.running_var.detach().numpy(), rtol=1e-10)
 
 
 def test_batchnorm_counts_batches_only_in_training():
@@ -65,13 +65,13 @@ def test_batchnorm_eval_uses_running_statistics_and_leaves_them_alone():
     layer.running_mean.data[...] = [1.0, -1.0]
     layer.running_var.data[...] = [4.0, 9.0]
     y = layer(minigrad.tensor(numpy.array([[3.0, 2.0]])))
-    numpy.testing.assert_allclose(y.numpy(), [[2.0 / numpy.sqrt(4 + 1e-5), 3.0 / numpy.sqrt(9 + 1e-5)]])
-    numpy.testing.assert_array_equal(layer.running_mean.numpy(), [1.0, -1.0])
+    numpy.testing.assert_allclose(y.detach().numpy(), [[2.0 / numpy.sqrt(4 + 1e-5), 3.0 / numpy.sqrt(9 + 1e-5)]])
+    numpy.testing.assert_array_equal(layer.running_mean.detach().numpy(), [1.0, -1.0])
 
 
 def test_batchnorm_train_normalises_each_channel_with_batch_statistics():
     layer = nn.BatchNorm2d(3).double()
-    y = layer(minigrad.tensor(randn(8, 3, 4, 4) * 5 + 3)).numpy()
+    y = layer(minigrad.tensor(randn(8, 3, 4, 4) * 5 + 3)).detach().numpy()
     numpy.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
     numpy.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-3)
 
@@ -116,14 +116,14 @@ def test_batchnorm_repr_lists_its_options_like_torch():
 # ---------------------------------------------------------------- Dropout
 def test_dropout_in_training_zeroes_about_p_and_scales_the_rest():
     minigrad.manual_seed(0)
-    y = nn.Dropout(0.25)(minigrad.ones(200, 100)).numpy()
+    y = nn.Dropout(0.25)(minigrad.ones(200, 100)).detach().numpy()
     assert abs((y == 0).mean() - 0.25) < 0.02
     numpy.testing.assert_allclose(y[y != 0], 1 / 0.75, rtol=1e-6)
 
 
 def test_dropout_in_eval_is_identity():
     x = minigrad.randn(10, 10)
-    numpy.testing.assert_array_equal(nn.Dropout(0.5).eval()(x).numpy(), x.numpy())
+    numpy.testing.assert_array_equal(nn.Dropout(0.5).eval()(x).detach().numpy(), x.detach().numpy())
 
 
 def test_dropout_backward_uses_the_same_mask():
@@ -131,7 +131,7 @@ def test_dropout_backward_uses_the_same_mask():
     x = minigrad.randn(20, 20, requires_grad=True)
     y = nn.Dropout(0.5)(x)
     y.sum().backward()
-    numpy.testing.assert_array_equal(x.grad.numpy() != 0, y.numpy() != 0)
+    numpy.testing.assert_array_equal(x.grad.numpy() != 0, y.detach().numpy() != 0)
 
 
 def test_dropout_rejects_probability_outside_unit_interval():
@@ -153,6 +153,6 @@ def test_batch_norm2d_relu_true_is_relu_of_the_layer_in_train_and_eval():
     for training in (True, False):
         fused.train(training)
         plain.train(training)
-        numpy.testing.assert_array_equal(fused(x, relu=True).numpy(), relu(plain(x)).numpy())
+        numpy.testing.assert_array_equal(fused(x, relu=True).detach().numpy(), relu(plain(x)).detach().numpy())
     for name in ("running_mean", "running_var", "num_batches_tracked"):
-        numpy.testing.assert_array_equal(getattr(fused, name).numpy(), getattr(plain, name).numpy(), err_msg=name)
+        numpy.testing.assert_array_equal(getattr(fused, name).detach().numpy(), getattr(plain, name).detach().numpy(), err_msg=name)

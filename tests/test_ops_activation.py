@@ -73,22 +73,22 @@ def test_softmax_matches_torch_along_drawn_dim(name, case, seed):
 
 def test_softmax_rows_sum_to_one():
     y = minigrad.softmax(minigrad.randn(4, 5), dim=1)
-    numpy.testing.assert_allclose(y.numpy().sum(axis=1), numpy.ones(4), rtol=1e-6)
+    numpy.testing.assert_allclose(y.detach().numpy().sum(axis=1), numpy.ones(4), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_is_stable_for_large_inputs(name):
     x = minigrad.tensor(numpy.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1002.0]]))
-    y = getattr(minigrad, name)(x, dim=1).numpy()
+    y = getattr(minigrad, name)(x, dim=1).detach().numpy()
     assert numpy.isfinite(y).all()
-    expected = getattr(minigrad, name)(minigrad.tensor(numpy.array([0.0, 1.0, 2.0])), dim=0).numpy()
+    expected = getattr(minigrad, name)(minigrad.tensor(numpy.array([0.0, 1.0, 2.0])), dim=0).detach().numpy()
     numpy.testing.assert_allclose(y[0], expected, rtol=1e-12)
 
 
 def test_sigmoid_is_stable_for_large_inputs():
     x = minigrad.tensor(numpy.array([-1000.0, 1000.0], dtype=numpy.float32))
     with numpy.errstate(over="raise"):
-        y = minigrad.sigmoid(x).numpy()
+        y = minigrad.sigmoid(x).detach().numpy()
     numpy.testing.assert_array_equal(y, [0.0, 1.0])
 
 
@@ -100,8 +100,8 @@ def test_relu_gradient_at_zero_is_zero():
 
 def test_activations_are_tensor_methods():
     x = minigrad.tensor(numpy.array([-1.0, 2.0]))
-    numpy.testing.assert_array_equal(x.relu().numpy(), [0.0, 2.0])
-    numpy.testing.assert_allclose(x.leaky_relu(0.5).numpy(), [-0.5, 2.0])
+    numpy.testing.assert_array_equal(x.relu().detach().numpy(), [0.0, 2.0])
+    numpy.testing.assert_allclose(x.leaky_relu(0.5).detach().numpy(), [-0.5, 2.0])
 
 
 def test_gelu_rejects_unknown_approximation():
@@ -122,7 +122,7 @@ def test_add_relu_equals_relu_of_the_sum_bit_for_bit(shape, dtype):
         a, b = minigrad.tensor(a_np, requires_grad=True), minigrad.tensor(b_np, requires_grad=True)
         z = add_relu(a, b) if fused else relu(a + b)
         z.backward(dz)
-        results.append((z.numpy().copy(), a.grad.numpy(), b.grad.numpy()))
+        results.append((z.detach().numpy().copy(), a.grad.numpy(), b.grad.numpy()))
     for name, ours, theirs in zip(["z", "da", "db"], *results):
         assert ours.dtype == dtype
         numpy.testing.assert_array_equal(ours, theirs, err_msg=name)
@@ -145,7 +145,7 @@ def test_add_relu_broadcasts_and_mixes_dtypes_through_the_two_ops():
     a = minigrad.tensor(numpy.array([[-1.0, 2.0], [3.0, -4.0]]), requires_grad=True)
     b = minigrad.tensor(numpy.array([0.5, 1.0], dtype=numpy.float32), requires_grad=True)
     z = add_relu(a, b)
-    numpy.testing.assert_array_equal(z.numpy(), [[0.0, 3.0], [3.5, 0.0]])
+    numpy.testing.assert_array_equal(z.detach().numpy(), [[0.0, 3.0], [3.5, 0.0]])
     z.sum().backward()
     numpy.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
     numpy.testing.assert_array_equal(a.grad.numpy(), [[0.0, 1.0], [1.0, 0.0]])
@@ -157,7 +157,7 @@ def test_add_relu_keeps_nan_and_passes_no_gradient_through_it():
     a = minigrad.tensor(numpy.array([numpy.nan, 1.0, -1.0]), requires_grad=True)
     b = minigrad.tensor(numpy.zeros(3), requires_grad=True)
     z = add_relu(a, b)
-    assert numpy.isnan(z.numpy()[0]) and z.numpy()[1] == 1.0 and z.numpy()[2] == 0.0
+    assert numpy.isnan(z.detach().numpy()[0]) and z.detach().numpy()[1] == 1.0 and z.detach().numpy()[2] == 0.0
     z.backward(numpy.ones(3))
     numpy.testing.assert_array_equal(a.grad.numpy(), [0.0, 1.0, 0.0])
 

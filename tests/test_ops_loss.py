@@ -212,7 +212,7 @@ def test_bce_with_logits_is_stable_for_large_logits():
     x_torch = torch.tensor(logits, requires_grad=True)
     expected = functional.binary_cross_entropy_with_logits(x_torch, torch.tensor(target), reduction="none")
     expected.sum().backward()
-    numpy.testing.assert_allclose(loss.numpy(), expected.detach().numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(loss.detach().numpy(), expected.detach().numpy(), rtol=1e-12)
     numpy.testing.assert_allclose(x.grad.numpy(), x_torch.grad.numpy(), rtol=1e-12)
 
 

@@ -59,8 +59,8 @@ def test_batch_norm_running_statistics_match_torch_after_several_steps(shape):
                    training=True, momentum=0.3)
         torch.nn.functional.batch_norm(torch.tensor(x), torch_mean, torch_var, torch.tensor(gamma),
                                        torch.tensor(beta), training=True, momentum=0.3)
-    numpy.testing.assert_allclose(ours_mean.numpy(), torch_mean.numpy(), rtol=1e-12)
-    numpy.testing.assert_allclose(ours_var.numpy(), torch_var.numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(ours_mean.detach().numpy(), torch_mean.detach().numpy(), rtol=1e-12)
+    numpy.testing.assert_allclose(ours_var.detach().numpy(), torch_var.detach().numpy(), rtol=1e-12)
 
 
 def test_batch_norm_without_affine_matches_torch():
@@ -93,7 +93,7 @@ def test_batch_norm_eval_gradcheck(shape):
 # ------------------------------------------------------------------ behaviour
 def test_batch_norm_training_output_has_zero_mean_and_unit_variance_per_channel():
     x, _, _ = random_inputs((8, 3, 2, 2), seed=6)
-    y = batch_norm(minigrad.tensor(x), None, None, training=True).numpy()
+    y = batch_norm(minigrad.tensor(x), None, None, training=True).detach().numpy()
     numpy.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
     numpy.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-4)  # eps = 1e-5 shrinks it slightly
 
@@ -164,7 +164,7 @@ def test_batch_norm_relu_equals_relu_of_batch_norm(shape, training):
         mean, var = minigrad.zeros(shape[1]), minigrad.ones(shape[1]) * 1.5
         z = op(x, mean, var, g, b, training)
         z.backward(dz)
-        results.append([z.numpy().copy(), x.grad.numpy(), g.grad.numpy(), b.grad.numpy(), mean.numpy(), var.numpy()])
+        results.append([z.detach().numpy().copy(), x.grad.numpy(), g.grad.numpy(), b.grad.numpy(), mean.detach().numpy(), var.detach().numpy()])
     fused, unfused = results
     numpy.testing.assert_array_equal(fused[0], unfused[0], err_msg="z")
     assert (fused[0] >= 0).all() and (fused[0] == 0).any()
@@ -215,7 +215,7 @@ def test_batch_norm_relu_keeps_nan_as_nan_like_relu(shape):
         z = (batch_norm_relu(x, None, None, training=True) if fused
              else _unfused(x, None, None, None, None, True))
         z.backward(dz)
-        results.append((z.numpy().copy(), x.grad.numpy()))
+        results.append((z.detach().numpy().copy(), x.grad.numpy()))
     (z_fused, dx_fused), (z_plain, dx_plain) = results
     assert numpy.isnan(z_fused[:, 1]).all() and not numpy.isnan(z_fused[:, 0]).any()
     numpy.testing.assert_array_equal(z_fused, z_plain)

@@ -58,13 +58,13 @@ def test_max_pool2d_overlapping_windows_accumulate_at_the_shared_max():
 
 def test_max_pool2d_padding_never_wins():
     x = minigrad.tensor(-1 - numpy.arange(16.0).reshape(1, 1, 4, 4))  # all negative: zero padding would win
-    y = max_pool2d(x, 3, stride=2, padding=1).numpy()
+    y = max_pool2d(x, 3, stride=2, padding=1).detach().numpy()
     assert (y < 0).all()
 
 
 def test_max_pool2d_stride_defaults_to_kernel_size():
     x = minigrad.tensor(numpy.arange(16.0).reshape(1, 1, 4, 4))
-    numpy.testing.assert_array_equal(max_pool2d(x, 2).numpy()[0, 0], [[5, 7], [13, 15]])
+    numpy.testing.assert_array_equal(max_pool2d(x, 2).detach().numpy()[0, 0], [[5, 7], [13, 15]])
 
 
 def test_max_pool2d_argmax_index_is_flat_index_into_padded_plane():
@@ -135,7 +135,7 @@ def test_avg_pool2d_gradcheck(config):
 
 
 def test_avg_pool2d_counts_padding_in_the_divisor():
-    y = avg_pool2d(minigrad.ones(1, 1, 2, 2), 2, stride=1, padding=1).numpy()
+    y = avg_pool2d(minigrad.ones(1, 1, 2, 2), 2, stride=1, padding=1).detach().numpy()
     assert y[0, 0, 0, 0] == 0.25  # one real pixel, three zeros of padding, divided by 4
 
 
@@ -152,7 +152,7 @@ def test_adaptive_avg_pool2d_matches_torch_values_and_gradients(output_size):
 
 def test_adaptive_avg_pool2d_to_one_pixel_is_the_spatial_mean():
     x = numpy.random.default_rng(5).standard_normal((2, 3, 4, 6))
-    y = adaptive_avg_pool2d(minigrad.tensor(x), 1).numpy()
+    y = adaptive_avg_pool2d(minigrad.tensor(x), 1).detach().numpy()
     numpy.testing.assert_allclose(y, x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
 
 

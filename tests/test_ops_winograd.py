@@ -106,7 +106,7 @@ def test_each_adjoint_is_the_transpose_of_its_transform(transform, adjoint):
 def test_winograd_forward_equals_the_loop_reference_in_float64(problem):
     x, weight, bias, padding = problem
     y = winograd_conv(minigrad.tensor(x), minigrad.tensor(weight), minigrad.tensor(bias), padding)
-    numpy.testing.assert_allclose(y.numpy(), conv2d_reference(x, weight, bias, padding=padding),
+    numpy.testing.assert_allclose(y.detach().numpy(), conv2d_reference(x, weight, bias, padding=padding),
                                   rtol=1e-10, atol=1e-12)
 
 
@@ -120,7 +120,7 @@ def test_winograd_gradients_equal_im2col_gradients(problem):
         x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
         y = function(x, w, b)
         y.backward(minigrad.tensor(numpy.asarray(rng.standard_normal(y.shape))))
-        return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+        return y.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
 
     seed_state = rng.bit_generator.state
     ours = run(lambda x, w, b: winograd_conv(x, w, b, padding))
@@ -156,16 +156,16 @@ def test_winograd_float32_stays_within_float32_rounding_of_float64():
     y32 = winograd_conv(minigrad.tensor(x.astype(numpy.float32)), minigrad.tensor(w.astype(numpy.float32)))
     assert y32.dtype == numpy.float32
     scale = numpy.abs(exact).max()
-    assert numpy.abs(y32.numpy() - exact).max() < 1e-5 * scale      # float32 eps is 1.2e-7; 288 terms a sum
+    assert numpy.abs(y32.detach().numpy() - exact).max() < 1e-5 * scale      # float32 eps is 1.2e-7; 288 terms a sum
 
 
 def test_winograd_without_kernels_uses_the_numpy_references(monkeypatch):
     rng = numpy.random.default_rng(9)
     x, w = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 3, 3))
-    with_kernels = winograd_conv(minigrad.tensor(x), minigrad.tensor(w)).numpy()
+    with_kernels = winograd_conv(minigrad.tensor(x), minigrad.tensor(w)).detach().numpy()
     for key in [key for key in registry.KERNELS if key[0].startswith("winograd")]:
         monkeypatch.delitem(registry.KERNELS, key)
-    numpy.testing.assert_allclose(winograd_conv(minigrad.tensor(x), minigrad.tensor(w)).numpy(), with_kernels,
+    numpy.testing.assert_allclose(winograd_conv(minigrad.tensor(x), minigrad.tensor(w)).detach().numpy(), with_kernels,
                                   rtol=1e-12, atol=1e-13)
 
 
@@ -195,16 +195,16 @@ def test_winograd_edge_cases_zero_batch_mixed_dtypes_wide_padding():
     x32, w64 = rng.standard_normal((2, 3, 4, 5)).astype(numpy.float32), rng.standard_normal((2, 3, 3, 3))
     mixed = winograd_conv(minigrad.tensor(x32), minigrad.tensor(w64))
     assert mixed.dtype == numpy.float64                          # as numpy.result_type (and im2col) give
-    numpy.testing.assert_allclose(mixed.numpy(), conv2d_reference(x32, w64, padding=1), rtol=1e-6, atol=1e-6)
+    numpy.testing.assert_allclose(mixed.detach().numpy(), conv2d_reference(x32, w64, padding=1), rtol=1e-6, atol=1e-6)
     wide = winograd_conv(minigrad.tensor(x32.astype(numpy.float64)), minigrad.tensor(w64), padding=3)
-    numpy.testing.assert_allclose(wide.numpy(), conv2d_reference(x32, w64, padding=3), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(wide.detach().numpy(), conv2d_reference(x32, w64, padding=3), rtol=1e-10, atol=1e-12)
 
 
 def test_conv2d_of_integers_with_16_channels_stays_exact():
     rng = numpy.random.default_rng(12)
     x, w = rng.integers(-3, 4, (1, 16, 4, 4)), rng.integers(-3, 4, (2, 16, 3, 3))
     y = conv2d(minigrad.tensor(x), minigrad.tensor(w), padding=1)
-    numpy.testing.assert_array_equal(y.numpy(), conv2d_reference(x, w, padding=1))
+    numpy.testing.assert_array_equal(y.detach().numpy(), conv2d_reference(x, w, padding=1))
 
 
 def test_winograd_refuses_integer_input_with_a_clear_error():

@@ -441,4 +441,4 @@ def test_gpu_steps_equal_cpu_steps(name):
         on_gpu.grad = minigrad.tensor(g, device="gpu")
         for optimizer in optimizers:
             optimizer.step()
-    np.testing.assert_allclose(on_gpu.numpy(), on_cpu.data, rtol=1e-12)
+    np.testing.assert_allclose(on_gpu.detach().numpy(), on_cpu.data, rtol=1e-12)

@@ -20,14 +20,14 @@ def test_float64_numpy_array_keeps_float64():
 def test_explicit_dtype_is_used():
     t = minigrad.tensor([1, 2], dtype=minigrad.float64)
     assert t.dtype == numpy.float64
-    numpy.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
+    numpy.testing.assert_array_equal(t.detach().numpy(), [1.0, 2.0])
 
 
 def test_tensor_copies_its_numpy_input():
     array = numpy.ones(3)
     t = minigrad.tensor(array)
     array[0] = 5
-    assert t.numpy()[0] == 1
+    assert t.detach().numpy()[0] == 1
 
 
 def test_shape_ndim_device_attributes():
@@ -50,7 +50,7 @@ def test_op_output_is_not_a_leaf():
 
 
 def test_numpy_returns_the_values():
-    numpy.testing.assert_array_equal(minigrad.tensor([[1.0, 2.0]]).numpy(), [[1.0, 2.0]])
+    numpy.testing.assert_array_equal(minigrad.tensor([[1.0, 2.0]]).detach().numpy(), [[1.0, 2.0]])
 
 
 def test_item_of_one_element():
@@ -80,13 +80,13 @@ def test_detach_shares_values_but_leaves_the_graph():
     t = minigrad.tensor([1.0, 2.0], requires_grad=True)
     y = (t * 3).detach()
     assert y.is_leaf and not y.requires_grad and y.grad_fn is None
-    numpy.testing.assert_array_equal(y.numpy(), [3.0, 6.0])
+    numpy.testing.assert_array_equal(y.detach().numpy(), [3.0, 6.0])
 
 
 def test_zero_sets_values_in_place():
     t = minigrad.tensor([1.0, 2.0])
     assert t.zero_() is t
-    numpy.testing.assert_array_equal(t.numpy(), [0.0, 0.0])
+    numpy.testing.assert_array_equal(t.detach().numpy(), [0.0, 0.0])
 
 
 def test_grad_can_be_zeroed_in_place():
@@ -106,7 +106,7 @@ def test_comparisons_give_boolean_tensors_without_grad():
     t = minigrad.tensor([1.0, 3.0], requires_grad=True)
     mask = t > 2
     assert mask.dtype == numpy.bool_ and not mask.requires_grad
-    numpy.testing.assert_array_equal(mask.numpy(), [False, True])
+    numpy.testing.assert_array_equal(mask.detach().numpy(), [False, True])
 
 
 def test_float64_survives_every_op_kind():
@@ -125,3 +125,16 @@ def test_python_scalar_keeps_float32():
 
 def test_len_is_the_first_dimension():
     assert len(minigrad.zeros(4, 2)) == 4
+
+
+def test_numpy_of_a_tensor_that_requires_grad_is_refused_as_in_pytorch():
+    """The array would be the tensor's own memory: writing to it would change a value behind autograd's
+    back. detach() says what is meant; a gradient, item() and tolist() need no detach."""
+    import pytest
+
+    w = minigrad.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad \(shape \(2,\)\).*tensor.detach\(\).numpy\(\)"):
+        w.numpy()
+    assert w.detach().numpy().tolist() == [1.0, 2.0] and w.tolist() == [1.0, 2.0]
+    (w * w).sum().backward()
+    assert w.grad.numpy().tolist() == [2.0, 4.0] and (w * 3).sum().item() == 9.0

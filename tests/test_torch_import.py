@@ -223,7 +223,7 @@ def test_pt_file_round_trip_gives_torch_eval_outputs(torch_model, tmp_path):
 
 def test_npz_converted_from_torch_gives_torch_eval_outputs(torch_model, tmp_path):
     path = tmp_path / "resnet18.npz"
-    numpy.savez(path, **{name: t.numpy() for name, t in torch_model.state_dict().items()})
+    numpy.savez(path, **{name: t.detach().numpy() for name, t in torch_model.state_dict().items()})
     assert_same_eval_outputs(imported(path), torch_model)
 
 
@@ -233,9 +233,9 @@ def test_torch_state_dict_object_loads_without_a_file(torch_model):
 
 def test_buffers_come_across_including_num_batches_tracked(torch_model):
     ours = imported(torch_model.state_dict())
-    numpy.testing.assert_array_equal(ours.layer2[0].downsample[1].running_var.numpy(),
-                                     torch_model.layer2[0].downsample[1].running_var.numpy())
-    assert int(ours.bn1.num_batches_tracked.numpy()) == 7
+    numpy.testing.assert_array_equal(ours.layer2[0].downsample[1].running_var.detach().numpy(),
+                                     torch_model.layer2[0].downsample[1].running_var.detach().numpy())
+    assert int(ours.bn1.num_batches_tracked.detach().numpy()) == 7
 
 
 def test_float32_torch_weights_load_into_a_float32_model(torch_model, tmp_path):
@@ -245,7 +245,7 @@ def test_float32_torch_weights_load_into_a_float32_model(torch_model, tmp_path):
     torch.save({name: t.float() for name, t in torch_model.state_dict().items()}, path)
     model = torchvision_resnet18()
     model.load_state_dict(load_torch_state_dict(path))
-    numpy.testing.assert_allclose(model.fc.weight.numpy(), torch_model.fc.weight.detach().float().numpy(), rtol=0)
+    numpy.testing.assert_allclose(model.fc.weight.detach().numpy(), torch_model.fc.weight.detach().float().detach().numpy(), rtol=0)
 
 
 def test_imported_backbone_fine_tunes_with_a_new_head(torch_model):

@@ -29,7 +29,7 @@ class TinySoftmaxModel:
         return [self.w, self.b]
 
     def state_dict(self):
-        return {"w": self.w.numpy().copy(), "b": self.b.numpy().copy()}
+        return {"w": self.w.detach().numpy().copy(), "b": self.b.detach().numpy().copy()}
 
     def load_state_dict(self, state):
         self.w.data[...] = state["w"]
@@ -52,9 +52,9 @@ def train_epoch(model, optimizer, scheduler, loader):
     """One epoch; global NumPy noise on the inputs stands in for dropout's randomness."""
     losses = []
     for x, y in loader:
-        noisy = x.numpy().astype(numpy.float64) + 0.1 * numpy.random.normal(size=x.shape)
+        noisy = x.detach().numpy().astype(numpy.float64) + 0.1 * numpy.random.normal(size=x.shape)
         logits = model(Tensor(noisy))                                    # (B, K)
-        one_hot = numpy.eye(3)[y.numpy()]                                # (B, K)
+        one_hot = numpy.eye(3)[y.detach().numpy()]                                # (B, K)
         loss = -(minigrad.log_softmax(logits, dim=1) * Tensor(one_hot)).sum() / len(one_hot)
         optimizer.zero_grad()
         loss.backward()

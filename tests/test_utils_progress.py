@@ -75,7 +75,7 @@ def test_a_shuffled_loader_gives_the_same_batches_with_and_without_the_bar():
         seen = []
         for epoch in range(2):
             for (batch,) in TrainingProgress(loader, desc=f"epoch {epoch}", enabled=enabled):
-                seen.append(batch.numpy().tolist())
+                seen.append(batch.detach().numpy().tolist())
         return seen
 
     assert two_epochs(True) == two_epochs(False)

@@ -34,7 +34,7 @@ def compare_with_torch(fn, arrays, rtol=1e-6, atol=1e-9, torch_fn=None, grad_inp
     ]
     out_ours = fn(minigrad, *ours)
     out_theirs = torch_fn(torch, *theirs)
-    worst = _assert_close("output", out_ours.numpy(), out_theirs.detach().numpy(), rtol, atol)
+    worst = _assert_close("output", out_ours.detach().numpy(), out_theirs.detach().numpy(), rtol, atol)
 
     if not any(grad_inputs):
         return worst

@@ -24,7 +24,7 @@ def _to_numpy(value):
     if isinstance(value, numpy.ndarray):
         return value
     if hasattr(value, "numpy") and callable(value.numpy):  # minigrad / torch tensors
-        return numpy.asarray(value.numpy())
+        return numpy.asarray(value.detach().numpy())
     return numpy.asarray(value)
 
 

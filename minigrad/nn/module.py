@@ -272,10 +272,10 @@ class Module:
             prefix = f"{module_name}." if module_name else ""
             for name, p in module._parameters.items():
                 if p is not None:
-                    state[prefix + name] = p.numpy().copy()
+                    state[prefix + name] = p.detach().numpy().copy()
             for name, b in module._buffers.items():
                 if b is not None and name not in module._non_persistent_buffers:
-                    state[prefix + name] = b.numpy().copy()
+                    state[prefix + name] = b.detach().numpy().copy()
         return state
 
     def _state_tensors(self):

@@ -63,7 +63,7 @@ def to_plain(value):
     arrays are copied so that the checkpoint is a snapshot.
     """
     if isinstance(value, Tensor):
-        return numpy.array(value.numpy())
+        return numpy.array(value.detach().numpy())
     if backend.is_gpu_array(value):
         return backend.to_numpy(value)
     if isinstance(value, numpy.ndarray):

@@ -32,7 +32,7 @@ from minigrad import backend
 def to_numpy(values):
     """A NumPy array from a Tensor, a CuPy array, a NumPy array, a list or a number."""
     if hasattr(values, "numpy") and callable(values.numpy):  # minigrad Tensor
-        return numpy.asarray(values.numpy())
+        return numpy.asarray(values.detach().numpy())
     if backend.is_gpu_array(values):
         return backend.to_numpy(values)
     return numpy.asarray(values)

@@ -39,7 +39,7 @@ Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "predicted", "targets
 
 def count_correct(logits, labels):
     """How many rows of `logits` (B, classes) have their largest value at the true label."""
-    return int((logits.numpy().argmax(axis=1) == labels.numpy()).sum())
+    return int((logits.detach().numpy().argmax(axis=1) == labels.detach().numpy()).sum())
 
 
 class TrainingInterrupted(KeyboardInterrupt):
