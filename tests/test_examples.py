@@ -295,3 +295,11 @@ def test_sigint_at_a_random_step_then_resume_equals_a_straight_run(request, tmp_
     expected = final_weights(straight)
     for name, value in final_weights(stopped).items():
         numpy.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_readme_says_where_a_user_gets_torchs_cpu_build():
+    """`pip install torch==2.13.0` from the public index is the CUDA build (GBs); README points a user at
+    PyTorch's CPU wheel index, while .ci/run keeps the plain command these machines serve locally."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in " ".join(readme.split())
+    assert "pip install --quiet torch==2.13.0" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
