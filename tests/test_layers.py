@@ -86,13 +86,18 @@ def test_only_the_package_top_and_the_fast_layer_import_the_fast_layer():
     assert {m for m in importers if not m.startswith("minigrad.fast")} == {"minigrad"}
 
 
+def a_module(tmp_path, monkeypatch, folder, text):
+    """A file minigrad/<folder>/bad.py holding `text`, in a repository at tmp_path that the checks now read."""
+    path = tmp_path / "minigrad" / folder / "bad.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    return path
+
+
 def test_the_checker_sees_a_wrong_arrow(tmp_path, monkeypatch):
     """The walk above would catch an op importing the fast layer inside a function."""
-    ops = tmp_path / "minigrad" / "ops"
-    ops.mkdir(parents=True)
-    bad = ops / "bad.py"
-    bad.write_text("def f():\n    from minigrad.fast import tuning\n    return tuning\n")
-    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    bad = a_module(tmp_path, monkeypatch, "ops", "def f():\n    from minigrad.fast import tuning\n    return tuning\n")
     assert wrong_arrows(bad) == ["minigrad.ops.bad -> minigrad.fast", "minigrad.ops.bad -> minigrad.fast.tuning"]
 
 
@@ -156,11 +161,7 @@ def test_the_reference_ops_hold_no_speed_engineering():
 
 def test_a_top_level_kernels_import_is_a_wrong_arrow_anywhere(tmp_path, monkeypatch):
     """`from kernels.geometry import pair` works from the checkout but not from an installed minigrad."""
-    fast = tmp_path / "minigrad" / "fast"
-    fast.mkdir(parents=True)
-    bad = fast / "bad.py"
-    bad.write_text("from kernels.geometry import pair\n")
-    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    bad = a_module(tmp_path, monkeypatch, "fast", "from kernels.geometry import pair\n")
     assert any("kernels.geometry (the kernels install as minigrad.kernels)" in arrow for arrow in wrong_arrows(bad))
 
 

@@ -16,10 +16,7 @@ layer of ResNet-20 (CIFAR) at --batch, float32, on --threads threads.
 
     python benchmarks/experiments/chunk_size.py [--batch 128] [--threads 1] [--quick]
 """
-import numpy
-
 import harness
-import minigrad
 from minigrad import backend
 from minigrad.fast import tuning
 from minigrad.fast.conv import Conv2dFast
@@ -43,14 +40,6 @@ BUDGETS = {"1 whole batch": None, "2 256 KiB": 256 << 10, "3 1 MiB": 1 << 20, "4
 VERSIONS = {name: chunked(budget) for name, budget in BUDGETS.items()}
 
 
-def forward_backward(function_class, x, w, dy, stride, padding):
-    """(y, dx, dW) of one call of function_class(stride, padding) on Tensors x and w."""
-    x.grad = w.grad = None
-    y = function_class(stride, padding)(x, w, None)
-    y.backward(dy)
-    return y.data, x.grad.data, w.grad.data
-
-
 def main():
     p = harness.parser(__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=128)
@@ -61,25 +50,8 @@ def main():
     layers = [(16, 16, 32, 3, 1), (32, 32, 16, 3, 1), (64, 64, 8, 3, 1), (16, 32, 32, 3, 2)]
     if args.quick:
         layers = layers[:1]
-    rng = numpy.random.default_rng(0)
     rows = []
-    for c_in, filters, size, kernel, stride in layers:
-        padding = kernel // 2
-        out = (size + 2 * padding - kernel) // stride + 1
-        x = minigrad.tensor(rng.standard_normal((batch, c_in, size, size)).astype(numpy.float32), requires_grad=True)
-        w = minigrad.tensor((rng.standard_normal((filters, c_in, kernel, kernel))
-                             * (2 / (c_in * kernel * kernel)) ** 0.5).astype(numpy.float32), requires_grad=True)
-        dy = minigrad.tensor(rng.standard_normal((batch, filters, out, out)).astype(numpy.float32))
-        label = f"{c_in}->{filters} {size}x{size} k{kernel} s{stride}, batch {batch}"
-        want = forward_backward(Conv2d, x, w, dy, stride, padding)
-        for name, version in VERSIONS.items():
-            got = forward_backward(version, x, w, dy, stride, padding)
-            for what, g, e in zip(("y", "dx", "dW"), got, want):
-                harness.check(f"version {name}, {label}, {what}", g, e)
-        del want, got
-        times = [harness.median_ms(lambda v=version: forward_backward(v, x, w, dy, stride, padding), args.repeats)
-                 for version in VERSIONS.values()]
-        cols_mib = c_in * kernel * kernel * batch * out * out * 4 / 2**20
+    for label, cols_mib, times in harness.time_conv_versions(VERSIONS, Conv2d, layers, batch, args.repeats):
         rows.append([label, f"{cols_mib:.0f}"] + [f"{t:.2f}" for t in times])
     print(f"\nconv2d forward + backward, float32, ms per call, chunks of at most this much cols "
           f"(minigrad: tuning.CONV_CHUNK_BYTES = {tuning.CONV_CHUNK_BYTES >> 10} KiB)")

@@ -93,3 +93,36 @@ def print_table(headers, rows):
     print("-" * len(line))
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def forward_backward(function_class, x, w, dy, stride, padding):
+    """(y, dx, dW) of one call of function_class(stride, padding) on Tensors x and w."""
+    x.grad = w.grad = None
+    y = function_class(stride, padding)(x, w, None)
+    y.backward(dy)
+    return y.data, x.grad.data, w.grad.data
+
+
+def time_conv_versions(versions, reference, layers, batch, repeats, seed=0):
+    """For each layer (C_in, F, size, kernel, stride): check every version of a conv Function class against
+    `reference` (y, dx, dW), then time each; yields (label, cols MiB, [ms per version])."""
+    import minigrad
+
+    rng = numpy.random.default_rng(seed)
+    for c_in, filters, size, kernel, stride in layers:
+        padding = kernel // 2
+        out = (size + 2 * padding - kernel) // stride + 1
+        x = minigrad.tensor(rng.standard_normal((batch, c_in, size, size)).astype(numpy.float32), requires_grad=True)
+        w = minigrad.tensor((rng.standard_normal((filters, c_in, kernel, kernel))
+                             * (2 / (c_in * kernel * kernel)) ** 0.5).astype(numpy.float32), requires_grad=True)
+        dy = minigrad.tensor(rng.standard_normal((batch, filters, out, out)).astype(numpy.float32))
+        label = f"{c_in}->{filters} {size}x{size} k{kernel} s{stride}, batch {batch}"
+        want = forward_backward(reference, x, w, dy, stride, padding)
+        for name, version in versions.items():
+            got = forward_backward(version, x, w, dy, stride, padding)
+            for what, g, e in zip(("y", "dx", "dW"), got, want):
+                check(f"version {name}, {label}, {what}", g, e)
+        del want, got
+        times = [median_ms(lambda v=version: forward_backward(v, x, w, dy, stride, padding), repeats)
+                 for version in versions.values()]
+        yield label, c_in * kernel * kernel * batch * out * out * 4 / 2**20, times

@@ -16,10 +16,7 @@ the memory that keeping cols holds (the whole batch's cols).
 
     python benchmarks/experiments/keep_cols.py [--batch 64] [--threads 1] [--quick]
 """
-import numpy
-
 import harness
-import minigrad
 from minigrad.fast.conv import Conv2dFast
 from minigrad.ops.conv import Conv2d
 
@@ -37,14 +34,6 @@ class AlwaysKeep(Conv2dFast):
 VERSIONS = {"1 minigrad's rule": Conv2dFast, "2 never keep": NeverKeep, "3 always keep": AlwaysKeep}
 
 
-def forward_backward(function_class, x, w, dy, stride, padding):
-    """(y, dx, dW) of one call of function_class(stride, padding) on Tensors x and w."""
-    x.grad = w.grad = None
-    y = function_class(stride, padding)(x, w, None)
-    y.backward(dy)
-    return y.data, x.grad.data, w.grad.data
-
-
 def main():
     p = harness.parser(__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=64)
@@ -55,24 +44,8 @@ def main():
     layers = [(16, 32, 32, 3, 2), (32, 64, 16, 3, 2), (16, 32, 32, 1, 2), (32, 64, 16, 1, 2), (16, 16, 32, 3, 1)]
     if args.quick:
         layers = [layers[0], layers[-1]]
-    rng = numpy.random.default_rng(0)
     rows = []
-    for c_in, filters, size, kernel, stride in layers:
-        padding = kernel // 2
-        out = (size + 2 * padding - kernel) // stride + 1
-        x = minigrad.tensor(rng.standard_normal((batch, c_in, size, size)).astype(numpy.float32), requires_grad=True)
-        w = minigrad.tensor((rng.standard_normal((filters, c_in, kernel, kernel))
-                             * (2 / (c_in * kernel * kernel)) ** 0.5).astype(numpy.float32), requires_grad=True)
-        dy = minigrad.tensor(rng.standard_normal((batch, filters, out, out)).astype(numpy.float32))
-        label = f"{c_in}->{filters} {size}x{size} k{kernel} s{stride}, batch {batch}"
-        want = forward_backward(Conv2d, x, w, dy, stride, padding)
-        for name, version in VERSIONS.items():
-            got = forward_backward(version, x, w, dy, stride, padding)
-            for what, g, e in zip(("y", "dx", "dW"), got, want):
-                harness.check(f"version {name}, {label}, {what}", g, e)
-        times = [harness.median_ms(lambda v=version: forward_backward(v, x, w, dy, stride, padding), args.repeats)
-                 for version in VERSIONS.values()]
-        cols_mib = c_in * kernel * kernel * batch * out * out * 4 / 2**20
+    for label, cols_mib, times in harness.time_conv_versions(VERSIONS, Conv2d, layers, batch, args.repeats):
         rows.append([label] + [f"{t:.2f}" for t in times] + [f"{cols_mib:.1f}"])
     print("\nconv2d forward + backward, float32, ms per call (each version equals the reference to float rounding)")
     harness.print_table(["layer"] + [f"v{name}" for name in VERSIONS] + ["cols MiB"], rows)

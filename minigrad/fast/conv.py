@@ -27,7 +27,7 @@ gives the reference's numbers.
 from minigrad import backend
 from minigrad.fast import tuning, winograd
 from minigrad.fast.buffers import add_bias, scratch
-from minigrad.fast.threads import parts_for, run_blocks, sum_in_order
+from minigrad.fast.threads import fold_parts, parts_for, run_blocks, sum_in_order
 from minigrad.ops.conv import Conv2d
 from minigrad.ops.im2col import col2im, im2col
 from minigrad.ops.registry import register_function
@@ -112,16 +112,7 @@ class Conv2dFast(Conv2d):
         dw_transposed = w_2d.nbytes <= tuning.CONV_DW_TRANSPOSED_MAX_BYTES   # sum dW^T (G, K, F/G), or dW (G, F/G, K)
         dw_shape = (groups, w_2d.shape[2], w_2d.shape[1]) if dw_transposed else w_2d.shape
 
-        def backward_block(block):
-            dw_sums = []                                       # one per part, added in part order below
-            for part in block:
-                dw_sum = None                                  # this part's chunks, added in chunk order
-                for images in part:
-                    dw_sum = backward_chunk(images, dw_sum)
-                dw_sums.append(dw_sum)
-            return dw_sums
-
-        def backward_chunk(images, dw_sum):
+        def backward_chunk(images, dw_sum):          # dx for these images, and dW's running sum of the part
             dy_2d = _as_columns(dy[images]).reshape(groups, filters // groups, -1)      # (G, F/G, n*OH*OW)
             if need_dw:
                 cols = kept_cols.pop((images.start, images.stop), None) if kept_cols else None  # used once
@@ -144,7 +135,8 @@ class Conv2dFast(Conv2d):
                        self.dilation, out=dx[images])            # straight into this chunk of dx
             return dw_sum
 
-        blocks = run_blocks(backward_block, self._parts(x, w_2d.nbytes), backend.device_of(dy))
+        blocks = run_blocks(lambda block: fold_parts(block, backward_chunk), self._parts(x, w_2d.nbytes),
+                            backend.device_of(dy))                               # a dW sum per part
         if kept_cols:
             kept_cols.clear()              # chunks that did not match (tuning changed): free them now
         dw = None

@@ -127,6 +127,18 @@ def parts_for(n, bytes_per_image, budget, device):
     return image_parts(n, bytes_per_image, budget, tuning.CHUNKS_AT_LEAST if device == "cpu" else 1)
 
 
+def fold_parts(block, step):
+    """For each part of `block`, in order: step(images, total) over its chunks, chunk after chunk, from
+    total None; the parts' totals. The order in which a gradient's chunk products must be added."""
+    totals = []
+    for part in block:
+        total = None
+        for images in part:
+            total = step(images, total)
+        totals.append(total)
+    return totals
+
+
 def sum_in_order(terms):
     """terms[0] + terms[1] + ... added left to right, in place into terms[0] (a gradient's products, chunk
     by chunk, or its parts' sums). One order whatever thread computed which term: the sum does not

@@ -17,7 +17,7 @@ import numpy
 from minigrad import backend
 from minigrad.fast import tuning
 from minigrad.fast.buffers import add_bias, scratch
-from minigrad.fast.threads import one_blas_thread, parts_for, run_blocks, sum_in_order
+from minigrad.fast.threads import fold_parts, one_blas_thread, parts_for, run_blocks, sum_in_order
 from minigrad.kernels import numba_cpu
 from minigrad.ops.winograd import Conv2dWinograd, tile_counts, transforms_for, weight_transform, \
     weight_transform_adjoint
@@ -78,16 +78,7 @@ class Conv2dWinogradFast(Conv2dWinograd):
         u_t = xp.ascontiguousarray(u.transpose(0, 2, 1)) if need_dx else None       # (16, F, C), for dx
         input_transform, _, output_transform_adjoint, input_transform_adjoint = transforms_for(dy)
 
-        def backward_block(block):
-            du_sums = []                                   # (16, C, F) per part, added in part order below
-            for part in block:
-                du_sum = None                              # this part's chunks, added in chunk order
-                for images in part:
-                    du_sum = backward_chunk(images, du_sum)
-                du_sums.append(du_sum)
-            return du_sums
-
-        def backward_chunk(images, du_sum):
+        def backward_chunk(images, du_sum):          # dx for these images, and dU's running sum of the part
             dm = output_transform_adjoint(dy[images])                                # (16, T, F)
             if need_dw:
                 v = input_transform(x[images], self.padding, *self.out_size)          # (16, T, C), rebuilt
@@ -100,7 +91,8 @@ class Conv2dWinogradFast(Conv2dWinograd):
                 input_transform_adjoint(dv, self.padding, dx[images])                 # (n, C, H, W)
             return du_sum
 
-        blocks = run_blocks(backward_block, self._parts(x), backend.device_of(dy))
+        blocks = run_blocks(lambda block: fold_parts(block, backward_chunk), self._parts(x),
+                            backend.device_of(dy))                               # a dU sum per part
         dw = None
         if need_dw:
             sums = [part for block in blocks for part in block] or [xp.zeros(u.shape, dy.dtype)]  # none: no images
