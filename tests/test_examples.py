@@ -231,7 +231,8 @@ def test_cifar_resnet_gpu_without_cuda_gives_one_clear_message(cifar_dir, tmp_pa
     result = run_example("cifar_resnet.py", "--device", "gpu", "--data-dir", cifar_dir, "--out", tmp_path / "run")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines()
+             if not line.startswith("minigrad: compiling")]      # the first run's notice is not an error
     assert len(lines) == 1 and "GPU" in lines[0] and "pip install" in lines[0], result.stderr
 
 
