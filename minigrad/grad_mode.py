@@ -13,7 +13,7 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-def set_grad_enabled(mode):
+def _set_mode(mode):
     global _grad_enabled
     _grad_enabled = bool(mode)
 
@@ -25,11 +25,11 @@ class _GradMode:
 
     def __enter__(self):
         self.previous = is_grad_enabled()
-        set_grad_enabled(self.mode)
+        _set_mode(self.mode)
         return self
 
     def __exit__(self, *exc_info):
-        set_grad_enabled(self.previous)
+        _set_mode(self.previous)
         return False
 
     def __call__(self, function):
@@ -48,3 +48,24 @@ class no_grad(_GradMode):
 class enable_grad(_GradMode):
     """Turn graph recording back on inside a ``no_grad`` block."""
     mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """torch.set_grad_enabled: ``set_grad_enabled(False)`` turns recording off from now on, and
+    ``with set_grad_enabled(phase == "train"): ...`` turns it on or off for the block, then restores it."""
+
+    def __init__(self, mode):
+        self.previous = is_grad_enabled()
+        self.mode = bool(mode)
+        _set_mode(self.mode)                # at once, as PyTorch does: the plain call form works too
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(self.mode):
+                return function(*args, **kwargs)
+        _set_mode(self.previous)            # decorating is not a call: leave the mode as it was
+        return wrapper

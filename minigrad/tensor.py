@@ -138,6 +138,19 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return backend.to_numpy(self.data).reshape(()).item()
 
+    def __index__(self):
+        """An integer tensor of one element indexes a Python list (classes[labels[j]])."""
+        if numpy.dtype(self.dtype).kind not in "iub" or self.data.size != 1:
+            raise TypeError(f"only an integer tensor of one element can be an index, got dtype {self.dtype} "
+                            f"shape {self.shape}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        """f"{loss:.4f}" formats a one-element tensor as its number; other tensors format their repr."""
+        if self.data.size == 1:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     def __float__(self):
         return float(self.item())
 

@@ -36,6 +36,8 @@ _METHODS = {
     "__lt__": _compare("less"), "__le__": _compare("less_equal"),
     "__gt__": _compare("greater"), "__ge__": _compare("greater_equal"),
     "__eq__": _compare("equal"), "__ne__": _compare("not_equal"),
+    "eq": _compare("equal"), "ne": _compare("not_equal"), "lt": _compare("less"), "le": _compare("less_equal"),
+    "gt": _compare("greater"), "ge": _compare("greater_equal"),
     "add": elementwise.add, "sub": elementwise.sub, "mul": elementwise.mul,
     "div": elementwise.div, "pow": elementwise.pow, "matmul": matmul.matmul,
     "neg": elementwise.neg, "exp": elementwise.exp, "log": elementwise.log,

@@ -225,15 +225,17 @@ def pad(x, pad, mode="constant", value=0.0):
     return Pad(pad, value)(x)
 
 
-def cat(tensors, dim=0):
-    return Cat(dim)(*tensors)
+def cat(tensors, dim=0, *, axis=None):
+    """Join tensors along the existing axis `dim` (`axis=`, NumPy's name, is accepted too, as by PyTorch)."""
+    return Cat(dim if axis is None else axis)(*tensors)
 
 
 concatenate = cat
 
 
-def stack(tensors, dim=0):
-    """Join tensors of equal shape along a new axis `dim`."""
+def stack(tensors, dim=0, *, axis=None):
+    """Join tensors of equal shape along a new axis `dim` (or `axis=`, NumPy's name, as PyTorch accepts)."""
+    dim = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")

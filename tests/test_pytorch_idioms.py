@@ -1,0 +1,59 @@
+"""Idioms of PyTorch scripts that run unchanged on minigrad (issue 15: a script with only its imports changed)."""
+import numpy
+import pytest
+
+import minigrad
+
+
+def test_an_integer_tensor_element_indexes_a_list():
+    classes = ["plane", "car", "bird"]
+    labels = minigrad.tensor([2, 0])
+    assert classes[labels[0]] == "bird" and classes[labels[1]] == "plane"
+    with pytest.raises(TypeError, match="only an integer tensor of one element can be an index"):
+        classes[minigrad.tensor(1.0)]
+
+
+def test_a_one_element_tensor_formats_with_a_spec():
+    accuracy = minigrad.tensor(0.987654)
+    assert f"{accuracy:.4f}" == "0.9877" and f"{minigrad.tensor([3]):d}" == "3"
+    assert f"{minigrad.tensor([1.0, 2.0])}" == repr(minigrad.tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("name, expected", [("eq", [False, True, False]), ("ne", [True, False, True]),
+                                            ("lt", [True, False, False]), ("le", [True, True, False]),
+                                            ("gt", [False, False, True]), ("ge", [False, True, True])])
+def test_comparison_methods_have_pytorchs_names(name, expected):
+    predicted = minigrad.tensor([1, 2, 3])
+    assert getattr(predicted, name)(minigrad.tensor([2, 2, 2])).numpy().tolist() == expected
+    assert predicted.eq(2).sum().item() == 1                       # the accuracy idiom: (pred == labels).sum()
+
+
+def test_set_grad_enabled_works_as_a_call_and_as_a_with_block():
+    assert minigrad.is_grad_enabled()
+    for phase in ("train", "val"):
+        with minigrad.set_grad_enabled(phase == "train"):
+            y = minigrad.tensor([1.0], requires_grad=True) * 2
+            assert y.requires_grad == (phase == "train")
+        assert minigrad.is_grad_enabled()                          # restored after the block
+    minigrad.set_grad_enabled(False)
+    try:
+        assert not minigrad.is_grad_enabled()                      # the plain call sets it from now on
+    finally:
+        minigrad.set_grad_enabled(True)
+
+
+def test_set_grad_enabled_as_a_decorator_leaves_the_mode_alone_until_called():
+    @minigrad.set_grad_enabled(False)
+    def inference(x):
+        return x * 2
+
+    assert minigrad.is_grad_enabled()
+    assert not inference(minigrad.tensor([1.0], requires_grad=True)).requires_grad
+    assert minigrad.is_grad_enabled()
+
+
+def test_cat_and_stack_take_numpys_axis_as_well_as_dim():
+    a, b = minigrad.tensor(numpy.ones((2, 3))), minigrad.tensor(numpy.zeros((2, 3)))
+    assert minigrad.cat([a, b], axis=0).shape == (4, 3) and minigrad.cat([a, b], axis=1).shape == (2, 6)
+    assert minigrad.stack([a, b], axis=1).shape == (2, 2, 3)
+    assert minigrad.stack([a, b], axis=1).numpy().tolist() == numpy.stack([a.numpy(), b.numpy()], axis=1).tolist()
