@@ -109,6 +109,13 @@ CASES = {
     "rmsprop-centered-momentum-weight-decay": (
         "RMSprop", dict(lr=0.005, centered=True, momentum=0.5, weight_decay=0.1), 1.0),
     "rmsprop-maximize": ("RMSprop", dict(lr=0.01, maximize=True), -1.0),
+    "adagrad-default": ("Adagrad", dict(lr=0.05), 1.0),
+    "adagrad-decay-initial-weight-decay": (
+        "Adagrad", dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.1), 1.0),
+    "adagrad-maximize": ("Adagrad", dict(lr=0.05, maximize=True), -1.0),
+    "adadelta-default": ("Adadelta", dict(), 1.0),
+    "adadelta-rho-eps-weight-decay": ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1), 1.0),
+    "adadelta-maximize": ("Adadelta", dict(lr=1.0, maximize=True), -1.0),
 }
 
 
@@ -136,7 +143,7 @@ def grouped_builder(name, **kwargs):
     return build
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"])
 def test_param_groups_with_own_lr_and_weight_decay_match_torch(name):
     kwargs = dict(lr=0.005, momentum=0.9) if name in ("SGD", "RMSprop") else dict(lr=0.005)
     ours = minigrad_trajectory(grouped_builder(name, **kwargs))
@@ -144,7 +151,7 @@ def test_param_groups_with_own_lr_and_weight_decay_match_torch(name):
     assert largest_relative_difference(ours, theirs) < TOLERANCE
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"])
 def test_state_dict_round_trip_continues_the_same_trajectory(name):
     kwargs = dict(lr=0.01, momentum=0.9) if name in ("SGD", "RMSprop") else dict(lr=0.01)
     X, Y, W0, b0 = make_problem()
@@ -442,3 +449,11 @@ def test_gpu_steps_equal_cpu_steps(name):
         for optimizer in optimizers:
             optimizer.step()
     np.testing.assert_allclose(on_gpu.detach().numpy(), on_cpu.data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, kwargs", [("Adagrad", dict(lr=0.05)), ("Adadelta", dict())])
+def test_adagrad_and_adadelta_trajectories_move_the_parameters(name, kwargs):
+    # Guards their torch comparisons: they would pass trivially if nothing moved.
+    _, _, W0, b0 = make_problem()
+    last = minigrad_trajectory(builder(name, **kwargs))[-1]
+    assert np.abs(last[0] - W0).max() > 1e-2 and np.abs(last[1] - b0).max() > 1e-3
