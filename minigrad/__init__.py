@@ -29,7 +29,8 @@ def _kernels_from_the_checkout():
 
 _kernels_from_the_checkout()
 
-from minigrad import backend, cuda
+from minigrad import accelerator, backend, backends, cuda
+from minigrad.backend import device
 from minigrad.creation import (
     arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like, rand, rand_like,
     randint, randint_like, randn, randn_like, zeros, zeros_like,

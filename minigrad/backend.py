@@ -29,6 +29,33 @@ class DeviceError(RuntimeError):
     """Raised when a device is unknown, unavailable, or two devices are mixed."""
 
 
+class device:
+    """torch.device: device("cuda"), device("cpu"), device("cuda", 0). Wherever minigrad takes a device
+    (Tensor.to, Module.to, tensor(device=...)), a `device` works as its name does. `.type` is "cuda" or
+    "cpu", as in PyTorch; minigrad's own name for the GPU is "gpu"."""
+
+    def __init__(self, type, index=None):
+        name = str(type) if index is None else f"{type}:{index}"
+        self.kind = normalize_device(name)                       # checks the name: "cpu" or "gpu"
+        self.type = "cuda" if self.kind == GPU else "cpu"
+        self.index = None if index is None and ":" not in str(type) else int(str(name).rsplit(":", 1)[1])
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type={self.type!r}" + ("" if self.index is None else f", index={self.index}") + ")"
+
+    def __eq__(self, other):
+        try:
+            return normalize_device(other) == self.kind
+        except DeviceError:
+            return False
+
+    def __hash__(self):
+        return hash(self.kind)
+
+
 def normalize_device(device):
     """Map 'cpu', 'gpu', 'cuda', 'cuda:0' (or a Tensor's .device) to 'cpu' or 'gpu'."""
     if device is None:

@@ -57,3 +57,32 @@ def test_cat_and_stack_take_numpys_axis_as_well_as_dim():
     assert minigrad.cat([a, b], axis=0).shape == (4, 3) and minigrad.cat([a, b], axis=1).shape == (2, 6)
     assert minigrad.stack([a, b], axis=1).shape == (2, 2, 3)
     assert minigrad.stack([a, b], axis=1).numpy().tolist() == numpy.stack([a.numpy(), b.numpy()], axis=1).tolist()
+
+
+def test_the_data_classes_are_at_pytorchs_path():
+    from minigrad import data
+    from minigrad.utils.data import DataLoader, Dataset, Subset, TensorDataset, random_split
+
+    assert (DataLoader, Dataset, Subset, TensorDataset, random_split) == (
+        data.DataLoader, data.Dataset, data.Subset, data.TensorDataset, data.random_split)
+
+
+def test_a_device_object_works_wherever_a_device_name_does():
+    from minigrad import nn
+
+    cpu = minigrad.device("cuda" if minigrad.cuda.is_available() else "cpu")
+    assert minigrad.device("cuda", 0) == "gpu" and str(minigrad.device("cuda", 0)) == "cuda:0"
+    assert minigrad.device("cuda").type == "cuda" and repr(minigrad.device("cpu")) == "device(type='cpu')"
+    model = nn.Linear(2, 2).to(cpu)
+    x = minigrad.tensor([[1.0, 2.0]]).to(cpu)
+    assert model(x).device == cpu
+    with pytest.raises(minigrad.backend.DeviceError, match="unknown device 'tpu'"):
+        minigrad.device("tpu")
+
+
+def test_backends_and_accelerator_answer_as_pytorchs_do():
+    minigrad.backends.cudnn.benchmark = True                       # accepted: minigrad does not use cuDNN
+    assert minigrad.accelerator.is_available() == minigrad.cuda.is_available()
+    expected = minigrad.device("cuda") if minigrad.cuda.is_available() else None
+    assert minigrad.accelerator.current_accelerator() == expected
+    assert minigrad.cuda.device_count() == (1 if minigrad.cuda.is_available() else 0)
