@@ -50,6 +50,7 @@ from minigrad.random import get_rng_state, manual_seed, set_rng_state
 from minigrad.tensor import Tensor, is_tensor, tensor
 from minigrad import tensor_methods  # noqa: F401  (attaches operators to Tensor)
 from minigrad.utils.gradcheck import gradcheck
+from minigrad.utils.serialization import load, save
 from minigrad import fast
 
 fast.install()      # the ops' faster paths (minigrad/fast/): the same numbers; nothing compiles yet

@@ -86,3 +86,63 @@ def test_backends_and_accelerator_answer_as_pytorchs_do():
     expected = minigrad.device("cuda") if minigrad.cuda.is_available() else None
     assert minigrad.accelerator.current_accelerator() == expected
     assert minigrad.cuda.device_count() == (1 if minigrad.cuda.is_available() else 0)
+
+
+def test_save_and_load_a_training_checkpoint_as_pytorch_scripts_do(tmp_path):
+    """The dict a ResNet-18 CIFAR script saves ({'net', 'acc', 'epoch'}), with an optimizer's state
+    and a tensor: loaded back, it restores the model and the optimizer, and the tensor is a Tensor."""
+    from minigrad import nn, optim
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    optimizer = optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    loss = net(minigrad.randn(5, 3)).sum()
+    loss.backward()
+    optimizer.step()
+    scale = minigrad.tensor([1.5, 2.5], requires_grad=True)
+    minigrad.save({"net": net.state_dict(), "acc": 93.5, "epoch": 7, "optimizer": optimizer.state_dict(),
+                   "scale": scale, "notes": ("best", None)}, tmp_path / "ckpt.pth")
+    checkpoint = minigrad.load(tmp_path / "ckpt.pth")
+    assert checkpoint["acc"] == 93.5 and checkpoint["epoch"] == 7 and checkpoint["notes"] == ("best", None)
+    assert isinstance(checkpoint["scale"], minigrad.Tensor) and checkpoint["scale"].requires_grad
+    assert checkpoint["scale"].detach().numpy().tolist() == [1.5, 2.5]
+    restored = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    restored.load_state_dict(checkpoint["net"])
+    for (name, a), b in zip(net.state_dict().items(), restored.state_dict().values()):
+        numpy.testing.assert_array_equal(numpy.asarray(a), numpy.asarray(b), err_msg=name)
+    optim.SGD(restored.parameters(), lr=0.1, momentum=0.9).load_state_dict(checkpoint["optimizer"])
+
+
+def test_save_and_load_work_with_open_files_and_map_location(tmp_path):
+    path = tmp_path / "x.pth"
+    with open(path, "wb") as file:
+        minigrad.save({"w": minigrad.ones(2)}, file)
+    with open(path, "rb") as file:
+        loaded = minigrad.load(file, map_location=minigrad.device("cpu"))
+    assert loaded["w"].device == "cpu" and loaded["w"].detach().numpy().tolist() == [1.0, 1.0]
+
+
+def test_save_refuses_a_whole_model_and_says_to_save_its_state_dict(tmp_path):
+    from minigrad import nn
+
+    with pytest.raises(TypeError, match=r"cannot save obj\['model'\], a Linear.*state_dict\(\)"):
+        minigrad.save({"model": nn.Linear(2, 2)}, tmp_path / "model.pth")
+    assert not (tmp_path / "model.pth").exists()
+
+
+def test_load_refuses_a_pickle_that_would_run_code_and_runs_nothing(tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class RunsShell:
+        def __reduce__(self):
+            import os
+            return os.system, (f"touch {marker}",)
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"format": "minigrad-save", "version": 1, "object": RunsShell()}, protocol=4))
+    with pytest.raises(ValueError, match="unsafe or corrupt.*nothing in it was run"):
+        minigrad.load(path)
+    assert not marker.exists()
+    with pytest.raises(ValueError, match="weights_only=False would allow a file to run code"):
+        minigrad.load(path, weights_only=False)

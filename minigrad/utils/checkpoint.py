@@ -183,6 +183,19 @@ def _check_array_dtypes(value):
             _check_array_dtypes(item)
 
 
+def safe_unpickle(file, what):
+    """Unpickle plain data and numeric arrays from an open binary file; anything else is refused
+    (CheckpointError naming `what`) and nothing in the file is run."""
+    try:
+        payload = _RestrictedUnpickler(file).load()
+        _check_array_dtypes(payload)
+    except CheckpointError as error:
+        raise CheckpointError(f"{what} is unsafe or corrupt: {error}; nothing in it was run") from None
+    except Exception as error:  # truncated or garbage bytes raise many kinds of error
+        raise CheckpointError(f"{what} is corrupt or truncated ({type(error).__name__}: {error})") from None
+    return payload
+
+
 def read_checkpoint(path):
     """The checkpoint dict stored at `path`, loaded safely; nothing is restored."""
     path = Path(path)
@@ -192,16 +205,8 @@ def read_checkpoint(path):
             + (" (it is a folder)" if path.is_dir() else "")
             + "; check the path, or start without --resume"
         )
-    try:
-        with open(path, "rb") as file:
-            payload = _RestrictedUnpickler(file).load()
-        _check_array_dtypes(payload)
-    except CheckpointError as error:
-        raise CheckpointError(f"checkpoint {path} is unsafe or corrupt: {error}; nothing in it was run") from None
-    except Exception as error:  # truncated or garbage bytes raise many kinds of error
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(error).__name__}: {error})"
-        ) from None
+    with open(path, "rb") as file:
+        payload = safe_unpickle(file, f"checkpoint {path}")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minigrad checkpoint (no '{FORMAT}' header)")
     if payload.get("version") != VERSION:
