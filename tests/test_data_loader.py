@@ -199,3 +199,13 @@ def test_batches_land_on_the_gpu():
     assert images.device == "gpu" and labels.device == "gpu"
     assert backend.is_gpu_array(images.data) and labels.dtype == numpy.int64
     numpy.testing.assert_allclose(images.detach().numpy()[1, 0, 0, 0], 16 / 255, rtol=1e-6)
+
+
+def test_pytorchs_worker_arguments_are_accepted_and_workers_mean_prefetch():
+    plain = DataLoader(_dataset(), batch_size=3, shuffle=True, seed=4)
+    workers = DataLoader(_dataset(), batch_size=3, shuffle=True, seed=4, num_workers=2, pin_memory=True,
+                         persistent_workers=True, prefetch_factor=2)
+    assert workers.prefetch and not plain.prefetch
+    assert _first_pixels(workers) == _first_pixels(plain)           # the same batches, built ahead
+    with pytest.raises(ValueError, match="num_workers must be an integer >= 0, got -1"):
+        DataLoader(_dataset(), num_workers=-1)

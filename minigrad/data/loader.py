@@ -54,7 +54,16 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 generator=None, transform=None, device="cpu", prefetch=False):
+                 generator=None, transform=None, device="cpu", prefetch=False, *, num_workers=0,
+                 pin_memory=False, persistent_workers=False, prefetch_factor=None):
+        """PyTorch's worker arguments are accepted with a meaning of their own: num_workers > 0 turns on
+        `prefetch` (one background thread builds the next batch while the step runs; minigrad builds a
+        whole batch in a few vectorised NumPy calls, so one worker keeps up). pin_memory,
+        persistent_workers and prefetch_factor are accepted and change nothing (batches are copied to
+        the device when they are built, and the worker thread lives as long as an epoch)."""
+        if not isinstance(num_workers, (int, numpy.integer)) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got {num_workers!r}")
+        prefetch = bool(prefetch) or num_workers > 0
         if not isinstance(batch_size, (int, numpy.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if seed is not None and generator is not None:
