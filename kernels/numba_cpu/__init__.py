@@ -68,7 +68,7 @@ _numba = {}       # "module": numba, or None when it cannot be imported (looked 
 launch_lock = threading.Lock()
 
 
-KEEP = "keep"     # an argument of `configure` left at this keeps its current value
+KEEP = object()   # an argument of `configure` left at this keeps its current value
 
 
 def configure(serial_below_bytes=KEEP, constant_sizes_from_bytes=KEEP, pool_min_bytes=None, pool_max_bytes=None):

@@ -124,7 +124,10 @@ class Conv2dFast(Conv2d):
                         _gemm(cols[g], dy_2d[g].T, product[g])   # (K, nP) @ (nP, F/G) -> (K, F/G)
                     else:
                         _gemm(dy_2d[g], cols[g].T, product[g])   # (F/G, nP) @ (nP, K) -> (F/G, K)
-                dw_sum = product if dw_sum is None else sum_in_order([dw_sum, product])
+                if dw_sum is None:
+                    dw_sum = product
+                else:
+                    dw_sum += product                        # in chunk order within the part
                 del cols                                         # its buffer can serve dcols below
             if need_dx:
                 dcols = scratch((w_t.shape[0] * w_t.shape[1], dy_2d.shape[-1]), dy.dtype, dy)  # (C*KH*KW, nP)

@@ -83,7 +83,10 @@ class Conv2dWinogradFast(Conv2dWinograd):
             if need_dw:
                 v = input_transform(x[images], self.padding, *self.out_size)          # (16, T, C), rebuilt
                 product = xp.matmul(v.transpose(0, 2, 1), dm)        # (16, C, T) @ (16, T, F) -> (16, C, F)
-                du_sum = product if du_sum is None else sum_in_order([du_sum, product])
+                if du_sum is None:
+                    du_sum = product
+                else:
+                    du_sum += product                        # in chunk order within the part
                 del v                                                # its buffer can serve dv below
             if need_dx:
                 dv = scratch((16, dm.shape[1], x.shape[1]), dy.dtype, dy)            # (16, T, C)

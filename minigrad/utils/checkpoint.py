@@ -56,31 +56,32 @@ class CheckpointError(ValueError):
 
 
 # ---------------------------------------------------------------------- saving
-def to_plain(value):
+def to_plain(value, tensor=None, who="save_checkpoint", where="obj"):
     """A copy of `value` made only of dict/list/tuple/str/bytes/numbers/None and NumPy arrays.
 
-    Tensors and CuPy arrays become NumPy arrays (copied to the host); NumPy
-    arrays are copied so that the checkpoint is a snapshot.
+    Tensors become what tensor(t) returns, by default a NumPy array; CuPy arrays are copied to the
+    host and NumPy arrays copied, so that the file is a snapshot. who and where name the caller and
+    the place of a value that cannot be saved (where: its path inside `value`, e.g. obj['net']).
     """
     if isinstance(value, Tensor):
-        return numpy.array(value.detach().numpy())
+        return tensor(value) if tensor is not None else backend.to_numpy(value.data).copy()
     if backend.is_gpu_array(value):
         return backend.to_numpy(value)
     if isinstance(value, numpy.ndarray):
         if value.dtype.hasobject:
-            raise TypeError("save_checkpoint: arrays of Python objects cannot be saved")
+            raise TypeError(f"{who}: {where} is an array of Python objects; only numeric arrays can be saved")
         return value.copy()
     if isinstance(value, numpy.generic):
         return value
-    if isinstance(value, dict):
-        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, dict):                       # OrderedDict too: saved as a plain dict
+        return {key: to_plain(item, tensor, who, f"{where}[{key!r}]") for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(to_plain(item) for item in value)
+        return type(value)(to_plain(item, tensor, who, f"{where}[{index}]") for index, item in enumerate(value))
     if value is None or isinstance(value, (str, bytes, bool, int, float)):
         return value
     raise TypeError(
-        f"save_checkpoint: cannot save a {type(value).__name__} ({value!r:.80}); "
-        "a checkpoint holds only numbers, strings, arrays, and dicts/lists/tuples of them"
+        f"{who}: cannot save a {type(value).__name__} at {where} ({value!r:.80}); save plain data: tensors, "
+        "arrays, numbers, strings and dicts/lists/tuples of them (for a model or an optimizer, its state_dict())"
     )
 
 

@@ -19,37 +19,19 @@ written atomically (minigrad/utils/atomic.py).
 import os
 import pickle
 
-import numpy
-
 from minigrad import backend
 from minigrad.tensor import Tensor
 from minigrad.utils.atomic import write_atomically
-from minigrad.utils.checkpoint import PROTOCOL, CheckpointError, safe_unpickle
+from minigrad.utils.checkpoint import PROTOCOL, CheckpointError, safe_unpickle, to_plain
 
 FORMAT = "minigrad-save"
 VERSION = 1
 TENSOR = "__minigrad_tensor__"        # a saved Tensor: {TENSOR: array, "requires_grad": bool}
 
 
-def _encode(value, where="obj"):
-    if isinstance(value, Tensor):
-        return {TENSOR: backend.to_numpy(value.data).copy(), "requires_grad": bool(value.requires_grad)}
-    if backend.is_gpu_array(value):
-        return backend.to_numpy(value)
-    if isinstance(value, numpy.ndarray):
-        if value.dtype.hasobject:
-            raise TypeError(f"minigrad.save: {where} is an array of Python objects; only numeric arrays can be saved")
-        return value.copy()
-    if isinstance(value, dict):                       # OrderedDict too: it is saved as a plain dict
-        return {key: _encode(item, f"{where}[{key!r}]") for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_encode(item, f"{where}[{index}]") for index, item in enumerate(value))
-    if value is None or isinstance(value, (str, bytes, bool, int, float, numpy.generic)):
-        return value
-    raise TypeError(
-        f"minigrad.save: cannot save {where}, a {type(value).__name__}; save plain data: tensors, arrays, "
-        f"numbers, strings and dicts/lists of them (for a model or an optimizer, its state_dict())"
-    )
+def _tagged(tensor):
+    """A Tensor as saved: its values and whether it requires grad, so that load builds it again."""
+    return {TENSOR: backend.to_numpy(tensor.data).copy(), "requires_grad": bool(tensor.requires_grad)}
 
 
 def _decode(value, device):
@@ -65,7 +47,7 @@ def _decode(value, device):
 
 def save(obj, f):
     """torch.save: write `obj` (see the module docstring for what it may hold) to the path or open binary file f."""
-    payload = {"format": FORMAT, "version": VERSION, "object": _encode(obj)}
+    payload = {"format": FORMAT, "version": VERSION, "object": to_plain(obj, _tagged, "minigrad.save")}
     if hasattr(f, "write"):
         pickle.dump(payload, f, protocol=PROTOCOL)
         return
