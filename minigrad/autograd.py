@@ -48,7 +48,7 @@ def run_backward(root, seed, retain_graph=False):
         for hook in node._hooks:
             replaced = hook(Tensor._make(dy, node.device))
             if replaced is not None:
-                dy = replaced.data if isinstance(replaced, Tensor) else replaced
+                dy = replaced.array if isinstance(replaced, Tensor) else replaced
         fn = node._creator
         if fn is None or node._retains_grad:
             _accumulate(node, dy, adopt=is_fresh and fn is None)
@@ -102,7 +102,7 @@ def _accumulate(node, dy, adopt=False):
         # copy: dy may alias an array that an op will reuse or the user may mutate
         node.grad = Tensor._make(dy.copy(), node.device)
     else:
-        node.grad = Tensor._make(_as_array(node.grad.data + dy), node.device)
+        node.grad = Tensor._make(_as_array(node.grad.array + dy), node.device)
 
 
 def _as_array(total):

@@ -56,7 +56,7 @@ class Function:
                     device, first = t.device, index
                 elif t.device != device:
                     raise _device_error(self.name, first, device, index, t.device)
-                arrays.append(t.data)
+                arrays.append(t.array)
                 needs_grad.append(t.requires_grad)
             else:
                 arrays.append(t)

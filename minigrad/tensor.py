@@ -1,6 +1,6 @@
 """Tensor: an array that remembers how it was made, so gradients can flow back.
 
-A Tensor wraps a NumPy or CuPy array (`.data`). When it comes out of a
+A Tensor wraps a NumPy or CuPy array (`.array`). When it comes out of a
 differentiable op while grad mode is on, it keeps a link to that op (its
 creator Function), which keeps links to its inputs. `backward()` walks this
 graph from the output back to the leaves in reverse topological order,
@@ -24,7 +24,7 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad=False, device=None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if device is None:
             device = backend.device_of(data)
         device = backend.normalize_device(device)
@@ -35,7 +35,7 @@ class Tensor:
                 array = array.astype(DEFAULT_DTYPE)
             data = array
         data = backend.to_device(data, device)
-        self.data = data.astype(dtype, copy=False) if dtype is not None else xp.asarray(data)
+        self.array = data.astype(dtype, copy=False) if dtype is not None else xp.asarray(data)
         self.device = device
         self.grad = None
         self._creator = None
@@ -49,7 +49,7 @@ class Tensor:
     def _make(cls, array, device, requires_grad=False, creator=None):
         """Wrap an op's output array without copying (internal fast path)."""
         t = cls.__new__(cls)
-        t.data = array
+        t.array = array
         t.device = device
         t.grad = None
         t._creator = creator
@@ -61,25 +61,25 @@ class Tensor:
     # ------------------------------------------------------------------ attributes
     @property
     def shape(self):
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     def size(self, dim=None):
         """The shape, like PyTorch's x.size(); x.size(d) is the length of axis d."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self.array.shape if dim is None else self.array.shape[dim]
 
     def numel(self):
-        return self.data.size
+        return self.array.size
 
     def dim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     def __len__(self):
         if self.ndim == 0:
@@ -96,10 +96,10 @@ class Tensor:
         return self._creator
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.array.dtype.kind not in "fc":
             raise TypeError(
                 f"requires_grad=True needs a floating-point tensor, but this tensor has dtype "
-                f"{self.data.dtype}; convert it first with .float() or .double()"
+                f"{self.array.dtype}; convert it first with .float() or .double()"
             )
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("requires_grad can only be turned off on leaf tensors; use .detach()")
@@ -112,7 +112,7 @@ class Tensor:
             extra += f", grad_fn={self._creator.name}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
-        body = numpy.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        body = numpy.array2string(backend.to_numpy(self.array), separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{extra})"
 
     # ------------------------------------------------------------------ conversion
@@ -128,26 +128,26 @@ class Tensor:
                 f"numpy() on a tensor that requires grad (shape {self.shape}): writing to the array would "
                 f"change it behind autograd's back; use tensor.detach().numpy() instead"
             )
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def tolist(self):
-        return backend.to_numpy(self.data).tolist()
+        return backend.to_numpy(self.array).tolist()
 
     def item(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return backend.to_numpy(self.data).reshape(()).item()
+        return backend.to_numpy(self.array).reshape(()).item()
 
     def __index__(self):
         """An integer tensor of one element indexes a Python list (classes[labels[j]])."""
-        if numpy.dtype(self.dtype).kind not in "iub" or self.data.size != 1:
+        if numpy.dtype(self.dtype).kind not in "iub" or self.array.size != 1:
             raise TypeError(f"only an integer tensor of one element can be an index, got dtype {self.dtype} "
                             f"shape {self.shape}")
         return int(self.item())
 
     def __format__(self, spec):
         """f"{loss:.4f}" formats a one-element tensor as its number; other tensors format their repr."""
-        if self.data.size == 1:
+        if self.array.size == 1:
             return format(self.item(), spec)
         return format(repr(self), spec)
 
@@ -158,7 +158,7 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self.array.size != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
             )
@@ -196,22 +196,70 @@ class Tensor:
 
     def detach(self):
         """The same values, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor._make(self.data, self.device)
+        return Tensor._make(self.array, self.device)
+
+    @property
+    def data(self):
+        """PyTorch's `.data`: the same values as a Tensor outside autograd, sharing this memory.
+
+        It is what detach() returns, so `torch.max(outputs.data, 1)` and `p.data.mul_(0.5)` work
+        as in PyTorch: an in-place change through it changes this tensor unseen by autograd. The
+        raw NumPy (or CuPy) array that minigrad's own code computes with is `.array`.
+        """
+        return Tensor._make(self.array, self.device)
+
+    @data.setter
+    def data(self, value):
+        """`p.data = t` puts new values (any shape or dtype, as in PyTorch) into this tensor."""
+        array = value.array if isinstance(value, Tensor) else value
+        self.array = backend.to_device(array, self.device) if hasattr(array, "dtype") \
+            else backend.module_for(self.device).asarray(array)
 
     def zero_(self):
-        self.data[...] = 0
+        self.array[...] = 0
         return self
 
     def fill_(self, value):
-        self.data[...] = value
+        self.array[...] = value
         return self
+
+    def _in_place(self, name, values):
+        """Write `values` into this tensor's memory; refused where autograd would miss the change."""
+        if self.requires_grad and grad_mode.is_grad_enabled():
+            raise RuntimeError(
+                f"{name}: this tensor requires grad, and an in-place change would be invisible to "
+                f"autograd; do it under minigrad.no_grad(), or on tensor.data"
+            )
+        self.array[...] = values
+        return self
+
+    def add_(self, other, alpha=1):
+        """In place: self += alpha * other."""
+        return self._in_place("add_", self.array + alpha * _raw(other))
+
+    def sub_(self, other, alpha=1):
+        """In place: self -= alpha * other."""
+        return self._in_place("sub_", self.array - alpha * _raw(other))
+
+    def mul_(self, other):
+        """In place: self *= other."""
+        return self._in_place("mul_", self.array * _raw(other))
+
+    def div_(self, other):
+        """In place: self /= other."""
+        return self._in_place("div_", self.array / _raw(other))
+
+    def clamp_(self, min=None, max=None):
+        """In place: clip the values to [min, max]."""
+        xp = backend.array_module(self.array)
+        return self._in_place("clamp_", xp.clip(self.array, min, max))
 
     def copy_(self, other):
         """Copy values from `other` (Tensor or array) into this tensor in place."""
-        source = other.data if isinstance(other, Tensor) else other
+        source = other.array if isinstance(other, Tensor) else other
         if tuple(source.shape) != self.shape:
             raise ValueError(f"copy_: source has shape {tuple(source.shape)}, this tensor {self.shape}")
-        self.data[...] = backend.to_device(source, self.device)
+        self.array[...] = backend.to_device(source, self.device)
         return self
 
     # ------------------------------------------------------------------ autograd
@@ -239,16 +287,16 @@ class Tensor:
                 "backward: this tensor does not require grad and has no grad_fn; did you "
                 "create the inputs with requires_grad=True, or compute it under no_grad()?"
             )
-        xp = backend.array_module(self.data)
+        xp = backend.array_module(self.array)
         if gradient is None:
-            if self.data.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward: grad can be implicitly created only for a tensor with one element, "
                     f"but this tensor has shape {self.shape}; pass gradient= of that shape"
                 )
-            seed = xp.ones_like(self.data)
+            seed = xp.ones_like(self.array)
         else:
-            seed = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient)
+            seed = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient)
             if tuple(seed.shape) != self.shape:
                 raise ValueError(
                     f"backward: gradient has shape {tuple(seed.shape)} but the tensor has shape {self.shape}"
@@ -264,10 +312,15 @@ def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 
+def _raw(value):
+    """The array inside a Tensor; numbers and arrays pass through."""
+    return value.array if isinstance(value, Tensor) else value
+
+
 def tensor(data, dtype=None, requires_grad=False, device=None):
     """Make a new leaf Tensor from a list, a scalar, a NumPy/CuPy array or a Tensor (copied)."""
     if isinstance(data, Tensor):
-        data = data.data.copy()
+        data = data.array.copy()
     elif hasattr(data, "dtype") and hasattr(data, "copy"):
         data = data.copy()
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)

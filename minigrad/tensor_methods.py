@@ -18,9 +18,9 @@ def _reflected(function):
 def _compare(numpy_name):
     """Comparisons give boolean Tensors and never carry gradient."""
     def compare(self, other):
-        xp = backend.array_module(self.data)
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(getattr(xp, numpy_name)(self.data, other), self.device)
+        xp = backend.array_module(self.array)
+        other = other.array if isinstance(other, Tensor) else other
+        return Tensor._make(getattr(xp, numpy_name)(self.array, other), self.device)
     return compare
 
 
@@ -70,11 +70,11 @@ def _view_as(self, other):
 
 
 def _all(self):
-    return bool(self.data.all())
+    return bool(self.array.all())
 
 
 def _any(self):
-    return bool(self.data.any())
+    return bool(self.array.any())
 
 
 Tensor.expand_as = _expand_as

@@ -231,14 +231,14 @@ def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     y = minigrad.ops.conv.Conv2d(2, 1)(x, w)
     y.backward(numpy.ones(y.shape))
     (dx, dw, _), = returned
-    assert x.grad.data is dx and w.grad.data is dw
+    assert x.grad.array is dx and w.grad.array is dw
 
     returned.clear()
     b = minigrad.tensor(rng.standard_normal(4), requires_grad=True)
     y = minigrad.ops.conv.Conv2d(1, 1)(x, w, b)
     y.backward(numpy.ones(y.shape))
     (_, _, db), = returned
-    assert b.grad.data is db
+    assert b.grad.array is db
 
     returned = _capture_backward(monkeypatch, Conv2dWinogradFast)   # 3x3, stride 1, 16 channels, 8x8: Winograd
     x16 = minigrad.tensor(rng.standard_normal((2, 16, 8, 8)).astype(numpy.float32), requires_grad=True)
@@ -246,7 +246,7 @@ def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     y = minigrad.nn.functional.conv2d(x16, w16, padding=1)
     y.backward(numpy.ones(y.shape, numpy.float32))
     (dx16, dw16, _), = returned
-    assert x16.grad.data is dx16 and w16.grad.data is dw16
+    assert x16.grad.array is dx16 and w16.grad.array is dw16
 
     returned = _capture_backward(monkeypatch, Linear)
     a = minigrad.tensor(rng.standard_normal((5, 3)), requires_grad=True)
@@ -254,7 +254,7 @@ def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     bias = minigrad.tensor(rng.standard_normal(2), requires_grad=True)
     minigrad.nn.functional.linear(a, weight, bias).sum().backward()
     (da, dweight, dbias), = returned
-    assert a.grad.data is da and weight.grad.data is dweight and bias.grad.data is dbias
+    assert a.grad.array is da and weight.grad.array is dweight and bias.grad.array is dbias
     numpy.testing.assert_allclose(weight.grad.numpy(), numpy.ones((5, 2)).T @ a.detach().numpy())
 
 
@@ -265,7 +265,7 @@ def test_gradients_that_are_not_fresh_are_still_copied():
     seed = numpy.array([1.0, 1.0])
     (a + b).backward(seed)
     seed[...] = 5.0
-    a.grad.data[...] = 7.0
+    a.grad.array[...] = 7.0
     assert b.grad.numpy().tolist() == [1.0, 1.0]
 
 
@@ -285,8 +285,8 @@ def test_a_leaf_with_a_hook_or_a_kept_non_leaf_gradient_is_copied(monkeypatch):
     hidden.retain_grad()
     minigrad.nn.functional.linear(hidden, w2).sum().backward()
     (dhidden, _, _), (dx, _, _) = returned                    # the second layer's backward runs first
-    assert hidden.grad.data is not dhidden and not numpy.shares_memory(hidden.grad.data, dhidden)
-    assert x.grad.data is not dx and not numpy.shares_memory(x.grad.data, seen[0].data)
+    assert hidden.grad.array is not dhidden and not numpy.shares_memory(hidden.grad.array, dhidden)
+    assert x.grad.array is not dx and not numpy.shares_memory(x.grad.array, seen[0].array)
     numpy.testing.assert_array_equal(x.grad.numpy(), dx)
 
 
@@ -305,7 +305,7 @@ def test_a_leaf_used_twice_gets_the_sum_of_fresh_gradients_in_memory_of_its_own(
     numpy.testing.assert_allclose(x.grad.numpy(), 2 * y @ w.detach().numpy(), rtol=1e-12)
     numpy.testing.assert_allclose(w.grad.numpy(), 2 * y.T @ x.detach().numpy(), rtol=1e-12)
     for dx, dw, _ in returned:
-        assert not numpy.shares_memory(x.grad.data, dx) and not numpy.shares_memory(w.grad.data, dw)
+        assert not numpy.shares_memory(x.grad.array, dx) and not numpy.shares_memory(w.grad.array, dw)
 
 
 def test_a_0d_leaf_used_twice_gets_an_array_gradient_that_clipping_and_zero_grad_can_change():
@@ -318,9 +318,9 @@ def test_a_0d_leaf_used_twice_gets_an_array_gradient_that_clipping_and_zero_grad
     x = minigrad.tensor([1.0, 2.0, 3.0])
     for expected in (12.0, 24.0):                                   # d/dw of 2 * sum(w * x) = 12
         ((w * x).sum() + (w * x).sum()).backward()
-        assert isinstance(w.grad.data, numpy.ndarray) and w.grad.data.shape == ()
-        assert float(w.grad.data) == expected
+        assert isinstance(w.grad.array, numpy.ndarray) and w.grad.array.shape == ()
+        assert float(w.grad.array) == expected
     clip_grad_norm_([w], 1.0)
-    assert abs(float(w.grad.data) - 1.0) < 1e-6
-    w.grad.data[...] = 0                                            # what zero_grad(set_to_none=False) does
-    assert float(w.grad.data) == 0.0
+    assert abs(float(w.grad.array) - 1.0) < 1e-6
+    w.grad.array[...] = 0                                            # what zero_grad(set_to_none=False) does
+    assert float(w.grad.array) == 0.0

@@ -43,13 +43,13 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     their_norm = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type)
     assert float(our_norm) == pytest.approx(float(their_norm), rel=1e-12)
     for index, (a, b) in enumerate(zip(ours, theirs)):
-        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-12, err_msg=f"parameter {index}")
+        np.testing.assert_allclose(a.grad.array, b.grad.numpy(), rtol=1e-12, err_msg=f"parameter {index}")
 
 
 def test_clipped_gradients_have_norm_max_norm():
     params = minigrad_params(gradients(scale=10.0))
     clip_grad_norm_(params, max_norm=2.0)
-    total = math.sqrt(sum(float((p.grad.data ** 2).sum()) for p in params))
+    total = math.sqrt(sum(float((p.grad.array ** 2).sum()) for p in params))
     assert total == pytest.approx(2.0, rel=1e-6)
 
 
@@ -58,7 +58,7 @@ def test_gradients_below_max_norm_are_unchanged():
     params = minigrad_params(grads)
     clip_grad_norm_(params, max_norm=10.0)
     for p, g in zip(params, grads):
-        np.testing.assert_array_equal(p.grad.data, g)
+        np.testing.assert_array_equal(p.grad.array, g)
 
 
 def test_returns_the_total_norm_before_clipping_as_a_tensor():
@@ -72,7 +72,7 @@ def test_accepts_a_single_tensor():
     p = minigrad.tensor(np.zeros(2), requires_grad=True)
     p.grad = minigrad.tensor(np.array([3.0, 4.0]))
     clip_grad_norm_(p, max_norm=1.0)
-    np.testing.assert_allclose(p.grad.data, [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(p.grad.array, [0.6, 0.8], rtol=1e-6)
 
 
 def test_parameters_without_gradient_are_ignored():
@@ -112,9 +112,9 @@ def test_non_positive_norm_type_is_an_error():
 
 def test_clip_grad_value_clips_each_entry_in_place():
     p = minigrad_params([np.array([-3.0, 0.5, 2.0])])[0]
-    array = p.grad.data
+    array = p.grad.array
     clip_grad_value_([p], 1.0)
-    assert p.grad.data is array
+    assert p.grad.array is array
     np.testing.assert_array_equal(array, [-1.0, 0.5, 1.0])
 
 
@@ -125,7 +125,7 @@ def test_clip_grad_value_matches_torch():
     clip_grad_value_(ours, 0.7)
     torch.nn.utils.clip_grad_value_(theirs, 0.7)
     for a, b in zip(ours, theirs):
-        np.testing.assert_array_equal(a.grad.data, b.grad.numpy())
+        np.testing.assert_array_equal(a.grad.array, b.grad.numpy())
 
 
 @pytest.mark.gpu
@@ -140,4 +140,4 @@ def test_clip_grad_norm_on_gpu_equals_cpu():
     cpu_norm, gpu_norm = clip_grad_norm_(on_cpu, 1.0), clip_grad_norm_(on_gpu, 1.0)
     assert gpu_norm.device == "gpu" and float(gpu_norm) == pytest.approx(float(cpu_norm), rel=1e-12)
     for a, b in zip(on_cpu, on_gpu):
-        np.testing.assert_allclose(b.grad.numpy(), a.grad.data, rtol=1e-12)
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.array, rtol=1e-12)

@@ -197,7 +197,7 @@ def test_batches_land_on_the_gpu():
     loader = DataLoader(_dataset(), batch_size=4, transform=ToFloat(), device="gpu", prefetch=True)
     images, labels = next(iter(loader))
     assert images.device == "gpu" and labels.device == "gpu"
-    assert backend.is_gpu_array(images.data) and labels.dtype == numpy.int64
+    assert backend.is_gpu_array(images.array) and labels.dtype == numpy.int64
     numpy.testing.assert_allclose(images.detach().numpy()[1, 0, 0, 0], 16 / 255, rtol=1e-6)
 
 

@@ -195,7 +195,7 @@ def test_a_transposed_weight_gradient_is_copied_into_contiguous_memory():
     w = minigrad.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
     y = fast_conv.Conv2dFast(2, 1)(x, w)
     y.backward(numpy.ones(y.shape))
-    assert w.grad.data.flags.c_contiguous
+    assert w.grad.array.flags.c_contiguous
     reference_w = minigrad.tensor(w.detach().numpy(), requires_grad=True)
     Conv2d(2, 1)(minigrad.tensor(x.detach().numpy()), reference_w).backward(numpy.ones(y.shape))
     numpy.testing.assert_allclose(w.grad.numpy(), reference_w.grad.numpy(), rtol=1e-12, atol=1e-12)
@@ -226,7 +226,7 @@ def test_a_leaf_adopts_the_pooled_dx_of_the_fast_conv_and_a_later_step_does_not_
     w = minigrad.tensor(rng.standard_normal((16, 16, 3, 3)).astype(numpy.float32), requires_grad=True)
     y = fast_conv.Conv2dFast(2, 1)(x, w)
     y.backward(numpy.ones(y.shape, numpy.float32))
-    assert x.grad.data is returned[0][0]
+    assert x.grad.array is returned[0][0]
     first = x.grad.numpy().copy()
     x2 = minigrad.tensor(x.detach().numpy() * 2, requires_grad=True)
     y2 = fast_conv.Conv2dFast(2, 1)(x2, w)

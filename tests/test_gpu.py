@@ -140,7 +140,7 @@ def test_a_gpu_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     monkeypatch.setattr(runs, "backward", recording_backward)
     conv.conv2d(x, w, stride=2, padding=1).sum().backward()
     assert len(returned) == 1, f"{runs.__name__}.backward ran {len(returned)} times"
-    assert x.grad.data is returned[0][0] and backend.is_gpu_array(x.grad.data)
+    assert x.grad.array is returned[0][0] and backend.is_gpu_array(x.grad.array)
     x_cpu = minigrad.tensor(randn(2, 3, 6, 6), requires_grad=True)
     conv.conv2d(x_cpu, minigrad.tensor(randn(4, 3, 3, 3, seed=1)), stride=2, padding=1).sum().backward()
     numpy.testing.assert_allclose(x.grad.numpy(), x_cpu.grad.numpy(), rtol=RTOL, atol=1e-12)

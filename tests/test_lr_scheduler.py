@@ -145,7 +145,7 @@ def test_scheduler_writes_the_lr_the_optimizer_uses():
     scheduler.step()
     p.grad = minigrad.tensor(np.array([1.0]))
     optimizer.step()
-    np.testing.assert_allclose(p.data, [0.5])
+    np.testing.assert_allclose(p.array, [0.5])
 
 
 def test_sequential_lr_starts_the_next_schedule_at_its_milestone():

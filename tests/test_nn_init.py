@@ -59,8 +59,8 @@ def test_xavier_uniform_and_normal_have_glorot_spread():
 
 def test_constant_zeros_ones_fill_in_place():
     t = minigrad.empty(2, 3)
-    data = t.data
-    assert (init.constant_(t, 2.5).detach().numpy() == 2.5).all() and t.data is data
+    data = t.array
+    assert (init.constant_(t, 2.5).detach().numpy() == 2.5).all() and t.array is data
     assert (init.zeros_(t).detach().numpy() == 0).all() and (init.ones_(t).detach().numpy() == 1).all()
 
 

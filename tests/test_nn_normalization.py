@@ -11,10 +11,10 @@ def _random_affine(layer, seed=1):
     """Non-trivial gamma, beta and running statistics, so that a swapped term would show."""
     rng = numpy.random.default_rng(seed)
     c = layer.num_features
-    layer.weight.data[...] = rng.uniform(0.5, 1.5, c)
-    layer.bias.data[...] = rng.standard_normal(c)
-    layer.running_mean.data[...] = rng.standard_normal(c)
-    layer.running_var.data[...] = rng.uniform(0.5, 2.0, c)
+    layer.weight.array[...] = rng.uniform(0.5, 1.5, c)
+    layer.bias.array[...] = rng.standard_normal(c)
+    layer.running_mean.array[...] = rng.standard_normal(c)
+    layer.running_var.array[...] = rng.uniform(0.5, 2.0, c)
     return layer
 
 
@@ -62,8 +62,8 @@ def test_batchnorm_counts_batches_only_in_training():
 
 def test_batchnorm_eval_uses_running_statistics_and_leaves_them_alone():
     layer = nn.BatchNorm1d(2).double().eval()
-    layer.running_mean.data[...] = [1.0, -1.0]
-    layer.running_var.data[...] = [4.0, 9.0]
+    layer.running_mean.array[...] = [1.0, -1.0]
+    layer.running_var.array[...] = [4.0, 9.0]
     y = layer(minigrad.tensor(numpy.array([[3.0, 2.0]])))
     numpy.testing.assert_allclose(y.detach().numpy(), [[2.0 / numpy.sqrt(4 + 1e-5), 3.0 / numpy.sqrt(9 + 1e-5)]])
     numpy.testing.assert_array_equal(layer.running_mean.detach().numpy(), [1.0, -1.0])
@@ -148,8 +148,8 @@ def test_batch_norm2d_relu_true_is_relu_of_the_layer_in_train_and_eval():
     x = minigrad.tensor(rng.standard_normal((64, 3, 40, 40)).astype(numpy.float32))   # 1.2 MiB: the Numba kernels
     fused, plain = minigrad.nn.BatchNorm2d(3), minigrad.nn.BatchNorm2d(3)
     for module in (fused, plain):
-        module.weight.data[...] = numpy.array([1.0, -2.0, 0.5], numpy.float32)
-        module.bias.data[...] = numpy.array([0.1, 0.0, -0.3], numpy.float32)
+        module.weight.array[...] = numpy.array([1.0, -2.0, 0.5], numpy.float32)
+        module.bias.array[...] = numpy.array([0.1, 0.0, -0.3], numpy.float32)
     for training in (True, False):
         fused.train(training)
         plain.train(training)

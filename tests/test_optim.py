@@ -47,11 +47,11 @@ def minigrad_trajectory(build, steps=STEPS, sign=1.0, seed=0, frozen=()):
     optimizer = build(optim, params)
     trajectory = []
     for _ in range(steps):
-        grads = loss_gradients(X, Y, params[0].data, params[1].data, sign)
+        grads = loss_gradients(X, Y, params[0].array, params[1].array, sign)
         for p, g in zip(params, grads):
             p.grad = minigrad.tensor(g)
         optimizer.step()
-        trajectory.append([p.data.copy() for p in params])
+        trajectory.append([p.array.copy() for p in params])
     return trajectory
 
 
@@ -159,18 +159,18 @@ def test_state_dict_round_trip_continues_the_same_trajectory(name):
     def run(optimizer, params, steps):
         out = []
         for _ in range(steps):
-            grads = loss_gradients(X, Y, params[0].data, params[1].data)
+            grads = loss_gradients(X, Y, params[0].array, params[1].array)
             for p, g in zip(params, grads):
                 p.grad = minigrad.tensor(g)
             optimizer.step()
-            out.append([p.data.copy() for p in params])
+            out.append([p.array.copy() for p in params])
         return out
 
     params = [minigrad.tensor(W0, requires_grad=True), minigrad.tensor(b0, requires_grad=True)]
     optimizer = getattr(optim, name)(params, **kwargs)
     run(optimizer, params, 20)
     saved = optimizer.state_dict()
-    restored_params = [minigrad.tensor(p.data, requires_grad=True) for p in params]
+    restored_params = [minigrad.tensor(p.array, requires_grad=True) for p in params]
     continued = run(optimizer, params, 30)
 
     restored = getattr(optim, name)(restored_params, lr=123.0)   # lr comes from the snapshot
@@ -192,51 +192,51 @@ def test_sgd_step_is_p_minus_lr_times_gradient_plus_weight_decay():
     p = one_parameter([1.0, -2.0], [0.5, 0.25])
     optim.SGD([p], lr=0.1, weight_decay=0.2).step()
     # g = [0.5, 0.25] + 0.2 * [1, -2] = [0.7, -0.15]
-    np.testing.assert_allclose(p.data, [1.0 - 0.07, -2.0 + 0.015], rtol=1e-15)
+    np.testing.assert_allclose(p.array, [1.0 - 0.07, -2.0 + 0.015], rtol=1e-15)
 
 
 def test_sgd_momentum_first_step_uses_the_gradient_as_buffer():
     p = one_parameter([1.0], [2.0])
     optimizer = optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.5)
     optimizer.step()
-    np.testing.assert_allclose(p.data, [1.0 - 0.2])           # not (1 - dampening) * g
+    np.testing.assert_allclose(p.array, [1.0 - 0.2])           # not (1 - dampening) * g
     optimizer.step()
     # b = 0.9 * 2 + 0.5 * 2 = 2.8
-    np.testing.assert_allclose(p.data, [0.8 - 0.28])
+    np.testing.assert_allclose(p.array, [0.8 - 0.28])
 
 
 def test_sgd_nesterov_adds_momentum_times_buffer_to_gradient():
     p = one_parameter([1.0], [2.0])
     optim.SGD([p], lr=0.1, momentum=0.5, nesterov=True).step()
     # b = g = 2, d = g + 0.5 * b = 3
-    np.testing.assert_allclose(p.data, [0.7])
+    np.testing.assert_allclose(p.array, [0.7])
 
 
 def test_adam_first_step_moves_each_coordinate_by_about_lr():
     # After bias correction m_hat = g and v_hat = g^2, so the step is lr * g / (|g| + eps).
     p = one_parameter([1.0, 1.0, 1.0], [1e-3, -5.0, 300.0])
     optim.Adam([p], lr=0.01).step()
-    np.testing.assert_allclose(p.data, [0.99, 1.01, 0.99], rtol=1e-6)
+    np.testing.assert_allclose(p.array, [0.99, 1.01, 0.99], rtol=1e-6)
 
 
 def test_adamw_with_zero_gradient_only_shrinks_the_weights():
     p = one_parameter([2.0, -4.0], [0.0, 0.0])
     optim.AdamW([p], lr=0.1, weight_decay=0.5).step()
-    np.testing.assert_allclose(p.data, [2.0 * 0.95, -4.0 * 0.95], rtol=1e-15)
+    np.testing.assert_allclose(p.array, [2.0 * 0.95, -4.0 * 0.95], rtol=1e-15)
 
 
 def test_adam_weight_decay_is_added_to_the_gradient_not_to_the_weights():
     # With L2 decay and zero loss gradient, g = wd * p, so the first Adam step is about lr.
     p = one_parameter([2.0, -4.0], [0.0, 0.0])
     optim.Adam([p], lr=0.1, weight_decay=0.5).step()
-    np.testing.assert_allclose(p.data, [1.9, -3.9], rtol=1e-6)
+    np.testing.assert_allclose(p.array, [1.9, -3.9], rtol=1e-6)
 
 
 def test_rmsprop_first_step_divides_by_root_of_scaled_square():
     p = one_parameter([1.0], [2.0])
     optim.RMSprop([p], lr=0.01, alpha=0.99, eps=0.0).step()
     # v = 0.01 * 4, step = 0.01 * 2 / sqrt(0.04) = 0.1
-    np.testing.assert_allclose(p.data, [0.9], rtol=1e-14)
+    np.testing.assert_allclose(p.array, [0.9], rtol=1e-14)
 
 
 # ---------------------------------------------------------------------- freezing and grads
@@ -253,15 +253,15 @@ def test_parameter_without_gradient_is_skipped_and_gets_no_state():
     unused = minigrad.tensor([5.0], requires_grad=True)
     optimizer = optim.Adam([used, unused], lr=0.1, weight_decay=0.1)
     optimizer.step()
-    np.testing.assert_array_equal(unused.data, [5.0])
+    np.testing.assert_array_equal(unused.array, [5.0])
     assert unused not in optimizer.state and used in optimizer.state
 
 
 def test_step_updates_parameter_array_in_place():
     p = one_parameter([1.0, 2.0], [1.0, 1.0])
-    array = p.data
+    array = p.array
     optim.Adam([p], lr=0.1).step()
-    assert p.data is array
+    assert p.array is array
 
 
 def test_adam_keeps_float32_parameters_float32():
@@ -276,7 +276,7 @@ def test_sgd_uses_the_gradients_left_by_backward():
     x = minigrad.tensor(np.array([1.0, -3.0]), requires_grad=True)
     (x * x).sum().backward()                     # dL/dx = 2x
     optim.SGD([x], lr=0.25).step()
-    np.testing.assert_allclose(x.data, [0.5, -1.5])
+    np.testing.assert_allclose(x.array, [0.5, -1.5])
 
 
 def test_zero_grad_sets_gradients_to_none_by_default():
@@ -287,9 +287,9 @@ def test_zero_grad_sets_gradients_to_none_by_default():
 
 def test_zero_grad_without_set_to_none_zeroes_the_same_array():
     p = one_parameter([1.0, 2.0], [3.0, 4.0])
-    grad_array = p.grad.data
+    grad_array = p.grad.array
     optim.SGD([p], lr=0.1).zero_grad(set_to_none=False)
-    assert p.grad.data is grad_array
+    assert p.grad.array is grad_array
     np.testing.assert_array_equal(grad_array, [0.0, 0.0])
 
 
@@ -304,7 +304,7 @@ def test_step_calls_the_closure_and_returns_its_loss():
 
     loss = optim.SGD([p], lr=0.1).step(closure)
     assert float(loss) == 9.0
-    np.testing.assert_allclose(p.data, [3.0 - 0.6])
+    np.testing.assert_allclose(p.array, [3.0 - 0.6])
 
 
 # ---------------------------------------------------------------------- groups and state dicts
@@ -443,12 +443,12 @@ def test_gpu_steps_equal_cpu_steps(name):
     on_gpu = minigrad.tensor(W0, requires_grad=True, device="gpu")
     optimizers = [getattr(optim, name)([p], **kwargs) for p in (on_cpu, on_gpu)]
     for _ in range(10):
-        g, _ = loss_gradients(X, Y, on_cpu.data, 0.0)
+        g, _ = loss_gradients(X, Y, on_cpu.array, 0.0)
         on_cpu.grad = minigrad.tensor(g)
         on_gpu.grad = minigrad.tensor(g, device="gpu")
         for optimizer in optimizers:
             optimizer.step()
-    np.testing.assert_allclose(on_gpu.detach().numpy(), on_cpu.data, rtol=1e-12)
+    np.testing.assert_allclose(on_gpu.detach().numpy(), on_cpu.array, rtol=1e-12)
 
 
 @pytest.mark.parametrize("name, kwargs", [("Adagrad", dict(lr=0.05)), ("Adadelta", dict())])

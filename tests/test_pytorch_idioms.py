@@ -146,3 +146,35 @@ def test_load_refuses_a_pickle_that_would_run_code_and_runs_nothing(tmp_path):
     assert not marker.exists()
     with pytest.raises(ValueError, match="weights_only=False would allow a file to run code"):
         minigrad.load(path, weights_only=False)
+
+
+def test_data_is_a_tensor_outside_autograd_that_shares_the_memory():
+    x = minigrad.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], requires_grad=True)
+    outputs = x * 2
+    values, predicted = minigrad.max(outputs.data, 1)               # the CIFAR-10 tutorial's line
+    assert predicted.tolist() == [1, 0] and values.tolist() == [10.0, 14.0]
+    assert not outputs.data.requires_grad and outputs.data.grad_fn is None
+    numpy.testing.assert_array_equal(outputs.data[1].numpy(), [14.0, 0.0, 6.0])
+    outputs.data[0, 0] = 0.0                                        # .data is the same memory
+    assert outputs.array[0, 0] == 0.0
+
+
+def test_in_place_changes_through_data_reach_the_parameter_unseen_by_autograd():
+    p = minigrad.nn.Parameter(minigrad.tensor([1.0, 2.0]))
+    (p * p).sum().backward()
+    p.data.add_(p.grad.data, alpha=-0.25)                           # hand-written SGD, old style
+    numpy.testing.assert_allclose(p.detach().numpy(), [0.5, 1.0])
+    p.data.mul_(2).sub_(1).div_(2).clamp_(min=0.25)
+    numpy.testing.assert_allclose(p.detach().numpy(), [0.25, 0.5])
+    assert p.requires_grad and p.grad_fn is None
+    p.data = minigrad.zeros(3)                                      # swap in new values of any shape
+    assert p.shape == (3,) and p.requires_grad
+
+
+def test_in_place_arithmetic_on_a_tensor_that_requires_grad_says_what_to_write():
+    p = minigrad.nn.Parameter(minigrad.ones(2))
+    with pytest.raises(RuntimeError, match=r"mul_.*no_grad\(\).*tensor\.data"):
+        p.mul_(3)
+    with minigrad.no_grad():
+        p.mul_(3)
+    numpy.testing.assert_array_equal(p.detach().numpy(), [3.0, 3.0])

@@ -14,6 +14,6 @@ def test_gradient_descent_fits_a_line():
         loss = ((x @ w + b - y) ** 2).mean()
         w.grad = b.grad = None
         loss.backward()
-        w.data -= 0.1 * w.grad.data
-        b.data -= 0.1 * b.grad.data
+        w.array -= 0.1 * w.grad.array
+        b.array -= 0.1 * b.grad.array
     numpy.testing.assert_allclose([w.item(), b.item()], [3.0, 0.5], atol=1e-3)

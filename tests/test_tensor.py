@@ -35,7 +35,7 @@ def test_shape_ndim_device_attributes():
     assert t.shape == (2, 3, 4)
     assert t.ndim == 3
     assert t.device == "cpu"
-    assert isinstance(t.data, numpy.ndarray)
+    assert isinstance(t.array, numpy.ndarray)
 
 
 def test_new_tensor_is_a_leaf_without_grad():

@@ -32,8 +32,8 @@ class TinySoftmaxModel:
         return {"w": self.w.detach().numpy().copy(), "b": self.b.detach().numpy().copy()}
 
     def load_state_dict(self, state):
-        self.w.data[...] = state["w"]
-        self.b.data[...] = state["b"]
+        self.w.array[...] = state["w"]
+        self.b.array[...] = state["b"]
 
 
 def make_run(seed):

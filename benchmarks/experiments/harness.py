@@ -100,7 +100,7 @@ def forward_backward(function_class, x, w, dy, stride, padding):
     x.grad = w.grad = None
     y = function_class(stride, padding)(x, w, None)
     y.backward(dy)
-    return y.data, x.grad.data, w.grad.data
+    return y.array, x.grad.array, w.grad.array
 
 
 def time_conv_versions(versions, reference, layers, batch, repeats, seed=0):

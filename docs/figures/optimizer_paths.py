@@ -42,12 +42,12 @@ def rosenbrock(p):
 def trajectory(optimizer_class, kwargs, steps=STEPS):
     point = minigrad.tensor(START, dtype=minigrad.float64, requires_grad=True)
     optimizer = optimizer_class([point], **kwargs)
-    path = [point.data.copy()]
+    path = [point.array.copy()]
     for _ in range(steps):
         optimizer.zero_grad()
         rosenbrock(point).backward()
         optimizer.step()
-        path.append(point.data.copy())
+        path.append(point.array.copy())
     return numpy.array(path)
 
 

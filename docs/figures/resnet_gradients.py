@@ -48,7 +48,7 @@ def block_gradient_norms(model, images, labels):
     loss = F.cross_entropy(model(images), labels)
     loss.backward()
     blocks = [block for stage in (model.layer1, model.layer2, model.layer3) for block in stage]
-    return numpy.array([float(numpy.linalg.norm(block.conv1.weight.grad.data)) for block in blocks])
+    return numpy.array([float(numpy.linalg.norm(block.conv1.weight.grad.array)) for block in blocks])
 
 
 def measure(seeds, batch):

@@ -66,7 +66,7 @@ def _fan(tensor, mode):
 
 def _fill(tensor, values):
     """Write host float64 `values` into `tensor` in place, on its device and in its dtype."""
-    tensor.data[...] = backend.to_device(numpy.asarray(values).astype(tensor.dtype), tensor.device)
+    tensor.array[...] = backend.to_device(numpy.asarray(values).astype(tensor.dtype), tensor.device)
     return tensor
 
 
@@ -79,7 +79,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 
 def constant_(tensor, val):
-    tensor.data[...] = val
+    tensor.array[...] = val
     return tensor
 
 

@@ -222,12 +222,12 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad.array[...] = 0
 
     def to(self, device=None, dtype=None):
         """Move (and/or cast) every parameter and buffer IN PLACE, and return self.
 
-        The Parameter objects stay the same (only their .data arrays change), so an
+        The Parameter objects stay the same (only their .array arrays change), so an
         optimizer built before the move still holds the right tensors. dtype only
         casts floating-point tensors (num_batches_tracked stays an integer).
         """
@@ -237,10 +237,10 @@ class Module:
 
         def convert(t):
             if device is not None:
-                t.data = backend.to_device(t.data, device)
+                t.array = backend.to_device(t.array, device)
                 t.device = device
-            if dtype is not None and t.data.dtype.kind == "f":
-                t.data = t.data.astype(dtype, copy=False)
+            if dtype is not None and t.array.dtype.kind == "f":
+                t.array = t.array.astype(dtype, copy=False)
 
         for p in self.parameters():
             convert(p)
@@ -330,7 +330,7 @@ class Module:
         for key, target in own.items():
             if key in state_dict:
                 value = backend.to_device(_as_array(state_dict[key]), target.device)
-                target.data[...] = value.astype(target.dtype, copy=False)
+                target.array[...] = value.astype(target.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
@@ -386,7 +386,7 @@ def _finite_problem(value, dtype):
 
 
 def _as_array(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value.array if isinstance(value, Tensor) else value
 
 
 def _indent(text):

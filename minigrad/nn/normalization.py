@@ -76,7 +76,7 @@ class _BatchNorm(Module):
             )
         momentum = self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.array += 1
             if momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.item())
         use_batch_stats = self.training or not self.track_running_stats

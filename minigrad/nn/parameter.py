@@ -17,7 +17,7 @@ class Parameter(Tensor):
         if data is None:
             data = numpy.empty((0,), dtype=numpy.float32)
         if isinstance(data, Tensor):
-            device, data = data.device, data.data   # share memory, like torch.nn.Parameter
+            device, data = data.device, data.array   # share memory, like torch.nn.Parameter
         else:
             device = None
         super().__init__(data, requires_grad=requires_grad, device=device)

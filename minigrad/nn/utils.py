@@ -27,7 +27,7 @@ def _gradients(parameters):
     """The gradient arrays of a Tensor or an iterable of Tensors, skipping those without one."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad.data for p in parameters if p.grad is not None]
+    return [p.grad.array for p in parameters if p.grad is not None]
 
 
 def _vector_norm(x, norm_type):

@@ -251,7 +251,7 @@ def _pair(a, b):
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return a, b
     like = a if isinstance(a, Tensor) else b
-    xp = backend.array_module(like.data)
+    xp = backend.array_module(like.array)
     if not isinstance(a, Tensor):
         a = Tensor._make(xp.asarray(a, dtype=_result_dtype(a, like)), like.device)
     if not isinstance(b, Tensor):
@@ -321,7 +321,7 @@ def where(condition, a, b):
     from minigrad.tensor import Tensor
 
     a, b = _pair(a, b)
-    condition = condition.data if isinstance(condition, Tensor) else condition
+    condition = condition.array if isinstance(condition, Tensor) else condition
     return Where(condition)(a, b)
 
 

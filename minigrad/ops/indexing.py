@@ -46,7 +46,7 @@ def _raw_index(index, xp):
 
     def convert(part):
         if isinstance(part, Tensor):
-            return part.data
+            return part.array
         if isinstance(part, list):
             return xp.asarray(part)
         return part
@@ -57,4 +57,4 @@ def _raw_index(index, xp):
 
 
 def getitem(x, index):
-    return GetItem(_raw_index(index, backend.array_module(x.data)))(x)
+    return GetItem(_raw_index(index, backend.array_module(x.array)))(x)

@@ -99,7 +99,7 @@ def _raw(array_or_tensor):
     """The array inside a Tensor (so in-place updates reach the Tensor), or the array itself."""
     from minigrad.tensor import Tensor
 
-    return array_or_tensor.data if isinstance(array_or_tensor, Tensor) else array_or_tensor
+    return array_or_tensor.array if isinstance(array_or_tensor, Tensor) else array_or_tensor
 
 
 class BatchNorm(Function):

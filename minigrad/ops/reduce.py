@@ -206,7 +206,7 @@ def logsumexp(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
 def _arg(x, axis, keepdims, largest):
     from minigrad.tensor import Tensor
 
-    data = x.data
+    data = x.array
     if axis is None:
         index = data.argmax() if largest else data.argmin()
         return Tensor._make(backend.array_module(data).asarray(index, dtype="int64"), x.device)

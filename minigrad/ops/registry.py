@@ -39,7 +39,7 @@ def register_function(name, device, chooser):
 def faster(function, *inputs):
     """The Function to run in place of `function` on these inputs (Tensors or arrays): the fast
     layer's equivalent when one is registered for the inputs' device, else `function` itself."""
-    arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]      # the raw arrays
+    arrays = [x.array if isinstance(x, Tensor) else x for x in inputs]      # the raw arrays
     chooser = FUNCTIONS.get((type(function).__name__, backend.device_of(arrays[0])))
     return function if chooser is None else chooser(function, *arrays)
 

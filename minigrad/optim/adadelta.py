@@ -29,18 +29,18 @@ class Adadelta(Optimizer):
         check_beta("Adadelta", "rho", group["rho"])
 
     def update(self, p, g, state, group):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         rho, eps = group["rho"], group["eps"]
         if not state:
             state["step"] = 0
-            state["square_avg"] = xp.zeros_like(p.data)          # v
-            state["acc_delta"] = xp.zeros_like(p.data)           # u
+            state["square_avg"] = xp.zeros_like(p.array)          # v
+            state["acc_delta"] = xp.zeros_like(p.array)           # u
         state["step"] += 1
 
         if group["maximize"]:
             g = -g
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
 
         v, u = state["square_avg"], state["acc_delta"]
         v *= rho
@@ -48,4 +48,4 @@ class Adadelta(Optimizer):
         d = xp.sqrt(u + eps) / xp.sqrt(v + eps) * g
         u *= rho
         u += (1 - rho) * (d * d)
-        p.data -= group["lr"] * d
+        p.array -= group["lr"] * d

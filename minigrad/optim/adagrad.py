@@ -29,18 +29,18 @@ class Adagrad(Optimizer):
             check_non_negative("Adagrad", name, group[name])
 
     def update(self, p, g, state, group):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         if not state:
             state["step"] = 0
-            state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+            state["sum"] = xp.full_like(p.array, group["initial_accumulator_value"])
         state["step"] += 1
 
         if group["maximize"]:
             g = -g
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
 
         lr_t = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s = state["sum"]
         s += g * g
-        p.data -= lr_t * (g / (xp.sqrt(s) + group["eps"]))
+        p.array -= lr_t * (g / (xp.sqrt(s) + group["eps"]))

@@ -49,15 +49,15 @@ class Adam(Optimizer):
         check_beta(name, "betas[1]", group["betas"][1])
 
     def update(self, p, g, state, group):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
-            state["m"] = xp.zeros_like(p.data)
-            state["v"] = xp.zeros_like(p.data)
+            state["m"] = xp.zeros_like(p.array)
+            state["v"] = xp.zeros_like(p.array)
         if group["amsgrad"] and "v_max" not in state:
-            state["v_max"] = xp.zeros_like(p.data)
+            state["v_max"] = xp.zeros_like(p.array)
         state["step"] += 1
         t = state["step"]
 
@@ -65,9 +65,9 @@ class Adam(Optimizer):
             g = -g
         if weight_decay != 0:
             if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * weight_decay
+                p.array *= 1 - lr * weight_decay
             else:
-                g = g + weight_decay * p.data
+                g = g + weight_decay * p.array
 
         m, v = state["m"], state["v"]
         m *= beta1
@@ -82,4 +82,4 @@ class Adam(Optimizer):
         bias_correction2 = 1 - beta2 ** t
         step_size = lr / bias_correction1
         denominator = xp.sqrt(v) / math.sqrt(bias_correction2) + eps
-        p.data -= step_size * (m / denominator)
+        p.array -= step_size * (m / denominator)

@@ -16,9 +16,9 @@ parameters, and calls the one method a subclass writes::
     def update(self, p, g, state, group):
         # p: the parameter Tensor, g: its gradient as a raw array,
         # state: p's own dict (empty on the first step), group: hyperparameters
-        p.data -= group["lr"] * g          # plain gradient descent, in place
+        p.array -= group["lr"] * g          # plain gradient descent, in place
 
-All maths is done on raw arrays through `xp = backend.array_module(p.data)`,
+All maths is done on raw arrays through `xp = backend.array_module(p.array)`,
 so the same code runs on the CPU (NumPy) and the GPU (CuPy).
 """
 import numbers
@@ -127,7 +127,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self, closure=None):
         """Update every parameter once.
@@ -143,7 +143,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in self.params_to_update(group):
                 state = self.state.setdefault(p, {})
-                self.update(p, p.grad.data, state, group)
+                self.update(p, p.grad.array, state, group)
         return loss
 
     def update(self, p, g, state, group):

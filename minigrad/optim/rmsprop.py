@@ -39,24 +39,24 @@ class RMSprop(Optimizer):
             check_non_negative("RMSprop", name, group[name])
 
     def update(self, p, g, state, group):
-        xp = backend.array_module(p.data)
+        xp = backend.array_module(p.array)
         alpha, momentum = group["alpha"], group["momentum"]
         if not state:
             state["step"] = 0
-            state["square_avg"] = xp.zeros_like(p.data)
+            state["square_avg"] = xp.zeros_like(p.array)
         state["step"] += 1
 
         if group["maximize"]:
             g = -g
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
 
         v = state["square_avg"]
         v *= alpha
         v += (1 - alpha) * (g * g)
         if group["centered"]:
             if "grad_avg" not in state:
-                state["grad_avg"] = xp.zeros_like(p.data)
+                state["grad_avg"] = xp.zeros_like(p.array)
             g_avg = state["grad_avg"]
             g_avg *= alpha
             g_avg += (1 - alpha) * g
@@ -66,10 +66,10 @@ class RMSprop(Optimizer):
 
         if momentum > 0:
             if "momentum_buffer" not in state:
-                state["momentum_buffer"] = xp.zeros_like(p.data)
+                state["momentum_buffer"] = xp.zeros_like(p.array)
             b = state["momentum_buffer"]
             b *= momentum
             b += g / r
-            p.data -= group["lr"] * b
+            p.array -= group["lr"] * b
         else:
-            p.data -= group["lr"] * (g / r)
+            p.array -= group["lr"] * (g / r)

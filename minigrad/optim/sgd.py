@@ -43,7 +43,7 @@ class SGD(Optimizer):
         if group["maximize"]:
             g = -g
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data   # a new array: p.grad is left untouched
+            g = g + group["weight_decay"] * p.array   # a new array: p.grad is left untouched
 
         if momentum != 0:
             if "momentum_buffer" not in state:
@@ -57,4 +57,4 @@ class SGD(Optimizer):
         else:
             d = g
 
-        p.data -= group["lr"] * d
+        p.array -= group["lr"] * d

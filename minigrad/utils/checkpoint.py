@@ -64,7 +64,7 @@ def to_plain(value, tensor=None, who="save_checkpoint", where="obj"):
     the place of a value that cannot be saved (where: its path inside `value`, e.g. obj['net']).
     """
     if isinstance(value, Tensor):
-        return tensor(value) if tensor is not None else backend.to_numpy(value.data).copy()
+        return tensor(value) if tensor is not None else backend.to_numpy(value.array).copy()
     if backend.is_gpu_array(value):
         return backend.to_numpy(value)
     if isinstance(value, numpy.ndarray):

@@ -41,12 +41,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=2000, see
     output = fn(*inputs)
     if not isinstance(output, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(output).__name__}")
-    xp = backend.array_module(output.data)
+    xp = backend.array_module(output.array)
     weight = xp.asarray(rng.standard_normal(output.shape))
 
     def loss_value():
         out = fn(*inputs)
-        return float((out.data.astype(numpy.float64) * weight).sum())
+        return float((out.array.astype(numpy.float64) * weight).sum())
 
     for x in inputs:
         if isinstance(x, Tensor):
@@ -58,7 +58,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=2000, see
     for position, x in enumerate(inputs):
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
-        analytic = backend.to_numpy(x.grad.data) if x.grad is not None else numpy.zeros(x.shape)
+        analytic = backend.to_numpy(x.grad.array) if x.grad is not None else numpy.zeros(x.shape)
         if x.numel() <= max_elements:
             ok, message = _check_elementwise(x, analytic, loss_value, eps, atol, rtol)
         else:
@@ -74,13 +74,13 @@ def _as_float64(x):
     from minigrad.tensor import Tensor
 
     if isinstance(x, Tensor) and x.dtype.kind == "f":
-        return Tensor(x.data.astype(numpy.float64), requires_grad=x.requires_grad, device=x.device)
+        return Tensor(x.array.astype(numpy.float64), requires_grad=x.requires_grad, device=x.device)
     return x
 
 
 def _check_elementwise(x, analytic, loss_value, eps, atol, rtol):
     numeric = numpy.zeros(x.shape)
-    flat = x.data.reshape(-1)  # a view: changing it changes x
+    flat = x.array.reshape(-1)  # a view: changing it changes x
     for i in range(flat.size):
         original = float(flat[i])
         flat[i] = original + eps
@@ -100,17 +100,17 @@ def _check_elementwise(x, analytic, loss_value, eps, atol, rtol):
 
 
 def _check_directions(x, analytic, loss_value, eps, atol, rtol, rng, count=3):
-    xp = backend.array_module(x.data)
-    original = x.data.copy()
+    xp = backend.array_module(x.array)
+    original = x.array.copy()
     for trial in range(count):
         direction = rng.standard_normal(x.shape)
         direction /= numpy.linalg.norm(direction)
         step = xp.asarray(direction * eps)
-        x.data[...] = original + step
+        x.array[...] = original + step
         up = loss_value()
-        x.data[...] = original - step
+        x.array[...] = original - step
         down = loss_value()
-        x.data[...] = original
+        x.array[...] = original
         numeric = (up - down) / (2 * eps)
         expected = float((analytic * direction).sum())
         if abs(expected - numeric) > atol + rtol * abs(numeric):

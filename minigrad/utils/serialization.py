@@ -31,7 +31,7 @@ TENSOR = "__minigrad_tensor__"        # a saved Tensor: {TENSOR: array, "require
 
 def _tagged(tensor):
     """A Tensor as saved: its values and whether it requires grad, so that load builds it again."""
-    return {TENSOR: backend.to_numpy(tensor.data).copy(), "requires_grad": bool(tensor.requires_grad)}
+    return {TENSOR: backend.to_numpy(tensor.array).copy(), "requires_grad": bool(tensor.requires_grad)}
 
 
 def _decode(value, device):
