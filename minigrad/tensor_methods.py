@@ -6,7 +6,7 @@ Each method is a thin call to the op's user-facing function.
 """
 import numpy
 
-from minigrad import backend
+from minigrad import backend, grad_mode
 from minigrad.ops import activation, elementwise, indexing, matmul, reduce, shape
 from minigrad.tensor import Tensor
 
@@ -77,6 +77,24 @@ def _any(self):
     return bool(self.array.any())
 
 
+def _setitem(self, index, value):
+    """x[index] = value, in place (masks, slices and integer arrays as in NumPy).
+
+    Refused on a tensor that requires grad while grad mode is on: autograd would not see it.
+    """
+    xp = backend.array_module(self.array)
+    value = value.array if isinstance(value, Tensor) else value
+    if self.requires_grad and grad_mode.is_grad_enabled():
+        raise RuntimeError(
+            f"x[...] = value on a tensor that requires grad (shape {self.shape}) would be invisible to "
+            f"autograd; do it under minigrad.no_grad(), or on x.data"
+        )
+    if isinstance(value, numpy.ndarray) or backend.is_gpu_array(value):
+        value = backend.to_device(value, self.device)
+    self.array[indexing._raw_index(index, xp)] = value
+
+
+Tensor.__setitem__ = _setitem
 Tensor.expand_as = _expand_as
 Tensor.view_as = _view_as
 Tensor.reshape_as = _view_as

@@ -178,3 +178,14 @@ def test_in_place_arithmetic_on_a_tensor_that_requires_grad_says_what_to_write()
     with minigrad.no_grad():
         p.mul_(3)
     numpy.testing.assert_array_equal(p.detach().numpy(), [3.0, 3.0])
+
+
+def test_item_assignment_writes_in_place_and_is_refused_where_autograd_would_miss_it():
+    x = minigrad.arange(6).reshape(2, 3).float()
+    x[x > 3] = 0.0
+    x[0] = minigrad.tensor([9.0, 8.0, 7.0])
+    x[:, 1] = numpy.array([1.0, 2.0], dtype=numpy.float32)
+    assert x.tolist() == [[9.0, 1.0, 7.0], [3.0, 2.0, 0.0]]
+    w = minigrad.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad \(shape \(3,\)\).*no_grad"):
+        w[0] = 2.0
