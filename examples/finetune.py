@@ -166,7 +166,7 @@ class Upscale(Transform):
     def __init__(self, factor):
         self.factor = factor
 
-    def __call__(self, x, rng=None):
+    def batch(self, x, rng=None):
         if self.factor == 1:
             return x
         return x.repeat(self.factor, axis=2).repeat(self.factor, axis=3)      # (N, C, kH, kW)

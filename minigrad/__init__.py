@@ -61,11 +61,11 @@ float, double, long = float32, float64, int64
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = {"nn", "optim", "data", "models", "utils"}
+_LAZY_SUBMODULES = {"nn", "optim", "data", "models", "utils", "vision"}
 
 
 def __getattr__(name):
-    """Import the bigger subpackages (nn, optim, data, models, utils) on first use."""
+    """Import the bigger subpackages (nn, optim, data, models, utils, vision) on first use."""
     if name in _LAZY_SUBMODULES:
         return importlib.import_module(f"minigrad.{name}")
     raise AttributeError(f"module 'minigrad' has no attribute {name!r}")

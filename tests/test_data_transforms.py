@@ -35,7 +35,7 @@ def test_normalize_is_per_channel():
 
 
 def test_normalize_single_channel_nhw():
-    y = Normalize(0.5, 0.25)(numpy.full((2, 3, 3), 1.0, numpy.float32))
+    y = Normalize(0.5, 0.25).batch(numpy.full((2, 3, 3), 1.0, numpy.float32))
     numpy.testing.assert_allclose(y, 2.0)
 
 
@@ -45,9 +45,15 @@ def test_normalize_wrong_channel_count_is_clear():
 
 
 @pytest.mark.parametrize("transform", [ToFloat(), Normalize(0, 1), RandomCrop(2), RandomHorizontalFlip()])
-def test_single_image_gives_batch_hint(transform):
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\) or \(N, H, W\).*x\[None\]"):
-        transform(numpy.zeros((28, 28), numpy.uint8), rng=_rng())
+def test_batch_of_a_single_image_says_to_call_the_transform(transform):
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) or \(N, H, W\).*t\(image\)"):
+        transform.batch(numpy.zeros((28, 28), numpy.uint8), rng=_rng())
+
+
+@pytest.mark.parametrize("transform", [ToFloat(), Normalize(0, 1), RandomCrop(2), RandomHorizontalFlip()])
+def test_calling_a_transform_on_one_image_gives_one_image(transform):
+    assert transform(numpy.zeros((28, 28), numpy.uint8), rng=_rng()).ndim == 2
+    assert transform(numpy.zeros((3, 28, 28), numpy.uint8), rng=_rng()).shape[0] == 3
 
 
 def test_random_crop_without_padding_matches_slicing_each_image():
@@ -75,7 +81,7 @@ def test_random_crop_offsets_differ_per_image():
 
 
 def test_random_crop_keeps_nhw_layout_and_dtype():
-    y = RandomCrop(24, padding=2)(_batch(c=1, h=28, w=28)[:, 0], rng=_rng())
+    y = RandomCrop(24, padding=2).batch(_batch(c=1, h=28, w=28)[:, 0], rng=_rng())
     assert y.shape == (8, 24, 24) and y.dtype == numpy.uint8 and y.flags["C_CONTIGUOUS"]
 
 

@@ -137,9 +137,10 @@ class CIFAR10(ArrayDataset):
     root: folder holding cifar-10-batches-py/ (or the archive
     cifar-10-python.tar.gz); None means $MINIGRAD_DATA or ~/.cache/minigrad.
     download=True fetches the archive into root when files are missing.
+    transform and target_transform work as in torchvision (see ArrayDataset).
     """
 
-    def __init__(self, root=None, train=True, download=False):
+    def __init__(self, root=None, train=True, transform=None, target_transform=None, download=False):
         self.root = data_root(root)
         self.train = bool(train)
         names = (TRAIN_FILES if self.train else TEST_FILES) + [META_FILE]
@@ -157,7 +158,8 @@ class CIFAR10(ArrayDataset):
         parts = [_read_batch(folder / name) for name in names[:-1]]
         images = numpy.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         labels = numpy.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        super().__init__(images, labels, _read_classes(folder / META_FILE))
+        super().__init__(images, labels, _read_classes(folder / META_FILE),
+                         transform=transform, target_transform=target_transform)
         self.folder = folder
 
 

@@ -14,9 +14,12 @@ works: ``fetch_batch`` falls back to ``ds[i]`` for each index and stacks.
 Splits are views, not copies: ``Subset(ds, indices)`` keeps the parent and an
 index array, and its ``get_batch`` maps the indices and asks the parent.
 """
+import inspect
+
 import numpy
 
 from minigrad.data.errors import DatasetFormatError
+from minigrad.data.transforms import apply_to_batch
 
 
 def _to_numpy(value):
@@ -28,6 +31,11 @@ def _to_numpy(value):
     return numpy.asarray(value)
 
 
+def _plain(value):
+    """A number or array from a transform's output (which may be a Tensor)."""
+    return _to_numpy(value) if hasattr(value, "detach") else value
+
+
 class Dataset:
     """Base class: subclasses define __len__ and __getitem__(i)."""
 
@@ -37,8 +45,8 @@ class Dataset:
     def __getitem__(self, index):
         raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
 
-    def get_batch(self, indices):
-        """The examples at `indices` as a tuple of stacked arrays (slow generic path)."""
+    def get_batch(self, indices, rng=None):
+        """The examples at `indices` as a tuple of stacked arrays (slow generic path: ds[i] for each)."""
         return stack_examples([self[int(i)] for i in indices])
 
 
@@ -52,10 +60,25 @@ def stack_examples(examples):
     return tuple(numpy.stack([_to_numpy(x) for x in field]) for field in fields)
 
 
-def fetch_batch(dataset, indices):
-    """A batch as a tuple of arrays: the fast get_batch path when the dataset has one."""
+def _takes_rng(get_batch):
+    """Whether a get_batch method accepts rng= (a user's own may be get_batch(indices) only)."""
+    try:
+        parameters = inspect.signature(get_batch).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "rng" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def fetch_batch(dataset, indices, rng=None):
+    """A batch as a tuple of arrays: the fast get_batch path when the dataset has one.
+
+    `rng` drives the random transforms of a dataset built with transform= (the DataLoader passes
+    one per batch, so a run is reproducible).
+    """
     indices = numpy.asarray(indices, dtype=numpy.int64)
     if hasattr(dataset, "get_batch"):
+        if _takes_rng(dataset.get_batch):
+            return tuple(dataset.get_batch(indices, rng=rng))
         return tuple(dataset.get_batch(indices))
     return stack_examples([dataset[int(i)] for i in indices])
 
@@ -87,7 +110,7 @@ class TensorDataset(Dataset):
     def __getitem__(self, index):
         return tuple(array[index] for array in self.arrays)
 
-    def get_batch(self, indices):
+    def get_batch(self, indices, rng=None):
         indices = numpy.asarray(indices, dtype=numpy.int64)
         return tuple(array[indices] for array in self.arrays)  # fancy indexing: one copy each
 
@@ -96,15 +119,29 @@ class ArrayDataset(TensorDataset):
     """An image data set held as two arrays, `data` (N, C, H, W) and `targets` (N,).
 
     The base of MNIST and CIFAR10; `data` and `targets` name the two arrays.
+    `transform` (of an image) and `target_transform` (of a label) work as in
+    torchvision: ds[i] is (transform(data[i]), target_transform(targets[i])).
+    A batch (get_batch, the DataLoader's path) runs a minigrad transform once
+    on the whole batch, with the loader's rng, and any other function image
+    by image.
     """
 
-    def __init__(self, data, targets, classes=None):
+    def __init__(self, data, targets, classes=None, transform=None, target_transform=None):
         if len(data) != len(targets):
             raise DatasetFormatError(
                 f"{type(self).__name__}: {len(data)} images but {len(targets)} labels"
             )
+        for name, function in (("transform", transform), ("target_transform", target_transform)):
+            if function is not None and not callable(function):
+                raise TypeError(f"{type(self).__name__}: {name} must be callable (a transform or a "
+                                f"function), got {type(function).__name__}")
         super().__init__(data, targets)
         self.classes = list(classes) if classes is not None else None
+        self.transform, self.target_transform = transform, target_transform
+
+    @property
+    def class_to_idx(self):
+        return {name: i for i, name in enumerate(self.classes or [])}
 
     @property
     def data(self):
@@ -115,7 +152,20 @@ class ArrayDataset(TensorDataset):
         return self.arrays[1]
 
     def __getitem__(self, index):
-        return self.arrays[0][index], int(self.arrays[1][index])
+        image, target = self.arrays[0][index], int(self.arrays[1][index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def get_batch(self, indices, rng=None):
+        images, targets = super().get_batch(indices)
+        if self.transform is not None:
+            images = apply_to_batch(self.transform, images, rng)
+        if self.target_transform is not None:
+            targets = numpy.asarray([_plain(self.target_transform(int(t))) for t in targets])
+        return images, targets
 
     def __repr__(self):
         return (f"{type(self).__name__}(n={len(self)}, image shape={tuple(self.data.shape[1:])}, "
@@ -138,8 +188,8 @@ class Subset(Dataset):
     def __getitem__(self, index):
         return self.dataset[int(self.indices[index])]
 
-    def get_batch(self, indices):
-        return fetch_batch(self.dataset, self.indices[numpy.asarray(indices, dtype=numpy.int64)])
+    def get_batch(self, indices, rng=None):
+        return fetch_batch(self.dataset, self.indices[numpy.asarray(indices, dtype=numpy.int64)], rng=rng)
 
 
 def _split_lengths(total, lengths):

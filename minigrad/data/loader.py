@@ -5,8 +5,8 @@ One epoch, step by step::
     order  = rng.permutation(N) if shuffle else arange(N)       # (N,)
     for b in range(len(loader)):
         idx            = order[b*B : (b+1)*B]                   # (B,)
-        images, labels = dataset.get_batch(idx)                 # fancy indexing, no loop
-        images         = transform(images, rng=batch_rng(b))    # whole-batch augmentation
+        images, labels = dataset.get_batch(idx, rng)            # fancy indexing, the dataset's transform
+        images         = transform.batch(images, rng=batch_rng(b))   # whole-batch augmentation
         yield Tensor(images, device), Tensor(labels, device)    # (B, C, H, W), (B,)
 
 Reproducible and resumable randomness
@@ -48,9 +48,12 @@ class DataLoader:
     """Iterate over `dataset` in batches of `batch_size`, as minigrad Tensors on `device`.
 
     Each batch is a tuple (images, labels) (more fields if the dataset has
-    them). The first field goes through `transform` and comes out float32 if
-    it is floating point (add transforms.ToFloat() to turn uint8 pixels into
-    float32 in [0, 1]); integer fields after it (labels) come out int64.
+    them). Transforms can sit on the dataset (``transform=``, as in
+    torchvision) or here; either way a minigrad transform runs once per batch
+    (its ``batch`` method), and a plain function given here receives the
+    whole NumPy batch. The first field comes out float32 if it is floating
+    point (add transforms.ToTensor() to turn uint8 pixels into float32 in
+    [0, 1]); integer fields after it (labels) come out int64.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
@@ -115,13 +118,14 @@ class DataLoader:
     # ------------------------------------------------------------------ one batch
     def _make_batch(self, indices, epoch_seed, batch_number):
         """Gather, transform and move one batch; returns a tuple of Tensors."""
-        fields = list(fetch_batch(self.dataset, indices))
+        dataset_rng = numpy.random.default_rng([epoch_seed, batch_number, 1])   # the dataset's transform=
+        fields = list(fetch_batch(self.dataset, indices, rng=dataset_rng))
         if self.transform is not None:
             rng = numpy.random.default_rng([epoch_seed, batch_number])
             if isinstance(self.transform, Transform):
-                fields[0] = self.transform(fields[0], rng=rng)
+                fields[0] = self.transform.batch(fields[0], rng=rng)
             else:
-                fields[0] = self.transform(fields[0])
+                fields[0] = self.transform(fields[0])       # a plain function gets the whole batch
         tensors = []
         for position, array in enumerate(fields):
             array = numpy.asarray(array) if not backend.is_gpu_array(array) else array

@@ -123,12 +123,13 @@ class MNIST(ArrayDataset):
 
     root: folder holding the four files (or a folder `mnist` inside it);
     None means $MINIGRAD_DATA or ~/.cache/minigrad. download=True fetches
-    missing files into root/mnist, checking their SHA-256.
+    missing files into root/mnist, checking their SHA-256. transform and
+    target_transform work as in torchvision (see ArrayDataset).
     """
 
     classes = [str(digit) for digit in range(10)]
 
-    def __init__(self, root=None, train=True, download=False):
+    def __init__(self, root=None, train=True, transform=None, target_transform=None, download=False):
         self.root = data_root(root)
         self.train = bool(train)
         names = SPLITS[self.train]
@@ -143,7 +144,8 @@ class MNIST(ArrayDataset):
         images = read_idx(paths[0], IMAGES_MAGIC)
         labels = read_idx(paths[1], LABELS_MAGIC)
         _check_pair(images, labels, paths)
-        super().__init__(images[:, None, :, :], labels.astype(numpy.int64), self.classes)
+        super().__init__(images[:, None, :, :], labels.astype(numpy.int64), self.classes,
+                         transform=transform, target_transform=target_transform)
         self.paths = paths
 
 
