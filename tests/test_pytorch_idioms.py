@@ -189,3 +189,29 @@ def test_item_assignment_writes_in_place_and_is_refused_where_autograd_would_mis
     w = minigrad.ones(3, requires_grad=True)
     with pytest.raises(RuntimeError, match=r"requires grad \(shape \(3,\)\).*no_grad"):
         w[0] = 2.0
+
+
+def test_data_parallel_passes_through_and_prefixes_the_state_dict_as_pytorch_does():
+    inner = minigrad.nn.Linear(3, 2)
+    net = minigrad.nn.DataParallel(inner, device_ids=[0])
+    x = minigrad.randn(4, 3)
+    numpy.testing.assert_array_equal(net(x).detach().numpy(), inner(x).detach().numpy())
+    assert sorted(net.state_dict()) == ["module.bias", "module.weight"] and net.module is inner
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.DataParallel(torch.nn.Linear(3, 2))
+    assert sorted(theirs.state_dict()) == sorted(net.state_dict())
+
+
+def test_backends_cudnn_imports_as_a_module():
+    import minigrad.backends.cudnn as cudnn
+    cudnn.benchmark = True
+    assert minigrad.backends.cudnn.benchmark is True and cudnn.is_available() is False
+
+
+def test_the_coming_from_pytorch_page_runs_as_written():
+    import doctest
+    from pathlib import Path
+    page = Path(__file__).resolve().parents[1] / "docs" / "coming_from_pytorch.md"
+    result = doctest.testfile(str(page), module_relative=False,
+                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 8 and result.failed == 0
