@@ -31,8 +31,29 @@ def topological_order(root):
     return order
 
 
+_callbacks = []   # functions to call once, when the next backward has finished (queue_callback)
+
+
+def queue_callback(function):
+    """Call `function()` once, at the end of the next backward pass (after every leaf has its .grad).
+
+    DistributedDataParallel uses it to wait for its gradient all-reduces before backward() returns.
+    """
+    _callbacks.append(function)
+
+
 def run_backward(root, seed, retain_graph=False):
     """Propagate `seed` = dL/d(root) back to every leaf; see Tensor.backward."""
+    try:
+        _propagate(root, seed, retain_graph)
+        callbacks = list(_callbacks)
+    finally:
+        _callbacks.clear()
+    for function in callbacks:
+        function()
+
+
+def _propagate(root, seed, retain_graph):
     from minigrad.tensor import Tensor
 
     grads = {id(root): seed}  # id(tensor) -> dL/d(tensor) summed so far
@@ -53,6 +74,8 @@ def run_backward(root, seed, retain_graph=False):
         if fn is None or node._retains_grad:
             _accumulate(node, dy, adopt=is_fresh and fn is None)
         if fn is None:
+            for hook in node.__dict__.get("_post_accumulate_grad_hooks", ()):
+                hook(node)                              # e.g. DistributedDataParallel: this gradient is ready
             continue
         if fn.released:
             raise RuntimeError(

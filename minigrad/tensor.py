@@ -270,6 +270,14 @@ class Tensor:
         self._hooks.append(hook)
         return hook
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(tensor)` on this leaf each time backward has added into its `.grad`."""
+        if not self.is_leaf or not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: only a leaf tensor that requires grad "
+                               "accumulates a .grad")
+        self.__dict__.setdefault("_post_accumulate_grad_hooks", []).append(hook)
+        return hook
+
     def retain_grad(self):
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
         self._retains_grad = True

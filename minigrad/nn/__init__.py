@@ -16,7 +16,8 @@ from minigrad.nn.linear import Identity, Linear  # noqa: F401
 from minigrad.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from minigrad.nn.module import Module  # noqa: F401
 from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d  # noqa: F401
-from minigrad.nn.parallel import DataParallel  # noqa: F401
+from minigrad.nn.parallel import DataParallel, DistributedDataParallel  # noqa: F401
 from minigrad.nn.parameter import Parameter  # noqa: F401
 from minigrad.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
+from minigrad.nn.sync_batchnorm import SyncBatchNorm  # noqa: F401
 from minigrad.nn import utils  # noqa: F401

@@ -73,11 +73,29 @@ def stop_between_batches():
 
 
 def stop_if_asked(bar=None):
-    """Raise TrainingInterrupted if a stop was asked for; call it between two batches."""
-    if _requested:
-        signum = _requested.pop()
+    """Raise TrainingInterrupted if a stop was asked for; call it between two batches.
+
+    In a job of several processes (minigrad.distributed), the ranks agree first: all stop at this
+    batch if any was asked to, since a rank that stopped alone would leave the others waiting
+    in their next gradient all-reduce.
+    """
+    asked = bool(_requested)
+    if _world_size() > 1:
+        import numpy
+        from minigrad import distributed
+        flag = numpy.array([1.0 if asked else 0.0])
+        distributed.all_reduce(flag, op="max")
+        asked = bool(flag[0])
+    if asked:
+        signum = _requested.pop() if _requested else "on another rank"
         _requested.clear()
         raise TrainingInterrupted(f"signal {signum}", None if bar is None else bar.state_dict())
+
+
+def _world_size():
+    import sys
+    distributed = sys.modules.get("minigrad.distributed")   # never imported here unless the script did
+    return distributed.get_world_size() if distributed is not None and distributed.is_initialized() else 1
 
 
 def train_one_epoch(model, loader, optimizer, loss_fn=cross_entropy, scheduler=None, desc=None, progress=True,

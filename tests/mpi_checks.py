@@ -1,0 +1,166 @@
+"""Checks that run inside `mpiexec -n 2` (tests/test_distributed.py starts them): python mpi_checks.py NAME.
+
+Each check asserts on every rank; a failing assert aborts the job through minigrad.distributed's
+exception hook, so mpiexec exits non-zero and the test shows the rank's traceback.
+"""
+import sys
+
+import numpy
+
+import minigrad
+import minigrad.distributed as dist
+from minigrad import nn
+
+
+def mlp(seed):
+    minigrad.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+
+
+def batch(n=8, seed=1):
+    rng = numpy.random.default_rng(seed)
+    return minigrad.tensor(rng.standard_normal((n, 6))), minigrad.tensor(rng.integers(0, 3, n))
+
+
+def my_part(x, rank, world):
+    b = len(x) // world
+    return x[rank * b:(rank + 1) * b]
+
+
+def reference_gradients(model, x, y):
+    """One process, the whole batch."""
+    model.zero_grad()
+    minigrad.nn.functional.cross_entropy(model(x), y).backward()
+    return [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def check_gradients_equal_the_big_batch():
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x, y = batch()
+    reference = mlp(seed=0)
+    expected = reference_gradients(reference, x, y)
+    for cap in (1e-5, 1e-4, 25):                        # one bucket per parameter ... one bucket for all
+        model = mlp(seed=100 + rank)                    # different weights: DDP must send rank 0's
+        if rank == 0:
+            model.load_state_dict(reference.state_dict())
+        ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=cap)
+        assert len(ddp._buckets) == (6 if cap == 1e-5 else 1 if cap == 25 else len(ddp._buckets))
+        loss = minigrad.nn.functional.cross_entropy(ddp(my_part(x, rank, world)), my_part(y, rank, world))
+        loss.backward()
+        for p, g in zip(model.parameters(), expected):
+            numpy.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-12, atol=1e-14)
+
+
+def check_steps_match_one_process():
+    rank, world = dist.get_rank(), dist.get_world_size()
+    reference, model = mlp(0), mlp(0)
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=1e-4)
+    opt_ref = minigrad.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    opt = minigrad.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    for step in range(4):
+        x, y = batch(seed=step)
+        opt_ref.zero_grad()
+        minigrad.nn.functional.cross_entropy(reference(x), y).backward()
+        opt_ref.step()
+        opt.zero_grad()
+        minigrad.nn.functional.cross_entropy(ddp(my_part(x, rank, world)), my_part(y, rank, world)).backward()
+        opt.step()
+    for a, b in zip(reference.parameters(), model.parameters()):
+        numpy.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+def check_no_sync_accumulates_then_averages():
+    rank, world = dist.get_rank(), dist.get_world_size()
+    reference, model = mlp(0), mlp(0)
+    (x1, y1), (x2, y2) = batch(seed=1), batch(seed=2)
+    reference.zero_grad()
+    for x, y in ((x1, y1), (x2, y2)):
+        minigrad.nn.functional.cross_entropy(reference(x), y).backward()
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=1e-4)
+    with ddp.no_sync():
+        minigrad.nn.functional.cross_entropy(ddp(my_part(x1, rank, world)), my_part(y1, rank, world)).backward()
+    local = [p.grad.numpy().copy() for p in model.parameters()]
+    minigrad.nn.functional.cross_entropy(ddp(my_part(x2, rank, world)), my_part(y2, rank, world)).backward()
+    for p, r, l in zip(model.parameters(), reference.parameters(), local):
+        numpy.testing.assert_allclose(p.grad.numpy(), r.grad.numpy(), rtol=1e-12, atol=1e-14)
+    everyone = dist.ProcessGroup.all_gather_object(dist._require(), float(local[0].sum()))
+    assert everyone[0] != everyone[1]                   # inside no_sync the ranks' gradients differed
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.used, self.unused = nn.Linear(6, 4), nn.Linear(4, 3), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.used(self.body(x))
+
+
+def check_unused_parameters():
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x, y = batch()
+    ddp = nn.parallel.DistributedDataParallel(TwoHeads().double(), bucket_cap_mb=1e-4)
+    loss = minigrad.nn.functional.cross_entropy(ddp(my_part(x, rank, world)), my_part(y, rank, world))
+    try:
+        loss.backward()
+    except RuntimeError as error:
+        assert "unused.weight" in str(error) and "find_unused_parameters=True" in str(error), error
+    else:
+        raise AssertionError("an unused parameter went unnoticed")
+    model = TwoHeads().double()
+    ddp = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    minigrad.nn.functional.cross_entropy(ddp(my_part(x, rank, world)), my_part(y, rank, world)).backward()
+    assert (model.unused.weight.grad.numpy() == 0).all() and model.body.weight.grad is not None
+
+
+def check_different_models_are_named_not_hung():
+    rank = dist.get_rank()
+    model = nn.Linear(4, 3 if rank == 0 else 2)
+    try:
+        nn.parallel.DistributedDataParallel(model)
+    except ValueError as error:
+        assert "different models" in str(error) and "weight" in str(error), error
+    else:
+        raise AssertionError("a mismatch between the ranks' models went unnoticed")
+
+
+def check_collectives():
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x = minigrad.tensor([1.0, 2.0]) * (rank + 1)
+    dist.all_reduce(x)
+    assert x.tolist() == [3.0, 6.0]
+    m = numpy.array([float(rank)])
+    dist.all_reduce(m, op="max")
+    assert m[0] == world - 1
+    a = numpy.array([rank + 1.0, 0.0])
+    dist.all_reduce(a, op=dist.ReduceOp.MEAN)
+    assert a.tolist() == [1.5, 0.0]
+    b = numpy.full(3, float(rank))
+    dist.broadcast(b, src=1)
+    assert b.tolist() == [1.0, 1.0, 1.0]
+    out = [minigrad.zeros(2) for _ in range(world)]
+    dist.all_gather(out, minigrad.tensor([rank, rank + 10.0]))
+    assert [t.tolist() for t in out] == [[0.0, 10.0], [1.0, 11.0]]
+    try:
+        dist.all_reduce(numpy.zeros((3, 4))[:, 1])
+    except ValueError as error:
+        assert "C-contiguous" in str(error)
+    else:
+        raise AssertionError("a strided array was sent")
+
+
+def check_a_raising_rank_aborts_the_job():
+    if dist.get_rank() == 1:
+        raise RuntimeError("rank 1 fails on purpose")
+    dist.barrier()                                      # rank 0 would wait here forever without the abort
+    print("rank 0 got past the barrier", flush=True)
+
+
+if __name__ == "__main__":
+    dist.init_process_group("mpi")
+    for name in sys.argv[1:]:
+        globals()[f"check_{name}"]()
+        dist.barrier()
+    if dist.get_rank() == 0:
+        print("ok:", " ".join(sys.argv[1:]), flush=True)
+    dist.destroy_process_group()

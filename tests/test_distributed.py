@@ -1,0 +1,57 @@
+"""minigrad.distributed and DistributedDataParallel on 2 MPI ranks (mpiexec -n 2 tests/mpi_checks.py).
+
+Skipped where mpi4py or mpiexec is missing; .ci/run installs them (the `distributed` extra).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import minigrad.distributed as dist
+
+CHECKS = Path(__file__).resolve().parent / "mpi_checks.py"
+
+
+def mpiexec():
+    beside = Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
+
+
+needs_mpi = pytest.mark.skipif(not dist.is_available() or mpiexec() is None,
+                               reason="needs mpi4py and mpiexec: pip install 'minigrad[distributed]'")
+
+
+def run_ranks(*checks, ranks=2, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(CHECKS.parents[1]), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([mpiexec(), "-n", str(ranks), sys.executable, str(CHECKS), *checks], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@needs_mpi
+@pytest.mark.parametrize("checks", [
+    ["collectives", "different_models_are_named_not_hung"],
+    ["gradients_equal_the_big_batch", "steps_match_one_process"],
+    ["no_sync_accumulates_then_averages", "unused_parameters"],
+])
+def test_on_two_ranks(checks):
+    result = run_ranks(*checks)
+    assert result.returncode == 0 and f"ok: {' '.join(checks)}" in result.stdout, result.stdout + result.stderr
+
+
+@needs_mpi
+def test_a_rank_that_raises_ends_the_whole_job_within_seconds():
+    start = time.monotonic()
+    result = run_ranks("a_raising_rank_aborts_the_job", timeout=60)
+    assert result.returncode != 0 and time.monotonic() - start < 30
+    assert "[rank 1 of 2]" in result.stderr and "rank 1 fails on purpose" in result.stderr
+    assert "got past the barrier" not in result.stdout
+
+
+def test_a_single_process_is_rank_0_of_1_and_collectives_say_to_initialise():
+    assert dist.get_rank() == 0 and dist.get_world_size() == 1 and not dist.is_initialized()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        dist.all_reduce([1.0])
