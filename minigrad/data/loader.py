@@ -2,7 +2,7 @@
 
 One epoch, step by step::
 
-    order  = rng.permutation(N) if shuffle else arange(N)       # (N,)
+    order  = rng.permutation(N) if shuffle else arange(N)       # (N,), or list(sampler) with sampler=
     for b in range(len(loader)):
         idx            = order[b*B : (b+1)*B]                   # (B,)
         images, labels = dataset.get_batch(idx, rng)            # fancy indexing, the dataset's transform
@@ -25,7 +25,9 @@ consumer has finished (a batch counts once the loop asks for the next one).
 ``load_state_dict()`` then makes the next ``iter()`` draw the same plan and
 start at batch ``position``, with the same augmentations (they depend on the
 batch number, not on what ran before): an interrupted epoch resumes exactly
-where it stopped.
+where it stopped. With ``sampler=`` the order is ``list(sampler)``; the
+sampler's own state (``sampler.state_dict()``, e.g. a DistributedSampler's
+epoch) is saved alongside, as it was when the epoch's plan was drawn.
 
 Prefetch
 --------
@@ -54,10 +56,18 @@ class DataLoader:
     whole NumPy batch. The first field comes out float32 if it is floating
     point (add transforms.ToTensor() to turn uint8 pixels into float32 in
     [0, 1]); integer fields after it (labels) come out int64.
+
+    ``sampler=`` (keyword) replaces the loader's own order: each epoch visits
+    ``list(sampler)`` in that order, and ``len(loader)`` counts batches of
+    ``len(sampler)`` examples. A ``DistributedSampler`` gives each process its
+    shard this way (call its ``set_epoch(epoch)`` before each epoch). As in
+    PyTorch, ``shuffle=True`` together with a sampler is an error: the sampler
+    decides the order. The loader's generator still seeds the augmentations,
+    and ``state_dict()`` also holds the sampler's state when it has one.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 generator=None, transform=None, device="cpu", prefetch=False, *, num_workers=0,
+                 generator=None, transform=None, device="cpu", prefetch=False, *, sampler=None, num_workers=0,
                  pin_memory=False, persistent_workers=False, prefetch_factor=None):
         """PyTorch's worker arguments are accepted with a meaning of their own: num_workers > 0 turns on
         `prefetch` (one background thread builds the next batch while the step runs; minigrad builds a
@@ -71,7 +81,17 @@ class DataLoader:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if seed is not None and generator is not None:
             raise ValueError("pass either seed or generator, not both")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle "
+                                 "(the sampler sets the order; pass shuffle=False, or shuffle inside the sampler)")
+            try:
+                len(sampler)
+            except TypeError:
+                raise ValueError(f"DataLoader: sampler must have a length (len(sampler) counts the batches), "
+                                 f"got {type(sampler).__name__}") from None
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -88,7 +108,7 @@ class DataLoader:
         self._start_at = 0     # the batch the next epoch starts at (set by load_state_dict)
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     # ------------------------------------------------------------------ state for checkpoints
@@ -97,7 +117,14 @@ class DataLoader:
         epoch in progress (0 between epochs); see the module docstring."""
         if self._current is not None:
             return dict(self._current)
-        return {"generator": self.generator.bit_generator.state, "epoch": self.epoch, "position": self._start_at}
+        return self._state(position=self._start_at)
+
+    def _state(self, position):
+        """The generator, epoch counter and sampler state as they are now, at `position`."""
+        state = {"generator": self.generator.bit_generator.state, "epoch": self.epoch, "position": position}
+        if hasattr(self.sampler, "state_dict"):
+            state["sampler"] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state):
         """Restore a state from state_dict(); the next epoch is the one the saved run would see."""
@@ -110,6 +137,12 @@ class DataLoader:
         position = int(state.get("position", 0))
         if not 0 <= position <= len(self):
             raise ValueError(f"loader state: position {position} is outside an epoch of {len(self)} batches")
+        if "sampler" in state:                          # states saved without a sampler have no entry
+            if not hasattr(self.sampler, "load_state_dict"):
+                raise ValueError(f"loader state holds a sampler's state, but this loader's sampler is "
+                                 f"{type(self.sampler).__name__ if self.sampler is not None else 'None'}: "
+                                 f"pass the same sampler= as the loader that saved it")
+            self.sampler.load_state_dict(state["sampler"])
         bit_generator.state = state["generator"]
         self.epoch = int(state["epoch"])
         self._start_at = position
@@ -138,8 +171,12 @@ class DataLoader:
 
     def _epoch_plan(self):
         """Draw this epoch's order and seed from the generator; a list of index arrays."""
-        n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else numpy.arange(n)
+        if self.sampler is not None:
+            order = numpy.asarray(list(self.sampler), dtype=numpy.int64)    # (len(sampler),)
+        else:
+            n = len(self.dataset)
+            order = self.generator.permutation(n) if self.shuffle else numpy.arange(n)
+        n = len(order)
         epoch_seed = int(self.generator.integers(0, 2**63 - 1))
         self.epoch += 1
         stops = range(self.batch_size, n + self.batch_size, self.batch_size)
@@ -148,10 +185,9 @@ class DataLoader:
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self):
-        start = {"generator": self.generator.bit_generator.state, "epoch": self.epoch}
-        batches, epoch_seed = self._epoch_plan()  # drawn now, so state advances at iter()
+        current = self._state(position=self._start_at)    # taken before the plan is drawn, to draw it again
+        batches, epoch_seed = self._epoch_plan()          # drawn now, so state advances at iter()
         first, self._start_at = self._start_at, 0
-        current = dict(start, position=first)
         self._current = current
         if self.prefetch:
             source = _prefetching(self, batches, epoch_seed, first)
@@ -170,7 +206,8 @@ class DataLoader:
     def __repr__(self):
         return (f"DataLoader(n={len(self.dataset)}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device!r}, "
-                f"prefetch={self.prefetch}, transform={self.transform!r})")
+                f"prefetch={self.prefetch}, transform={self.transform!r}"
+                + (f", sampler={self.sampler!r})" if self.sampler is not None else ")"))
 
 
 _DONE = object()  # end-of-epoch marker in the prefetch queue
