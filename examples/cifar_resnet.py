@@ -3,6 +3,7 @@
     python examples/cifar_resnet.py --device gpu --arch resnet20 --epochs 40
     python examples/cifar_resnet.py --device cpu --arch resnet20 --epochs 1 --limit-train 2000
     python examples/cifar_resnet.py --resume runs/cifar_resnet20/last.ckpt     # carry on exactly
+    mpiexec -n 2 python examples/cifar_resnet.py --distributed                 # two processes, one model
 
 Honest evaluation. The model trains on the FIRST 45,000 CIFAR-10 training
 images; the LAST --val-size (5,000) are held out and never trained on. The
@@ -21,6 +22,15 @@ Top to bottom:
  5. report: plots, optional test accuracy, one summary line.
 
 Ctrl-C saves <out>/interrupted.ckpt and exits with code 130.
+
+--distributed (under mpiexec -n N): data-parallel training, one process per rank
+(minigrad.distributed, chapter 11). --batch-size stays the GLOBAL batch, split
+evenly over the ranks, so the learning rate and schedule mean the same; each
+rank reads its shard (DistributedSampler), batch norm is synchronised across
+ranks (SyncBatchNorm) and DistributedDataParallel averages the gradients.
+Metrics are reduced over the ranks; only rank 0 prints, shows progress, writes
+logs, plots and checkpoints. A checkpoint holds the plain model (no DDP
+wrapper), so it resumes with the same number of ranks or loads into one process.
 """
 import argparse
 import sys
@@ -33,10 +43,10 @@ import numpy  # noqa: E402
 
 import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
-from minigrad import backend, models, optim  # noqa: E402
+from minigrad import backend, models, nn, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
-    CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DownloadError, Normalize, RandomCrop,
-    RandomHorizontalFlip, Subset, ToFloat, default_data_dir, train_val_split,
+    CIFAR10, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DistributedSampler, DownloadError,
+    Normalize, RandomCrop, RandomHorizontalFlip, Subset, ToFloat, default_data_dir, train_val_split,
 )
 from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -83,8 +93,35 @@ parser.add_argument("--stop-after", type=int, default=None,
 parser.add_argument("--patience", type=int, default=0, help="early stopping on val accuracy; 0 = off")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+parser.add_argument("--distributed", action="store_true",
+                    help="data-parallel over the processes of mpiexec -n N (--batch-size is the global batch)")
 args = parser.parse_args()
 args.lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+
+rank, world = 0, 1
+if args.distributed:
+    import minigrad.distributed as dist
+    try:
+        dist.init_process_group()
+    except ImportError as error:
+        fail(error)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if args.batch_size % world:
+        fail(f"--batch-size {args.batch_size} (the global batch) must divide evenly over {world} processes")
+
+
+def say(*text, **options):
+    """print, on rank 0 only."""
+    if rank == 0:
+        print(*text, **options)
+
+
+def reduced(*values):
+    """Sums over the ranks of these numbers (themselves in one process)."""
+    total = numpy.array(values, dtype=numpy.float64)
+    if world > 1:
+        dist.all_reduce(total)
+    return total
 
 out = Path(args.out if args.out is not None else f"runs/cifar_{args.arch}")
 try:
@@ -122,15 +159,20 @@ mean, std = channel_statistics(full_train.data[train_set.indices])
 normalize = Normalize(mean=mean, std=std)
 train_transform = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), ToFloat(), normalize])
 eval_transform = Compose([ToFloat(), normalize])
-train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed,
-                          transform=train_transform, device=args.device, prefetch=True)
-val_loader = DataLoader(val_set, 500, seed=0, transform=eval_transform, device=args.device)
-print(f"data: {len(train_set)} training images, {len(val_set)} held-out validation images "
+sampler = DistributedSampler(train_set, seed=args.seed) if args.distributed else None   # this rank's shard
+train_loader = DataLoader(train_set, args.batch_size // world, shuffle=sampler is None, sampler=sampler,
+                          seed=args.seed, transform=train_transform, device=args.device, prefetch=True)
+val_share = Subset(val_set, numpy.arange(rank, len(val_set), world))         # every world-th image: disjoint shares
+val_loader = DataLoader(val_share, 500, seed=0, transform=eval_transform, device=args.device)
+say(f"data: {len(train_set)} training images, {len(val_set)} held-out validation images "
       f"(the last {len(val_set)} of the training set) from {args.data_dir}; "
       f"channel mean {numpy.round(mean, 4)}, std {numpy.round(std, 4)}")
 
 # ---------------------------------------------------------------------------------------- 3. model
-model = ARCHITECTURES[args.arch](num_classes=10).to(args.device)
+net = ARCHITECTURES[args.arch](num_classes=10).to(args.device)
+if args.distributed:
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)      # batch statistics over the global batch
+model = net                                                  # what trains; wrapped in DDP below
 if args.optimizer == "sgd":
     optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=args.weight_decay)
@@ -150,16 +192,17 @@ else:                                  # x0.1 at 50% and 75% of the epochs
     milestones = sorted({max(1, args.epochs // 2), max(1, (3 * args.epochs) // 4)})
     scheduler = optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
 step_every_batch = args.schedule == "onecycle"
-print(f"model: {args.arch}, {model.num_parameters():,} parameters on {args.device}; {args.optimizer} "
+say(f"model: {args.arch}, {model.num_parameters():,} parameters on {args.device}; {args.optimizer} "
       f"lr={args.lr} wd={args.weight_decay}, {args.schedule} schedule, {args.epochs} epochs, "
-      f"label smoothing {args.label_smoothing}")
+      f"label smoothing {args.label_smoothing}" + (f"; {world} processes x {args.batch_size // world} images"
+                                                    if args.distributed else ""))
 
-history = MetricHistory(out / "metrics")
+history = MetricHistory(out / "metrics" if rank == 0 else None)   # rank 0 writes the log
 stopper = EarlyStopping(patience=args.patience, mode="max") if args.patience > 0 else None
 start_epoch, best_val_acc, partial = 0, 0.0, None
 if args.resume:
     try:
-        meta = load_checkpoint(args.resume, model, optimizer, scheduler, loaders={"train": train_loader})
+        meta = load_checkpoint(args.resume, net, optimizer, scheduler, loaders={"train": train_loader})
     except (FileNotFoundError, ValueError) as error:
         fail(error)
     partial = meta["extra"].get("interrupted_epoch")    # an epoch stopped between two batches, or None
@@ -169,17 +212,19 @@ if args.resume:
     if stopper is not None and meta["extra"].get("early_stopping"):
         stopper.load_state_dict(meta["extra"]["early_stopping"])
     where = "" if partial is None else f", batch {train_loader.state_dict()['position'] + 1}"
-    print(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}{where}")
+    say(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}{where}")
     planned = meta["extra"]["config"]["epochs"]
     if planned != args.epochs:
-        print(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
+        say(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
+if args.distributed:
+    model = nn.parallel.DistributedDataParallel(net)        # rank 0's weights to all; gradients averaged
 
 
 def checkpoint_state(epoch, interrupted_epoch=None):
     extra = {"history": history.rows, "config": vars(args),
              "early_stopping": stopper.state_dict() if stopper is not None else None,
              "interrupted_epoch": interrupted_epoch}
-    return dict(model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+    return dict(model=net, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
                 best_metric=best_val_acc, extra=extra, loaders={"train": train_loader})
 
 
@@ -189,43 +234,65 @@ def training_loss(logits, labels):
     return F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
 
 
+def validate():
+    """Held-out loss and accuracy, each rank on its share, summed over the ranks."""
+    loss, acc, predicted, _ = evaluate(net, val_loader)    # the plain model: no collective per batch
+    n = len(predicted)
+    loss_sum, correct, count = reduced(loss * n if n else 0.0, acc * n if n else 0.0, n)
+    return loss_sum / count, correct / count
+
+
+def save(path, state):
+    """Rank 0 writes; the others wait, so no rank runs ahead of a checkpoint."""
+    if rank == 0:
+        save_checkpoint(path, **state)
+    if world > 1:
+        dist.barrier()
+    return path
+
+
 epoch = start_epoch - 1
 try:
     with stop_between_batches():               # Ctrl-C and `kill` stop between two batches, never inside one
         for epoch in range(start_epoch, args.epochs):
             model.train()                      # dropout on, batch norm on batch statistics
             lr = optimizer.param_groups[0]["lr"] if partial is None else partial["lr"]   # at the epoch's start
+            if sampler is not None:
+                sampler.set_epoch(epoch)           # a new shuffle of the shards each epoch, the same on all ranks
             bar = train_one_epoch(model, train_loader, optimizer, training_loss,
                                   scheduler=scheduler if step_every_batch else None, desc=f"epoch {epoch + 1}/{args.epochs}",
-                                  progress=not args.no_progress, resume=partial)
+                                  progress=not args.no_progress and rank == 0, resume=partial)
             partial = None                 # the next epochs start at their first batch
             if not step_every_batch:
                 scheduler.step()
 
-            val_loss, val_acc, _, _ = evaluate(model, val_loader)
-            history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
+            val_loss, val_acc = validate()
+            loss_sum, correct, count = reduced(bar.loss * bar.count, bar.accuracy * bar.count, bar.count)
+            train_loss, train_acc = loss_sum / count, correct / count
+            images_per_second = count / bar.elapsed if bar.elapsed else float("nan")
+            history.log(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                         val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
-                        images_per_second=round(bar.images_per_second, 1))
-            print(f"epoch {epoch + 1}/{args.epochs}: train loss {bar.loss:.4f} acc {bar.accuracy:.2%} | "
-                  f"held-out val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
-                  f"{bar.images_per_second:,.0f} img/s")
+                        images_per_second=round(images_per_second, 1))
+            say(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
+                f"held-out val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
+                f"{images_per_second:,.0f} img/s")
             improved = val_acc > best_val_acc
             best_val_acc = max(best_val_acc, val_acc)
             stop = stopper is not None and stopper.step(val_acc)
-            save_checkpoint(out / "last.ckpt", **checkpoint_state(epoch))
+            save(out / "last.ckpt", checkpoint_state(epoch))
             if improved:
-                save_checkpoint(out / "best.ckpt", **checkpoint_state(epoch))
+                save(out / "best.ckpt", checkpoint_state(epoch))
             if stop:
-                print(f"early stopping: no val accuracy gain for {args.patience} epochs")
+                say(f"early stopping: no val accuracy gain for {args.patience} epochs")
                 break
             if args.stop_after is not None and epoch + 1 - start_epoch >= args.stop_after:
-                print(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
+                say(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
                 break
 except TrainingInterrupted as interrupt:
     # Between two batches: the weights, the optimizer, the scheduler and the loader's position agree, so
     # --resume continues this epoch at its next batch, as if it had never stopped.
-    path = save_checkpoint(out / "interrupted.ckpt", **checkpoint_state(epoch, dict(interrupt.progress, lr=lr)))
-    print(f"\ninterrupted: checkpoint saved to {path}; continue with --resume {path}", file=sys.stderr)
+    path = save(out / "interrupted.ckpt", checkpoint_state(epoch, dict(interrupt.progress, lr=lr)))
+    say(f"\ninterrupted: checkpoint saved to {path}; continue with --resume {path}", file=sys.stderr)
     sys.exit(130)
 except KeyboardInterrupt:
     print(f"\nstopped at once (a second Ctrl-C), in the middle of a step: no checkpoint of this moment; "
@@ -233,7 +300,12 @@ except KeyboardInterrupt:
     sys.exit(130)
 
 # ---------------------------------------------------------------------------------------- 5. report
-val_loss, val_acc, predicted, targets = evaluate(model, val_loader)
+if args.distributed:
+    dist.destroy_process_group()          # training is over; rank 0 alone evaluates and draws below
+    if rank != 0:
+        sys.exit(0)
+val_loss, val_acc, predicted, targets = evaluate(net, DataLoader(val_set, 500, transform=eval_transform,
+                                                                 device=args.device))
 names = full_train.classes
 plot_training_curves(history, out / "curves.png", title=f"CIFAR-10 {args.arch}")
 plot_confusion_matrix(confusion_matrix(predicted, targets, 10), out / "confusion.png", class_names=names,
@@ -249,7 +321,7 @@ except DatasetNotFoundError:
     test_set = None
 if test_set is not None:
     test_loader = DataLoader(test_set, 500, seed=0, transform=eval_transform, device=args.device)
-    test_loss, test_acc, _, _ = evaluate(model, test_loader)
+    test_loss, test_acc, _, _ = evaluate(net, test_loader)
     test_text = f"test_acc={test_acc:.4f} (official test_batch, {len(test_set)} images)"
 last = history.rows[-1] if history.rows else {}
 print(f"summary: cifar_resnet {args.arch} val_acc={val_acc:.4f} (held-out validation, last "

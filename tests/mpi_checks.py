@@ -156,6 +156,107 @@ def check_a_raising_rank_aborts_the_job():
     print("rank 0 got past the barrier", flush=True)
 
 
+
+# ------------------------------------------------------------------ SyncBatchNorm
+def with_random_batch_norms(model, seed):
+    """gamma and beta away from 1 and 0, so that a gradient of the wrong size would show."""
+    rng = numpy.random.default_rng(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)):
+            module.weight.array[...] = rng.uniform(0.5, 1.5, module.num_features)
+            module.bias.array[...] = rng.standard_normal(module.num_features)
+    return model
+
+
+def conv_bn_net(seed):
+    minigrad.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+    return with_random_batch_norms(model.double(), seed)
+
+
+def images(n=8, seed=1, size=6):
+    rng = numpy.random.default_rng(seed)
+    return (minigrad.tensor(rng.standard_normal((n, 3, size, size)) * 2 + 0.5),
+            minigrad.tensor(rng.integers(0, 3, n)))
+
+
+def assert_sync_step_equals_one_process(reference, ddp, model, x, y, rtol=1e-12, atol=1e-13):
+    """Forward and backward of `reference` on the whole batch and of `ddp` (wrapping `model`) on this rank's
+    part: the same loss (the ranks' mean), the same gradients, the same running statistics."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    reference.zero_grad()
+    loss_reference = minigrad.nn.functional.cross_entropy(reference(x), y)
+    loss_reference.backward()
+    model.zero_grad()
+    loss = minigrad.nn.functional.cross_entropy(ddp(my_part(x, rank, world)), my_part(y, rank, world))
+    loss.backward()
+    mean_loss = numpy.array([loss.item()])
+    dist.all_reduce(mean_loss, op="mean")
+    numpy.testing.assert_allclose(mean_loss[0], loss_reference.item(), rtol=rtol)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        numpy.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=rtol, atol=atol, err_msg=name)
+    for (name, b), c in zip(model.named_buffers(), reference.buffers()):
+        numpy.testing.assert_allclose(b.numpy(), c.numpy(), rtol=rtol, atol=atol, err_msg=name)
+
+
+def check_sync_batchnorm_matches_one_process():
+    """2 ranks x 4 examples with SyncBatchNorm + DDP == 1 process x 8 examples with BatchNorm, step by step."""
+    reference, model = conv_bn_net(0), nn.SyncBatchNorm.convert_sync_batchnorm(conv_bn_net(0))
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == 3
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=1e-4)
+    opt_reference = minigrad.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    opt = minigrad.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        x, y = images(seed=10 + step)
+        assert_sync_step_equals_one_process(reference, ddp, model, x, y)
+        opt_reference.step()
+        opt.step()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        numpy.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-12, atol=1e-13, err_msg=name)
+    model.eval()
+    reference.eval()
+    x, _ = images(seed=20)
+    numpy.testing.assert_allclose(model(x).detach().numpy(), reference(x).detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+def check_sync_batchnorm_resnet_matches_one_process():
+    """resnet20 (19 batch norms, most fused with a ReLU): one step's gradients and running statistics."""
+    from minigrad.models import resnet20
+    minigrad.manual_seed(0)
+    reference = with_random_batch_norms(resnet20(num_classes=3).double(), seed=1)
+    minigrad.manual_seed(0)
+    model = with_random_batch_norms(resnet20(num_classes=3).double(), seed=1)
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model, process_group=dist._require())
+    ddp = nn.parallel.DistributedDataParallel(model)
+    assert_sync_step_equals_one_process(reference, ddp, model, *images(seed=3, size=8))
+
+
+def check_sync_batchnorm_uneven_parts():
+    """Rank 0 holds 3 examples, rank 1 holds 5: the statistics are still those of all 8. With the loss a
+    sum, each rank's dx is the big batch's for its rows, and the ranks' dgamma, dbeta add up to it."""
+    rank = dist.get_rank()
+    rng = numpy.random.default_rng(4)
+    x, g = rng.standard_normal((8, 3, 2, 2)) * 2 + 1, rng.standard_normal((8, 3, 2, 2))
+    rows = slice(0, 3) if rank == 0 else slice(3, 8)
+    reference = with_random_batch_norms(nn.BatchNorm2d(3).double(), seed=5)
+    layer = with_random_batch_norms(nn.SyncBatchNorm(3).double(), seed=5)
+    x_all, x_mine = minigrad.tensor(x, requires_grad=True), minigrad.tensor(x[rows], requires_grad=True)
+    y_all, y_mine = reference(x_all), layer(x_mine)
+    (y_all * minigrad.tensor(g)).sum().backward()
+    (y_mine * minigrad.tensor(g[rows])).sum().backward()
+    numpy.testing.assert_allclose(y_mine.detach().numpy(), y_all.detach().numpy()[rows], rtol=1e-12, atol=1e-13)
+    numpy.testing.assert_allclose(x_mine.grad.numpy(), x_all.grad.numpy()[rows], rtol=1e-12, atol=1e-13)
+    for p, q in zip(layer.parameters(), reference.parameters()):
+        shares = p.grad.numpy().copy()
+        dist.all_reduce(shares)
+        numpy.testing.assert_allclose(shares, q.grad.numpy(), rtol=1e-12, atol=1e-13)
+    for b, c in zip(layer.buffers(), reference.buffers()):
+        numpy.testing.assert_allclose(b.numpy(), c.numpy(), rtol=1e-12)
+
+
 if __name__ == "__main__":
     dist.init_process_group("mpi")
     for name in sys.argv[1:]:

@@ -36,6 +36,8 @@ def run_ranks(*checks, ranks=2, timeout=120):
     ["collectives", "different_models_are_named_not_hung"],
     ["gradients_equal_the_big_batch", "steps_match_one_process"],
     ["no_sync_accumulates_then_averages", "unused_parameters"],
+    ["sync_batchnorm_matches_one_process", "sync_batchnorm_resnet_matches_one_process",
+     "sync_batchnorm_uneven_parts"],
 ])
 def test_on_two_ranks(checks):
     result = run_ranks(*checks)

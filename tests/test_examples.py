@@ -304,3 +304,41 @@ def test_readme_says_where_a_user_gets_torchs_cpu_build():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "--index-url https://download.pytorch.org/whl/cpu" in " ".join(readme.split())
     assert "pip install --quiet torch==2.13.0" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------- --distributed
+def run_ranks(script, *args, ranks=2, timeout=300):
+    """The example under mpiexec -n `ranks` (skipped where MPI is not installed)."""
+    import minigrad.distributed as dist
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not dist.is_available() or not mpiexec.exists():
+        pytest.skip("needs mpi4py and mpiexec: pip install 'minigrad[distributed]'")
+    environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    command = [str(mpiexec), "-n", str(ranks), sys.executable, str(EXAMPLES / script), "--no-progress",
+               "--distributed", *map(str, args)]
+    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def test_cifar_resnet_trains_on_two_processes_and_only_rank_0_reports(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run_ranks("cifar_resnet.py", "--data-dir", cifar_dir, "--out", out, "--epochs", 2, *TINY_CIFAR)
+    line = summary_line(result)                                   # exactly one summary: rank 0's
+    assert "2 processes x 4 images" in result.stdout and result.stdout.count("epoch 2/2:") == 1
+    assert_run_files(out)
+    # A checkpoint of the two ranks is the plain model: it loads into one process for evaluation.
+    import minigrad
+    from minigrad.utils.checkpoint import load_checkpoint
+    model = minigrad.models.resnet20(num_classes=10)
+    meta = load_checkpoint(out / "last.ckpt", model)
+    assert meta["epoch"] == 1 and "val_acc=" in line
+
+
+def test_cifar_resnet_resumes_exactly_on_two_processes(cifar_dir, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    summary_line(run_ranks("cifar_resnet.py", "--data-dir", cifar_dir, "--out", straight, "--epochs", 2,
+                           *TINY_CIFAR))
+    summary_line(run_ranks("cifar_resnet.py", "--data-dir", cifar_dir, "--out", resumed, "--epochs", 2,
+                           "--stop-after", 1, *TINY_CIFAR))
+    summary_line(run_ranks("cifar_resnet.py", "--data-dir", cifar_dir, "--out", resumed, "--epochs", 2,
+                           "--resume", resumed / "last.ckpt", *TINY_CIFAR))
+    assert exact_columns(resumed) == exact_columns(straight)

@@ -65,6 +65,16 @@ class _BatchNorm(Module):
     def forward(self, x, relu=False):
         """Batch norm of x; relu=True returns relu(batch norm of x) from ONE fused op
         (minigrad.ops.norm.batch_norm_relu: the same numbers, one pass less over the activation)."""
+        self._check_input(x)
+        momentum = self._momentum_for_this_batch()
+        use_batch_stats = self.training or not self.track_running_stats
+        # the running buffers are updated only while training; in eval they are only read
+        return (batch_norm_relu if relu else batch_norm)(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            training=use_batch_stats, momentum=momentum, eps=self.eps,
+        )
+
+    def _check_input(self, x):
         name = f"{type(self).__name__}({self.num_features})"
         check_input_dtype(name, x, self.weight if self.affine else self.running_mean)
         if x.ndim not in self.expected_dims:
@@ -74,17 +84,16 @@ class _BatchNorm(Module):
             raise ValueError(
                 f"{name}: expected input with {self.num_features} channels (dim 1), got shape {tuple(x.shape)}"
             )
+
+    def _momentum_for_this_batch(self):
+        """Counts the batch in num_batches_tracked (training with running stats) and returns the
+        momentum of this update: self.momentum, or 1 / t at batch t when it is None."""
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.array += 1
             if momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.item())
-        use_batch_stats = self.training or not self.track_running_stats
-        # the running buffers are updated only while training; in eval they are only read
-        return (batch_norm_relu if relu else batch_norm)(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
-            training=use_batch_stats, momentum=momentum if momentum is not None else 0.0, eps=self.eps,
-        )
+        return momentum if momentum is not None else 0.0
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
