@@ -57,3 +57,10 @@ def test_a_single_process_is_rank_0_of_1_and_collectives_say_to_initialise():
     assert dist.get_rank() == 0 and dist.get_world_size() == 1 and not dist.is_initialized()
     with pytest.raises(RuntimeError, match="init_process_group"):
         dist.all_reduce([1.0])
+
+
+def test_without_mpi4py_init_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)               # as if it were not installed
+    assert not dist.is_available()
+    with pytest.raises(ImportError, match=r"pip install \"minigrad\[distributed\]\".*mpiexec -n 2"):
+        dist.init_process_group()

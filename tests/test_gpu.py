@@ -418,3 +418,18 @@ def test_cifar_resnet_example_trains_a_few_steps_on_the_gpu(tmp_path):
     done = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert any(line.startswith("summary:") for line in done.stdout.splitlines()), done.stdout[-3000:]
+
+
+def test_nccl_collectives_and_ddp_on_every_device():
+    """minigrad.distributed's NCCL path: one rank per CUDA device (one rank on a one-GPU machine)."""
+    import minigrad.distributed as dist
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not dist.is_available() or not mpiexec.exists():
+        pytest.skip("needs mpi4py and mpiexec: pip install 'minigrad[distributed]'")
+    import cupy
+    ranks = cupy.cuda.runtime.getDeviceCount()
+    checks = ["nccl_collectives", "nccl_ddp_matches_one_process"]
+    env = dict(os.environ, PYTHONPATH=str(REPOSITORY))
+    result = subprocess.run([str(mpiexec), "-n", str(ranks), sys.executable, str(REPOSITORY / "tests" / "mpi_checks.py"),
+                             *checks], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "ok: " + " ".join(checks) in result.stdout, result.stdout + result.stderr
