@@ -17,9 +17,56 @@ GPU = "gpu"
 _DEVICE_ALIASES = {"cpu": CPU, "gpu": GPU, "cuda": GPU, "cuda:0": GPU, "gpu:0": GPU}
 
 GPU_INSTALL_HINT = (
-    "install the GPU extra with `pip install minigrad[gpu]` (CuPy for CUDA 12, "
-    "`pip install cupy-cuda12x`) on a machine with an NVIDIA GPU and driver"
+    "install the GPU extra that matches the driver's CUDA version (the top right of `nvidia-smi`): "
+    "`pip install -e \".[gpu-cuda12]\"` or `pip install -e \".[gpu-cuda13]\"` (CuPy with its CUDA libraries, and "
+    "numba-cuda), on a machine with an NVIDIA GPU and driver; `python -m minigrad.doctor` shows what is there"
 )
+
+# What the GPU must do before minigrad uses it (probe_gpu), and what to do when it cannot.
+_PROBE_HINTS = {
+    "elementwise": "the driver is older than the CUDA that this CuPy was built for: compare `nvidia-smi` with "
+                   "the CuPy package (cupy-cuda12x or cupy-cuda13x) and install the matching one",
+    "matmul": "cuBLAS is missing or broken: install CuPy with its CUDA libraries, "
+              "`pip install \"cupy-cuda12x[ctk]\"` (or cupy-cuda13x[ctk]), or the CUDA toolkit",
+    "kernel": "CuPy cannot compile CUDA C (NVRTC is missing or does not match the driver): "
+              "`pip install \"cupy-cuda12x[ctk]\"` (or cupy-cuda13x[ctk]) brings NVRTC",
+}
+_PROBE_KERNEL = r"""
+extern "C" __global__ void minigrad_probe(const float* x, float* y, int n) {
+    int i = blockDim.x * blockIdx.x + threadIdx.x;
+    if (i < n) y[i] = 2.0f * x[i] + 1.0f;
+}
+"""
+
+
+def probe_gpu(cupy):
+    """None if `cupy` runs an elementwise op, a float32 matmul (cuBLAS) and a CUDA C kernel compiled here
+    (NVRTC) with the right answers; else a sentence saying what failed and how to fix it."""
+    def elementwise():
+        return float((cupy.arange(4, dtype=cupy.float32) * 2).sum()) == 12.0
+
+    def matmul():
+        a = cupy.arange(6, dtype=cupy.float32).reshape(2, 3)
+        return cupy.asnumpy(a @ a.T).tolist() == [[5.0, 14.0], [14.0, 50.0]]
+
+    def kernel():
+        function = cupy.RawKernel(_PROBE_KERNEL, "minigrad_probe")
+        x = cupy.arange(5, dtype=cupy.float32)
+        y = cupy.empty_like(x)
+        function((1,), (32,), (x, y, numpy.int32(5)))
+        return cupy.asnumpy(y).tolist() == [1.0, 3.0, 5.0, 7.0, 9.0]
+
+    checks = (("elementwise", "an elementwise operation", elementwise),
+              ("matmul", "a float32 matrix product", matmul),
+              ("kernel", "compiling and launching a CUDA C kernel", kernel))
+    for key, what, check in checks:
+        try:
+            correct = check()
+        except Exception as error:
+            return f"CuPy finds a GPU but {what} failed ({type(error).__name__}: {error}); {_PROBE_HINTS[key]}"
+        if not correct:
+            return f"CuPy finds a GPU but {what} gave a wrong answer; {_PROBE_HINTS[key]}"
+    return None
 
 _cupy = None          # the cupy module, once imported
 _cupy_error = None    # why importing or using cupy failed, once known
@@ -85,12 +132,17 @@ def _try_import_cupy():
     except Exception as error:
         _cupy_error = f"CuPy is installed but CUDA is unusable ({type(error).__name__}: {error})"
         return None
+    failure = probe_gpu(cupy)             # once per process: the answer is kept
+    if failure is not None:
+        _cupy_error = failure
+        return None
     _cupy = cupy
     return _cupy
 
 
 def gpu_available():
-    """True when CuPy imports and at least one CUDA device answers."""
+    """True when CuPy imports, a CUDA device answers, and it runs an elementwise op, a float32 matmul
+    and a freshly compiled kernel (probe_gpu; checked once, on first use of the GPU)."""
     return _try_import_cupy() is not None
 
 

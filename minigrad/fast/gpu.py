@@ -85,6 +85,19 @@ def kernel_function(source_name, kernel_name):
         ) from error
 
 
+def compile_source(source_name):
+    """Compile kernels/cuda/<source_name> now rather than at its first launch (python -m minigrad.doctor)."""
+    cupy = backend.cupy_module()
+    try:
+        if source_name not in _modules:
+            module = cupy.RawModule(code=read_source(source_name))
+            module.compile()
+            _modules[source_name] = module
+    except Exception as error:
+        raise KernelCompileError(f"CuPy could not compile kernels/cuda/{source_name}: "
+                                 f"{type(error).__name__}: {error}") from error
+
+
 def launch(function, total, *args):
     """Run `function` with one thread per element of a `total`-element grid-stride loop."""
     if total == 0:
