@@ -3,6 +3,7 @@
     python examples/mnist_cnn.py                       # Adam + one-cycle schedule, 3 epochs
     python examples/mnist_cnn.py --optimizer sgd --lr 0.1
     python examples/mnist_cnn.py --resume runs/mnist_cnn/last.ckpt
+    mpiexec -n 2 python examples/mnist_cnn.py --distributed   # two processes, one model
 
 The same script as mnist_mlp.py with two changes: the model is convolutional
 (it sees the 28 x 28 image, not 784 unrelated numbers), and the learning rate
@@ -20,6 +21,16 @@ What happens, top to bottom:
 
 Ctrl-C saves <out>/interrupted.ckpt and exits with code 130; --resume continues
 from any checkpoint (last.ckpt continues exactly as if never stopped).
+
+--distributed (under mpiexec -n N): data-parallel training, one process per rank
+(minigrad.distributed, chapter 11). --batch-size stays the GLOBAL batch, split
+evenly over the ranks, so the learning rate and schedule mean the same; each
+rank reads its shard (DistributedSampler), batch norm is synchronised across
+ranks (SyncBatchNorm) and DistributedDataParallel averages the gradients.
+Metrics are reduced over the ranks; only rank 0 prints, shows progress, writes
+logs, plots, checkpoints and evaluates the test set. A checkpoint holds the
+plain model (no DDP wrapper), so it resumes with the same number of ranks or
+loads into one process.
 """
 import argparse
 import sys
@@ -32,10 +43,10 @@ import numpy  # noqa: E402
 
 import minigrad  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
-from minigrad import backend, optim  # noqa: E402
+from minigrad import backend, nn, optim  # noqa: E402
 from minigrad.data import (  # noqa: E402
-    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DownloadError, Normalize, Subset, ToFloat,
-    default_data_dir, train_val_split,
+    MNIST, Compose, DataLoader, DatasetFormatError, DatasetNotFoundError, DistributedSampler, DownloadError,
+    Normalize, Subset, ToFloat, default_data_dir, train_val_split,
 )
 from minigrad.models import LeNet5  # noqa: E402
 from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
@@ -83,7 +94,35 @@ parser.add_argument("--dropout", type=float, default=0.25, help="dropout before 
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--resume", default=None, help="checkpoint to continue from")
 parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+parser.add_argument("--distributed", action="store_true",
+                    help="data-parallel over the processes of mpiexec -n N (--batch-size is the global batch)")
 args = parser.parse_args()
+
+rank, world = 0, 1
+if args.distributed:
+    import minigrad.distributed as dist
+    try:
+        dist.init_process_group()
+    except ImportError as error:
+        fail(error)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if args.batch_size % world:
+        fail(f"--batch-size {args.batch_size} (the global batch) must divide evenly over {world} processes")
+
+
+def say(*text, **options):
+    """print, on rank 0 only."""
+    if rank == 0:
+        print(*text, **options)
+
+
+def reduced(*values):
+    """Sums over the ranks of these numbers (themselves in one process)."""
+    total = numpy.array(values, dtype=numpy.float64)
+    if world > 1:
+        dist.all_reduce(total)
+    return total
+
 
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
@@ -104,15 +143,20 @@ if args.limit_train is not None:
     train_set = Subset(full_train, numpy.arange(min(args.limit_train, len(train_set))))
 
 transform = Compose([ToFloat(), Normalize(mean=0.1307, std=0.3081)])   # MNIST pixel statistics
-train_loader = DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed,
-                          transform=transform, device=args.device)
-val_loader = DataLoader(val_set, 1000, seed=0, transform=transform, device=args.device)
+sampler = DistributedSampler(train_set, seed=args.seed) if args.distributed else None   # this rank's shard
+train_loader = DataLoader(train_set, args.batch_size // world, shuffle=sampler is None, sampler=sampler,
+                          seed=args.seed, transform=transform, device=args.device)
+val_share = Subset(val_set, numpy.arange(rank, len(val_set), world))         # every world-th digit: disjoint shares
+val_loader = DataLoader(val_share, 1000, seed=0, transform=transform, device=args.device)
 test_loader = DataLoader(test_set, 1000, seed=0, transform=transform, device=args.device)
-print(f"data: {len(train_set)} train, {len(val_set)} validation, {len(test_set)} test digits from {args.data_dir}")
+say(f"data: {len(train_set)} train, {len(val_set)} validation, {len(test_set)} test digits from {args.data_dir}")
 
 # ---------------------------------------------------------------------------------------- 3. model
-model = LeNet5(num_classes=10, channels=args.channels, hidden=args.hidden,
-               batch_norm=args.batch_norm, dropout=args.dropout).to(args.device)
+net = LeNet5(num_classes=10, channels=args.channels, hidden=args.hidden,
+             batch_norm=args.batch_norm, dropout=args.dropout).to(args.device)
+if args.distributed:
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)      # batch statistics over the global batch
+model = net                                                  # what trains; wrapped in DDP below
 if args.optimizer == "adam":
     optimizer = optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 else:
@@ -120,15 +164,16 @@ else:
                           weight_decay=args.weight_decay)
 scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                           steps_per_epoch=len(train_loader))   # stepped once per batch
-print(f"model: LeNet5, {model.num_parameters():,} parameters, {args.optimizer} peak lr={args.lr}, "
-      f"one-cycle schedule over {args.epochs} epochs, device {args.device}")
+say(f"model: LeNet5, {model.num_parameters():,} parameters, {args.optimizer} peak lr={args.lr}, "
+    f"one-cycle schedule over {args.epochs} epochs, device {args.device}"
+    + (f"; {world} processes x {args.batch_size // world} images" if args.distributed else ""))
 
-history = MetricHistory(out / "metrics")
+history = MetricHistory(out / "metrics" if rank == 0 else None)   # rank 0 writes the log
 stopper = EarlyStopping(patience=args.patience, mode="max") if args.patience > 0 else None
 start_epoch, best_val_acc, partial = 0, 0.0, None
 if args.resume:
     try:
-        meta = load_checkpoint(args.resume, model, optimizer, scheduler, loaders={"train": train_loader})
+        meta = load_checkpoint(args.resume, net, optimizer, scheduler, loaders={"train": train_loader})
     except (FileNotFoundError, ValueError) as error:
         fail(error)
     partial = meta["extra"].get("interrupted_epoch")    # an epoch stopped between two batches, or None
@@ -138,56 +183,80 @@ if args.resume:
     if stopper is not None and meta["extra"].get("early_stopping"):
         stopper.load_state_dict(meta["extra"]["early_stopping"])
     where = "" if partial is None else f", batch {train_loader.state_dict()['position'] + 1}"
-    print(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}{where}")
+    say(f"resumed from {args.resume}: continuing at epoch {start_epoch + 1}{where}")
     planned = meta["extra"]["config"]["epochs"]
     if planned != args.epochs:
-        print(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
+        say(f"note: the learning-rate schedule continues as saved, planned for {planned} epochs")
+if args.distributed:
+    model = nn.parallel.DistributedDataParallel(net)        # rank 0's weights to all; gradients averaged
 
 
 def checkpoint_state(epoch, interrupted_epoch=None):
     extra = {"history": history.rows, "config": vars(args),
              "early_stopping": stopper.state_dict() if stopper is not None else None,
              "interrupted_epoch": interrupted_epoch}
-    return dict(model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
+    return dict(model=net, optimizer=optimizer, scheduler=scheduler, epoch=epoch,
                 best_metric=best_val_acc, extra=extra, loaders={"train": train_loader})
 
 
 # ---------------------------------------------------------------------------------------- 4. train
+def validate():
+    """Validation loss and accuracy, each rank on its share, summed over the ranks."""
+    loss, acc, predicted, _ = evaluate(net, val_loader)    # the plain model: no collective per batch
+    n = len(predicted)
+    loss_sum, correct, count = reduced(loss * n if n else 0.0, acc * n if n else 0.0, n)
+    return loss_sum / count, correct / count
+
+
+def save(path, state):
+    """Rank 0 writes; the others wait, so no rank runs ahead of a checkpoint."""
+    if rank == 0:
+        save_checkpoint(path, **state)
+    if world > 1:
+        dist.barrier()
+    return path
+
+
 epoch = start_epoch - 1
 try:
     with stop_between_batches():               # Ctrl-C and `kill` stop between two batches, never inside one
         for epoch in range(start_epoch, args.epochs):
             model.train()                      # dropout on, batch norm on batch statistics
             lr = optimizer.param_groups[0]["lr"] if partial is None else partial["lr"]   # at the epoch's start
+            if sampler is not None:
+                sampler.set_epoch(epoch)       # a new shuffle of the shards each epoch, the same on all ranks
             bar = train_one_epoch(model, train_loader, optimizer, F.cross_entropy, scheduler=scheduler,
                                   desc=f"epoch {epoch + 1}/{args.epochs}",
-                                  progress=not args.no_progress, resume=partial)
+                                  progress=not args.no_progress and rank == 0, resume=partial)
             partial = None                 # the next epochs start at their first batch
 
-            val_loss, val_acc, _, _ = evaluate(model, val_loader)
-            history.log(epoch=epoch + 1, train_loss=bar.loss, train_acc=bar.accuracy, val_loss=val_loss,
+            val_loss, val_acc = validate()
+            loss_sum, correct, count = reduced(bar.loss * bar.count, bar.accuracy * bar.count, bar.count)
+            train_loss, train_acc = loss_sum / count, correct / count
+            images_per_second = count / bar.elapsed if bar.elapsed else float("nan")
+            history.log(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                         val_acc=val_acc, lr=lr, seconds=round(bar.elapsed, 2),
-                        images_per_second=round(bar.images_per_second, 1))
-            print(f"epoch {epoch + 1}/{args.epochs}: train loss {bar.loss:.4f} acc {bar.accuracy:.2%} | "
-                  f"val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
-                  f"{bar.images_per_second:,.0f} img/s")
+                        images_per_second=round(images_per_second, 1))
+            say(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
+                f"val loss {val_loss:.4f} acc {val_acc:.2%} | {bar.elapsed:.1f} s, "
+                f"{images_per_second:,.0f} img/s")
             improved = val_acc > best_val_acc
             best_val_acc = max(best_val_acc, val_acc)
             stop = stopper is not None and stopper.step(val_acc)
-            save_checkpoint(out / "last.ckpt", **checkpoint_state(epoch))
+            save(out / "last.ckpt", checkpoint_state(epoch))
             if improved:
-                save_checkpoint(out / "best.ckpt", **checkpoint_state(epoch))
+                save(out / "best.ckpt", checkpoint_state(epoch))
             if stop:
-                print(f"early stopping: no val accuracy gain for {args.patience} epochs")
+                say(f"early stopping: no val accuracy gain for {args.patience} epochs")
                 break
             if args.stop_after is not None and epoch + 1 - start_epoch >= args.stop_after:
-                print(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
+                say(f"stopping after {args.stop_after} epoch(s) as asked; --resume {out / 'last.ckpt'} continues")
                 break
 except TrainingInterrupted as interrupt:
     # Between two batches: the weights, the optimizer, the scheduler and the loader's position agree, so
     # --resume continues this epoch at its next batch, as if it had never stopped.
-    path = save_checkpoint(out / "interrupted.ckpt", **checkpoint_state(epoch, dict(interrupt.progress, lr=lr)))
-    print(f"\ninterrupted: checkpoint saved to {path}; continue with --resume {path}", file=sys.stderr)
+    path = save(out / "interrupted.ckpt", checkpoint_state(epoch, dict(interrupt.progress, lr=lr)))
+    say(f"\ninterrupted: checkpoint saved to {path}; continue with --resume {path}", file=sys.stderr)
     sys.exit(130)
 except KeyboardInterrupt:
     print(f"\nstopped at once (a second Ctrl-C), in the middle of a step: no checkpoint of this moment; "
@@ -195,14 +264,18 @@ except KeyboardInterrupt:
     sys.exit(130)
 
 # ---------------------------------------------------------------------------------------- 5. report
-test_loss, test_acc, predicted, targets = evaluate(model, test_loader)
+if args.distributed:
+    dist.destroy_process_group()          # training is over; rank 0 alone evaluates and draws below
+    if rank != 0:
+        sys.exit(0)
+test_loss, test_acc, predicted, targets = evaluate(net, test_loader)
 plot_training_curves(history, out / "curves.png", title="MNIST LeNet-5")
 plot_confusion_matrix(confusion_matrix(predicted, targets, 10), out / "confusion.png",
                       title=f"MNIST test set, accuracy {test_acc:.2%}")
 images, labels = test_set.get_batch(numpy.arange(min(32, len(test_set))))
 with minigrad.no_grad():
-    model.eval()
-    scores = model(minigrad.Tensor(transform(images), device=args.device)).numpy()
+    net.eval()
+    scores = net(minigrad.Tensor(transform(images), device=args.device)).numpy()
 plot_sample_predictions(images, labels, scores, out / "samples.png")
 last = history.rows[-1] if history.rows else {}
 print(f"summary: mnist_cnn test_acc={test_acc:.4f} test_loss={test_loss:.4f} "
