@@ -31,25 +31,32 @@ def topological_order(root):
     return order
 
 
-_callbacks = []   # functions to call once, when the next backward has finished (queue_callback)
+_callbacks = []   # (function, if_failed) pairs for the end of the backward pass now running
 
 
-def queue_callback(function):
-    """Call `function()` once, at the end of the next backward pass (after every leaf has its .grad).
+def queue_callback(function, if_failed=None):
+    """Call `function()` once, at the end of the backward pass now running (after every leaf has its
+    .grad); if that backward raises instead, call `if_failed()`. Call it from a hook during backward.
 
     DistributedDataParallel uses it to wait for its gradient all-reduces before backward() returns.
     """
-    _callbacks.append(function)
+    _callbacks.append((function, if_failed))
 
 
 def run_backward(root, seed, retain_graph=False):
     """Propagate `seed` = dL/d(root) back to every leaf; see Tensor.backward."""
+    outer = list(_callbacks)          # a backward inside a hook of another keeps the outer one's
+    _callbacks.clear()
     try:
         _propagate(root, seed, retain_graph)
-        callbacks = list(_callbacks)
-    finally:
-        _callbacks.clear()
-    for function in callbacks:
+    except BaseException:
+        failed, _callbacks[:] = list(_callbacks), outer
+        for _, if_failed in failed:
+            if if_failed is not None:
+                if_failed()
+        raise
+    finished, _callbacks[:] = list(_callbacks), outer
+    for function, _ in finished:
         function()
 
 

@@ -230,6 +230,10 @@ class Tensor:
                 f"{name}: this tensor requires grad, and an in-place change would be invisible to "
                 f"autograd; do it under minigrad.no_grad(), or on tensor.data"
             )
+        result_dtype = getattr(values, "dtype", None)
+        if result_dtype is not None and not numpy.can_cast(result_dtype, self.dtype, "same_kind"):
+            raise TypeError(f"{name}: the result is {result_dtype}, which cannot be stored in this {self.dtype} "
+                            f"tensor in place; convert it first (.float())")
         self.array[...] = values
         return self
 

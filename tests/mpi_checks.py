@@ -257,6 +257,48 @@ def check_sync_batchnorm_uneven_parts():
         numpy.testing.assert_allclose(b.numpy(), c.numpy(), rtol=1e-12)
 
 
+def check_two_models_backward_separately():
+    """A GAN's step: D's backward on G's detached output must not end G's averaging, nor trip it."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x, _ = batch()
+    g_ref, d_ref = mlp(0), nn.Sequential(nn.Linear(3, 1)).double()
+    g_model, d_model = mlp(0), nn.Sequential(nn.Linear(3, 1)).double()
+    d_model.load_state_dict(d_ref.state_dict())
+    g = nn.parallel.DistributedDataParallel(g_model, bucket_cap_mb=1e-4)
+    d = nn.parallel.DistributedDataParallel(d_model, bucket_cap_mb=1e-4)
+    fake = g(my_part(x, rank, world))
+    d(fake.detach()).mean().backward()                  # reaches D only
+    d(fake).mean().backward()                           # reaches D and G
+    fake_ref = g_ref(x)
+    d_ref(fake_ref.detach()).mean().backward()
+    d_ref(fake_ref).mean().backward()
+    for ours, theirs in zip(list(g_model.parameters()) + list(d_model.parameters()),
+                            list(g_ref.parameters()) + list(d_ref.parameters())):
+        numpy.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def check_a_caught_error_in_backward_leaves_ddp_working():
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x, y = batch()
+    reference, model = mlp(0), mlp(0)
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=1e-4)
+    out = ddp(my_part(x, rank, world))
+
+    def fail(grad):
+        raise ValueError("a hook fails on purpose")
+
+    out.register_hook(fail)
+    try:
+        minigrad.nn.functional.cross_entropy(out, my_part(y, rank, world)).backward()
+    except ValueError:
+        pass
+    model.zero_grad()
+    expected = reference_gradients(reference, x, y)
+    minigrad.nn.functional.cross_entropy(ddp(my_part(x, rank, world)), my_part(y, rank, world)).backward()
+    for p, g in zip(model.parameters(), expected):
+        numpy.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-12, atol=1e-14)
+
+
 def check_nccl_collectives():
     """GPU arrays through NCCL (the GPU suite starts this with one rank per device)."""
     import cupy

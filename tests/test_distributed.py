@@ -36,6 +36,7 @@ def run_ranks(*checks, ranks=2, timeout=120):
     ["collectives", "different_models_are_named_not_hung"],
     ["gradients_equal_the_big_batch", "steps_match_one_process"],
     ["no_sync_accumulates_then_averages", "unused_parameters"],
+    ["two_models_backward_separately", "a_caught_error_in_backward_leaves_ddp_working"],
     ["sync_batchnorm_matches_one_process", "sync_batchnorm_resnet_matches_one_process",
      "sync_batchnorm_uneven_parts"],
 ])

@@ -215,3 +215,10 @@ def test_the_coming_from_pytorch_page_runs_as_written():
     result = doctest.testfile(str(page), module_relative=False,
                               optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 8 and result.failed == 0
+
+
+def test_in_place_arithmetic_refuses_a_result_its_dtype_cannot_hold():
+    t = minigrad.tensor([1, 2, 3])
+    with pytest.raises(TypeError, match=r"div_: the result is float64.*int64"):
+        t.div_(2)
+    assert t.tolist() == [1, 2, 3] and t.add_(1).tolist() == [2, 3, 4]

@@ -300,3 +300,43 @@ def test_a_torchvision_script_finds_everything_at_torchvisions_paths():
         assert hasattr(t, name), name
     assert datasets.MNIST and datasets.CIFAR10 and datasets.ImageFolder and models.resnet18 and utils.make_grid
     assert minigrad.vision is torchvision
+
+
+def test_random_transforms_inside_a_datasets_getitem_repeat_with_the_loaders_seed_even_with_prefetch():
+    class TorchvisionStyle(minigrad.data.Dataset):          # the transform runs in __getitem__, without an rng
+        def __init__(self):
+            self.images, self.t = _images(12), transforms.RandomResizedCrop(6)
+
+        def __len__(self):
+            return 12
+
+        def __getitem__(self, i):
+            return self.t(self.images[i]), i
+
+    def epoch(**options):
+        minigrad.manual_seed(0)
+        batches = []
+        for x, _ in DataLoader(TorchvisionStyle(), batch_size=4, seed=1, **options):
+            numpy.random.random()                           # the main thread uses the global RNG meanwhile
+            batches.append(x.numpy())
+        return batches
+
+    first = epoch()
+    for again in (epoch(), epoch(prefetch=True), epoch(num_workers=1)):
+        for a, b in zip(first, again):
+            numpy.testing.assert_array_equal(a, b)
+
+
+def test_to_tensor_moves_channels_last_batches_to_channels_first_like_single_images():
+    hwc = _images(3).transpose(0, 2, 3, 1)                  # (3, 12, 10, 3)
+    ds = ArrayDataset(hwc, [0, 1, 2], transform=transforms.ToTensor())
+    x, _ = next(iter(DataLoader(ds, batch_size=3)))
+    assert x.shape == (3, 3, 12, 10) == (3,) + ds[0][0].shape
+    numpy.testing.assert_allclose(x.numpy()[1], ds[1][0].numpy())
+
+
+def test_resize_max_size_is_checked_as_torchvision_checks_it():
+    with pytest.raises(ValueError, match="max_size.*larger than size"):
+        transforms.Resize(32, max_size=20)
+    with pytest.raises(ValueError, match="max_size applies to an int size"):
+        transforms.Resize((32, 40), max_size=50)

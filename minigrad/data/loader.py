@@ -42,7 +42,7 @@ import numpy
 
 from minigrad import backend
 from minigrad.data.dataset import fetch_batch
-from minigrad.data.transforms import Transform
+from minigrad.data.transforms import Transform, drawing_from
 from minigrad.tensor import Tensor
 
 
@@ -152,7 +152,8 @@ class DataLoader:
     def _make_batch(self, indices, epoch_seed, batch_number):
         """Gather, transform and move one batch; returns a tuple of Tensors."""
         dataset_rng = numpy.random.default_rng([epoch_seed, batch_number, 1])   # the dataset's transform=
-        fields = list(fetch_batch(self.dataset, indices, rng=dataset_rng))
+        with drawing_from(dataset_rng):          # also for random transforms inside a dataset's __getitem__
+            fields = list(fetch_batch(self.dataset, indices, rng=dataset_rng))
         if self.transform is not None:
             rng = numpy.random.default_rng([epoch_seed, batch_number])
             if isinstance(self.transform, Transform):
@@ -232,8 +233,12 @@ def _prefetching(loader, batches, epoch_seed, first=0):
                 continue
         return False
 
+    gpu = backend.cupy_module().cuda.Device() if loader.device == backend.GPU else None   # this thread's GPU
+
     def work():
         try:
+            if gpu is not None:
+                gpu.use()                 # the current GPU is per thread: build batches on the caller's
             for b in range(first, len(batches)):
                 if stop.is_set() or not put(loader._make_batch(batches[b], epoch_seed, b)):
                     return

@@ -29,6 +29,7 @@ A transform minigrad does not have can be any function of one image; Compose
 and the datasets apply it image by image (Lambda names one explicitly).
 """
 import math
+import threading
 
 import numpy
 from numpy.lib.stride_tricks import sliding_window_view
@@ -46,8 +47,33 @@ def _check_batch(x, who):
                          f"{x.shape}{hint}")
 
 
+_batch_rng = threading.local()     # .rng: the generator of the batch this thread is building (DataLoader)
+
+
+class drawing_from:
+    """`with drawing_from(rng):` random transforms called without an rng in this thread draw from `rng`.
+
+    The DataLoader builds each batch inside one, so a dataset whose __getitem__ applies a random
+    transform (torchvision's style) is reproducible too, even from the prefetch thread.
+    """
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def __enter__(self):
+        self.previous = getattr(_batch_rng, "rng", None)
+        _batch_rng.rng = self.rng
+
+    def __exit__(self, *exc):
+        _batch_rng.rng = self.previous
+
+
 def _fallback_rng():
-    """A Generator seeded from NumPy's global RNG, so minigrad.manual_seed still applies."""
+    """The batch's generator (see drawing_from), else one seeded from NumPy's global RNG, so that
+    minigrad.manual_seed applies."""
+    rng = getattr(_batch_rng, "rng", None)
+    if rng is not None:
+        return rng
     return numpy.random.default_rng(numpy.random.randint(0, 2**31 - 1, size=4))
 
 
@@ -178,11 +204,15 @@ class ToTensor(ToFloat):
 
     def batch(self, x, rng=None):
         _check_batch(x, "ToTensor")
-        return super().batch(x[:, None] if x.ndim == 3 else x)
+        if x.ndim == 3:
+            x = x[:, None]                                         # (N, H, W) -> (N, 1, H, W)
+        elif _channels_last(x.shape[1:]):
+            x = x.transpose(0, 3, 1, 2)                            # (N, H, W, C) -> (N, C, H, W)
+        return super().batch(x)
 
     def __call__(self, x, rng=None):
         array, _ = _as_array(x, "ToTensor")
-        if array.ndim == 3 and array.shape[0] not in (1, 3, 4) and array.shape[2] in (1, 3, 4):
+        if array.ndim == 3 and _channels_last(array.shape):
             array = array.transpose(2, 0, 1)                       # (H, W, C) -> (C, H, W)
         if array.ndim == 4:
             return _as_tensor(self.batch(array))
@@ -190,6 +220,11 @@ class ToTensor(ToFloat):
             raise ValueError(f"ToTensor expects one image (C, H, W), (H, W, C) or (H, W), or a batch "
                              f"(N, C, H, W); got shape {array.shape}")
         return _as_tensor(self.batch(array[None])[0])
+
+
+def _channels_last(shape):
+    """An image shape (A, B, C) read as (H, W, C): its first axis is not 1, 3 or 4 channels and its last is."""
+    return shape[0] not in (1, 3, 4) and shape[2] in (1, 3, 4)
 
 
 class Normalize(Transform):
@@ -355,6 +390,10 @@ class Resize(Transform):
         else:
             self.size = _size_pair(size, "Resize")
         self.interpolation = _check_mode(interpolation, "Resize")
+        if max_size is not None and isinstance(self.size, tuple):
+            raise ValueError(f"Resize: max_size applies to an int size (the shorter side), not to size {size!r}")
+        if max_size is not None and max_size <= self.size:
+            raise ValueError(f"Resize: max_size ({max_size}) must be larger than size ({self.size})")
         self.max_size = max_size
         self.antialias = bool(antialias)
 

@@ -85,6 +85,7 @@ def init_process_group(backend=None, **ignored):
                            "destroy_process_group() first")
     MPI = _mpi()
     comm = MPI.COMM_WORLD.Dup()
+    _use_this_ranks_gpu(comm)
     if backend is None:
         backend = "nccl" if _nccl_usable() else "mpi"
     if backend in ("gloo", "mpi"):
@@ -120,6 +121,18 @@ def _nccl_usable():
     except ImportError:
         return False
     return True
+
+
+def _use_this_ranks_gpu(comm):
+    """Make GPU (local rank mod device count) current before anything touches the GPU, so the ranks on
+    one machine do not all start on GPU 0."""
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:                   # no CuPy, no driver, no device: the CPU it is
+        return
+    if count > 0:
+        cupy.cuda.Device(local_rank_of(comm) % count).use()
 
 
 def _install_abort_hook(comm):

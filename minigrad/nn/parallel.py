@@ -77,6 +77,7 @@ class DistributedDataParallel(Module):
         self.__dict__["_bucket_of"] = {id(p): bucket for bucket in self._buckets for p in bucket.params}
         self.__dict__["_sync"] = True
         self.__dict__["_pending"] = False
+        self.__dict__["_in_backward"] = False
         for _, p in named:
             p.register_post_accumulate_grad_hook(self._gradient_ready)
 
@@ -109,25 +110,41 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------------ the step
     def forward(self, *inputs, **kwargs):
-        from minigrad import autograd, grad_mode
+        from minigrad import grad_mode
         if self._options["broadcast_buffers"] and self._group.size > 1:
             buffers = [b for _, b in self.module.named_buffers()]
             if buffers:
                 self._broadcast_from_rank0(buffers)
         if grad_mode.is_grad_enabled() and self._sync and self._group.size > 1:
-            if not self._pending:
-                for bucket in self._buckets:
-                    bucket.reset()
-                self.__dict__["_pending"] = True
-                autograd.queue_callback(self._finish)
+            self.__dict__["_pending"] = True           # the next backward through this model averages
         return self.module(*inputs, **kwargs)
 
     def _gradient_ready(self, p):
-        """A parameter's .grad is complete: start every bucket that is full, in bucket order."""
+        """A parameter's .grad is complete: start every bucket that is full, in bucket order.
+
+        The first one in a backward registers _finish for that backward's end, so a backward that
+        never reaches this model (another model's, or none) leaves it alone.
+        """
         if not self._pending:
             return
+        if not self._in_backward:
+            for bucket in self._buckets:
+                bucket.reset()
+            self.__dict__["_in_backward"] = True
+            from minigrad import autograd
+            autograd.queue_callback(self._finish, if_failed=self._abandon)
         self._bucket_of[id(p)].ready.add(id(p))
         self._launch(require_full=True)
+
+    def _abandon(self):
+        """The backward raised: let the started all-reduces complete (every rank started the same ones
+        if every rank raised; an uncaught error aborts the job anyway), keep the local gradients."""
+        for bucket in self._buckets:
+            if bucket.work is not None:
+                bucket.work.wait()
+            bucket.reset()
+        self.__dict__["_pending"] = False
+        self.__dict__["_in_backward"] = False
 
     def _launch(self, require_full):
         for bucket in self._buckets:
@@ -141,9 +158,11 @@ class DistributedDataParallel(Module):
     def _finish(self):
         """End of backward: start what is left, wait for every all-reduce, write the averages to .grad."""
         self.__dict__["_pending"] = False
+        self.__dict__["_in_backward"] = False
         missing = [name for bucket in self._buckets for name, p in zip(bucket.names, bucket.params)
                    if id(p) not in bucket.ready]
         if missing and not self._options["find_unused_parameters"]:
+            self._abandon()
             raise RuntimeError(
                 f"DistributedDataParallel: parameter(s) {missing[:5]}{' ...' if len(missing) > 5 else ''} received "
                 f"no gradient in this backward, so the ranks cannot average them; use every parameter in "
