@@ -106,9 +106,26 @@ def test_tuned_policy_sends_strided_cols_to_the_loop_for_their_size(size, loops)
     assert taken == loops
 
 
-def test_unstrided_and_dilated_chunks_never_take_a_constant_size_loop():
-    """Only the strided windows path has loops for constant sizes: a stride-1 or dilated chunk in the
-    configured range keeps its generic loop."""
+@pytest.mark.parametrize("kernel, padding, size, dtype", [
+    ((5, 5), (0, 0), (32, 32), numpy.float32),           # LeNet's first layer
+    ((5, 5), (0, 0), (14, 14), numpy.float64),           # its second
+    ((3, 3), (0, 0), (28, 28), numpy.float32),           # the MNIST CNN's
+    ((5, 5), (1, 1), (9, 11), numpy.float64),            # padded, yet narrower than the input
+])
+def test_stride_1_narrower_chunks_take_im2cols_constant_size_loop_bit_for_bit(kernel, padding, size, dtype):
+    """im2col's loop for constant sizes also serves stride-1 convolutions whose output is narrower than
+    the input ("valid" ones, LeNet's): taken for chunks in the configured range, the same cols as NumPy."""
+    x = numpy.random.default_rng(11).standard_normal((3, 2) + size).astype(dtype)
+    geometry = (x, kernel[0], kernel[1], (1, 1), padding, (1, 1))
+    with kernel_policy(constant_sizes_from_bytes=0, serial_below_bytes=1 << 40), loops_taken() as taken:
+        assert_same("im2col", im2col(*geometry), im2col_numpy(*geometry))
+    assert [kind for kind, _ in taken] == ["constant sizes"], taken
+
+
+def test_dilated_and_same_width_unstrided_chunks_never_take_a_constant_size_loop():
+    """A dilated chunk in the configured range keeps its generic loop, and so does a stride-1 chunk
+    as wide as its input (it has the faster flat loop); col2im has constant-size loops for strided
+    chunks only."""
     x = numpy.random.default_rng(10).standard_normal((2, 3, 9, 9))
     with kernel_policy(constant_sizes_from_bytes=0, serial_below_bytes=1 << 40), loops_taken() as taken:
         for stride, dilation in [((1, 1), (1, 1)), ((2, 2), (2, 2))]:

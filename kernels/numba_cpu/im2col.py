@@ -73,8 +73,9 @@ def _im2col_rows(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, 
                     continue
                 for ow in range(lo):
                     cols[row, column + ow] = 0
-                if stride_w == 1:                        # unit stride: a contiguous copy (SIMD)
-                    cols[row, column + lo:column + hi] = x[n, c, ih, lo + offset_w:hi + offset_w]
+                if stride_w == 1:                        # unit stride: a contiguous run, vectorised by LLVM
+                    for ow in range(lo, hi):             # (a loop: a slice copy costs more for short rows)
+                        cols[row, column + ow] = x[n, c, ih, ow + offset_w]
                 else:
                     for ow in range(lo, hi):
                         cols[row, column + ow] = x[n, c, ih, ow * stride_w + offset_w]
@@ -244,14 +245,17 @@ def gather_plane(x, cols, n, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
 _constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW) -> the serial loop compiled for them
 
 
-def takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols_bytes):
+def takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols_bytes, unit_stride=False):
     """Whether im2col and col2im run the loop compiled for these sizes: a strided (windows-path)
     convolution's chunk, from LIMITS["constant_sizes_from_bytes"] of cols and under
     LIMITS["serial_below_bytes"] (see `configure` in __init__.py; smaller calls keep the generic
-    loop and compile nothing new)."""
+    loop and compile nothing new). unit_stride: im2col's loop serves stride-1 convolutions too
+    (the "valid" ones, narrower than their input, like LeNet's 5x5: `gather_plane` with its sizes
+    known copies their short rows several times faster than the generic row loop)."""
     smallest = LIMITS["constant_sizes_from_bytes"]
-    return (smallest is not None and uses_windows(kernel_h, kernel_w, stride, dilation)
-            and smallest <= cols_bytes < LIMITS["serial_below_bytes"])
+    geometry = uses_windows(kernel_h, kernel_w, stride, dilation) or (
+        unit_stride and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1))
+    return smallest is not None and geometry and smallest <= cols_bytes < LIMITS["serial_below_bytes"]
 
 
 def constant_size_loop(kernel_h, kernel_w, stride, padding, out_w):
@@ -330,7 +334,7 @@ def im2col(x, kernel_h, kernel_w, stride, padding, dilation):
     if tuple(stride) == (1, 1) and out_w == width:
         loops = (_im2col_rows_flat_serial, _im2col_rows_flat)
         arguments = (x, cols, kernel_h, kernel_w, padding[0], padding[1], dilation[0], dilation[1], out_h, out_w)
-    elif takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols.nbytes):   # strided, a chunk
+    elif takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols.nbytes, unit_stride=True):   # a chunk
         constant_size_loop(kernel_h, kernel_w, stride, padding, out_w)(x, cols, out_h)
         return cols
     elif uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through `fill_windows`
