@@ -9,7 +9,23 @@ array (device "gpu", alias "cuda"). Every op is written once against an
 
 CuPy is imported lazily, on first use of the GPU, so the CPU path never
 imports it and minigrad works where CuPy is not installed.
+
+Host transfers. The GPU runs asynchronously: the host queues kernels and moves
+on. Reading a GPU value on the host (``loss.item()``, ``float(t)``, ``if t:``,
+``t.numpy()``) makes the host wait until the GPU has finished everything queued
+before it, so a training step should do it rarely. Every such conversion in
+minigrad goes through ``to_numpy`` below, which counts it::
+
+    with backend.counting_host_transfers() as transfers:
+        train_one_epoch(...)
+    print(transfers.count)                  # GPU -> host conversions inside the block
+
+``counting_host_transfers(count_cpu=True)`` counts NumPy arrays at the same
+places too, so a test on a machine without a GPU can prove that a loop makes
+no conversion (see tests/test_host_transfers.py).
 """
+import contextlib
+
 import numpy
 
 CPU = "cpu"
@@ -41,7 +57,8 @@ extern "C" __global__ void minigrad_probe(const float* x, float* y, int n) {
 
 def probe_gpu(cupy):
     """None if `cupy` runs an elementwise op, a float32 matmul (cuBLAS) and a CUDA C kernel compiled here
-    (NVRTC) with the right answers; else a sentence saying what failed and how to fix it."""
+    (NVRTC) with the right answers; else a sentence saying what failed and how to fix it. (Its reads
+    of GPU values are not counted in host_transfers: they happen once, before the GPU is used.)"""
     def elementwise():
         return float((cupy.arange(4, dtype=cupy.float32) * 2).sum()) == 12.0
 
@@ -181,13 +198,63 @@ def to_device(array, device):
         cupy = cupy_module()
         return array if is_gpu_array(array) else cupy.asarray(array)
     if is_gpu_array(array):
-        return array.get()
+        return to_numpy(array)
     return numpy.asarray(array)
 
 
+# ------------------------------------------------------------------ device -> host, counted
+host_transfers = 0   # GPU arrays converted to the host so far, by to_numpy (NumPy arrays too while count_cpu)
+_count_cpu = 0       # > 0 inside counting_host_transfers(count_cpu=True)
+
+
 def to_numpy(array):
-    """A NumPy copy (or view) of a NumPy or CuPy array."""
-    return array.get() if is_gpu_array(array) else numpy.asarray(array)
+    """A NumPy copy (or view) of a NumPy or CuPy array.
+
+    Every device -> host conversion in minigrad comes here (Tensor.item, .numpy(), .tolist(),
+    float(t), bool(t), ...), so it is counted in `host_transfers`: one for each GPU array, and,
+    for tests, one for each NumPy array while counting_host_transfers(count_cpu=True) is active.
+    """
+    global host_transfers
+    if is_gpu_array(array):
+        host_transfers += 1
+        return array.get()                  # waits for the GPU's queued work
+    if _count_cpu and isinstance(array, (numpy.ndarray, numpy.generic)):
+        host_transfers += 1                 # where a GPU array would have been copied
+    return numpy.asarray(array)
+
+
+def to_python(array):
+    """A Python number from a one-element NumPy or CuPy array (one counted host transfer)."""
+    return to_numpy(array).reshape(()).item()
+
+
+class HostTransferCount:
+    """What counting_host_transfers() yields: `.count` is the number of conversions since the block
+    began (read it inside the block for a running count); it stops counting when the block ends."""
+
+    def __init__(self):
+        self.start, self.end = host_transfers, None
+
+    @property
+    def count(self):
+        return (host_transfers if self.end is None else self.end) - self.start
+
+
+@contextlib.contextmanager
+def counting_host_transfers(count_cpu=False):
+    """Count the device -> host conversions made inside the block (`with ... as transfers:
+    transfers.count`). count_cpu=True also counts NumPy arrays at the same places, a hook for tests
+    on a machine without a GPU: there every call of to_numpy with a NumPy array counts, including
+    host data that would never have been on the GPU, so use it around code whose data are arrays.
+    (to_device(array, "cpu") of a NumPy array, e.g. a Tensor made from host data, never counts.)"""
+    global _count_cpu
+    counter = HostTransferCount()
+    _count_cpu += bool(count_cpu)
+    try:
+        yield counter
+    finally:
+        _count_cpu -= bool(count_cpu)
+        counter.end = host_transfers
 
 
 def scatter_add(target, index, values):

@@ -70,11 +70,11 @@ def _view_as(self, other):
 
 
 def _all(self):
-    return bool(self.array.all())
+    return bool(backend.to_python(self.array.all()))
 
 
 def _any(self):
-    return bool(self.array.any())
+    return bool(backend.to_python(self.array.any()))
 
 
 def _setitem(self, index, value):

@@ -106,7 +106,7 @@ class SyncBatchNorm(BatchNorm):
         packed[2] = x3.shape[0] * x3.shape[2]
         _sum_over_ranks(packed, self.group)
         total, total_of_squares, counts = packed
-        count = float(counts[0])                                         # M, the same for every channel
+        count = backend.to_python(counts[0])                             # M, the same for every channel
         if count < 2:
             raise ValueError(f"sync_batch_norm: training needs more than 1 value per channel in the global "
                              f"batch to estimate a variance, got {count:g} (input shape {tuple(x3.shape)} here)")

@@ -376,12 +376,13 @@ def _finite_problem(value, dtype):
     value = xp.asarray(value)
     if value.dtype.kind not in "fiub":
         return f"dtype {value.dtype} is not numeric"
-    if not bool(xp.isfinite(value).all()):
+    if not bool(backend.to_python(xp.isfinite(value).all())):
         return "holds inf or NaN"
     with numpy.errstate(over="ignore"):
         converted = value.astype(dtype)
-    if not bool(xp.isfinite(converted).all()):
-        return f"its largest magnitude {float(xp.abs(value).max()):.3g} overflows {numpy.dtype(dtype).name}"
+    if not bool(backend.to_python(xp.isfinite(converted).all())):
+        largest = backend.to_python(xp.abs(value).max())
+        return f"its largest magnitude {largest:.3g} overflows {numpy.dtype(dtype).name}"
     return None
 
 

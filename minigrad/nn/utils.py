@@ -58,10 +58,10 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
     per_parameter = xp.stack([_vector_norm(g, norm_type) for g in grads])   # (n_params,)
     total_norm = _vector_norm(per_parameter, norm_type)                     # ()
-    if error_if_nonfinite and not bool(xp.isfinite(total_norm)):
+    if error_if_nonfinite and not bool(backend.to_python(xp.isfinite(total_norm))):   # the host waits for the GPU
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-            f"{float(total_norm)}, so they cannot be clipped; pass error_if_nonfinite=False "
+            f"{backend.to_python(total_norm)}, so they cannot be clipped; pass error_if_nonfinite=False "
             "to clip anyway"
         )
     scale = xp.minimum(max_norm / (total_norm + 1e-6), 1.0)

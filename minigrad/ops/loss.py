@@ -71,7 +71,12 @@ def _check_arrays(op_name, **arrays):
 
 
 def _check_class_target(op_name, scores, target, weight, ignore_index):
-    """Labels must be integers of shape (N, d...), each in [0, C) or equal to ignore_index."""
+    """Labels must be integers of shape (N, d...), each in [0, C) or equal to ignore_index.
+
+    Dtype and shape are checked everywhere. The range needs the labels' values: on the host that is
+    cheap, but on the GPU the host would wait for the GPU at every step to learn them, so there a
+    label out of range makes the loss NaN instead (_row_weights), which shows when the loss is read;
+    the same batch on the CPU raises the exact error."""
     _check_arrays(op_name, input=scores, target=target, weight=weight)
     if scores.ndim < 1:
         raise ValueError(f"{op_name}: input must be (C,), (N, C) or (N, C, d...), got a 0-d array")
@@ -89,6 +94,13 @@ def _check_class_target(op_name, scores, target, weight, ignore_index):
         )
     if weight is not None and tuple(weight.shape) != (classes,):
         raise ValueError(f"{op_name}: weight must have shape ({classes},) (one per class), got {tuple(weight.shape)}")
+    if not backend.is_gpu_array(target):
+        _check_label_range(op_name, target, classes, ignore_index)
+    return classes
+
+
+def _check_label_range(op_name, target, classes, ignore_index):
+    """Host arrays only: every label in [0, C) or equal to ignore_index."""
     labels = target[target != ignore_index]
     bad = labels[(labels < 0) | (labels >= classes)]
     if bad.size:
@@ -96,15 +108,17 @@ def _check_class_target(op_name, scores, target, weight, ignore_index):
             f"{op_name}: target label {int(bad[0])} is out of range for {classes} classes "
             f"(expected 0 <= label < {classes}, or ignore_index={ignore_index})"
         )
-    return classes
 
 
-def _row_weights(xp, target_rows, weight, ignore_index, dtype):
-    """(valid rows, safe labels, w[t_i] with 0 for ignored rows), each (M,)."""
+def _row_weights(xp, target_rows, classes, weight, ignore_index, dtype):
+    """(valid rows, safe labels, w[t_i]), each (M,): w[t_i] is 0 for an ignored row and NaN for a label
+    out of range, which gets here only on the GPU (see _check_class_target): the loss comes out NaN,
+    not silently wrong (CuPy wraps an index out of range around where NumPy raises)."""
     valid = target_rows != ignore_index
-    labels = xp.where(valid, target_rows, 0)
+    in_range = (target_rows >= 0) & (target_rows < classes)
+    labels = xp.where(valid & in_range, target_rows, 0)
     row_weight = valid.astype(dtype) if weight is None else weight.astype(dtype)[labels] * valid
-    return valid, labels, row_weight
+    return valid, labels, xp.where(valid & ~in_range, numpy.dtype(dtype).type(numpy.nan), row_weight)
 
 
 class CrossEntropy(Function):
@@ -120,7 +134,7 @@ class CrossEntropy(Function):
         xp = backend.array_module(logits)
         classes = _check_class_target("cross_entropy", logits, target, weight, self.ignore_index)
         z = _flatten_classes(logits)                                     # (M, C)
-        valid, labels, row_weight = _row_weights(xp, target.reshape(-1), weight, self.ignore_index, z.dtype)
+        valid, labels, row_weight = _row_weights(xp, target.reshape(-1), classes, weight, self.ignore_index, z.dtype)
         shifted = z - z.max(axis=1, keepdims=True)                       # <= 0: exp never overflows
         log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))  # (M, C)
         class_weight = xp.ones(classes, dtype=z.dtype) if weight is None else weight.astype(z.dtype)
@@ -155,9 +169,10 @@ class NLLLoss(Function):
 
     def forward(self, log_probs, target, weight=None):
         xp = backend.array_module(log_probs)
-        _check_class_target("nll_loss", log_probs, target, weight, self.ignore_index)
+        classes = _check_class_target("nll_loss", log_probs, target, weight, self.ignore_index)
         rows_lp = _flatten_classes(log_probs)                            # (M, C)
-        _, labels, row_weight = _row_weights(xp, target.reshape(-1), weight, self.ignore_index, rows_lp.dtype)
+        _, labels, row_weight = _row_weights(xp, target.reshape(-1), classes, weight, self.ignore_index,
+                                             rows_lp.dtype)
         rows = xp.arange(rows_lp.shape[0])
         loss = -row_weight * rows_lp[rows, labels]                       # (M,)
         denominator = row_weight.sum()

@@ -46,7 +46,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=2000, see
 
     def loss_value():
         out = fn(*inputs)
-        return float((out.array.astype(numpy.float64) * weight).sum())
+        return backend.to_python((out.array.astype(numpy.float64) * weight).sum())
 
     for x in inputs:
         if isinstance(x, Tensor):
@@ -82,7 +82,7 @@ def _check_elementwise(x, analytic, loss_value, eps, atol, rtol):
     numeric = numpy.zeros(x.shape)
     flat = x.array.reshape(-1)  # a view: changing it changes x
     for i in range(flat.size):
-        original = float(flat[i])
+        original = backend.to_python(flat[i])
         flat[i] = original + eps
         up = loss_value()
         flat[i] = original - eps

@@ -3,7 +3,7 @@
     bar = TrainingProgress(train_loader, desc="epoch 1/10")
     for images, labels in bar:
         ...                                              # forward, backward, step
-        bar.update(loss=loss.item(), correct=number_right, count=len(labels))
+        bar.update(loss=loss, correct=number_right, count=len(labels))
     print(bar.summary())      # "loss 0.3124  acc 91.02%  5,310 img/s  <seconds> s"
 
 The bar is drawn by tqdm when it is installed (the `dev` extra); without it,
@@ -17,9 +17,21 @@ for what it holds:
 
     loss = sum_b loss_b * n_b / sum_b n_b,     acc = sum_b correct_b / sum_b n_b
     images per second = sum_b n_b / seconds since the loop started
+
+The sums stay where the numbers come from. Given Tensors (the loss, the count of
+correct predictions) on the GPU, they are added up on the GPU, in float64 for the
+loss as float(loss) * n_b would be, and read on the host only when the bar's text
+is refreshed (every `refresh_every` steps, and once when the loop ends) and when
+.loss, .accuracy or state_dict() are asked for: reading a GPU number makes the
+host wait for the GPU, which a step that only queues work never has to do.
 """
 import sys
 import time
+
+import numpy
+
+from minigrad import backend
+from minigrad.tensor import Tensor
 
 
 def tqdm_available():
@@ -61,7 +73,11 @@ def _counted(iterable, bar):
 
 
 class TrainingProgress:
-    """Iterate over `iterable` (a DataLoader) with a bar showing running loss, accuracy and img/s."""
+    """Iterate over `iterable` (a DataLoader) with a bar showing running loss, accuracy and img/s.
+
+    refresh_every: the bar's text (loss and accuracy, read from the device) is redrawn every this
+    many steps, and once when the loop ends.
+    """
 
     def __init__(self, iterable, desc=None, total=None, enabled=True, leave=True, refresh_every=1):
         if total is None and hasattr(iterable, "__len__"):
@@ -70,23 +86,27 @@ class TrainingProgress:
         self.total, self.desc, self.enabled, self.leave = total, desc, enabled, leave
         self.bar = None                                  # made when the loop starts
         self.refresh_every = max(1, int(refresh_every))
-        self.loss_total = 0.0
+        self.loss_total = 0.0                            # a number, or a 0-d device array between reads
         self.loss_count = 0
-        self.correct = 0
+        self.correct = 0                                 # likewise
         self.count = 0
         self.steps = 0
         self.start = None
         self.elapsed = 0.0
         self.earlier_elapsed = 0.0                       # time spent on this epoch before a resume
+        self._shown = 0                                  # the step whose sums the bar's text shows
 
     def __iter__(self):
         self.bar = make_bar(self.desc, self.total, self.enabled, leave=self.leave, unit="batch", initial=self.steps)
         self.start = time.perf_counter()
+        self._shown = self.steps
         try:
             for item in self.iterable:                   # the only iteration of the loader
                 yield item
                 if self.bar is not None:
                     self.bar.update(1)
+            if self.bar is not None and self._shown != self.steps:
+                self._refresh()                          # the bar ends on the epoch's numbers
         finally:
             self.elapsed = self.earlier_elapsed + time.perf_counter() - self.start
             if self.bar is not None:
@@ -96,9 +116,10 @@ class TrainingProgress:
         return len(self.iterable)
 
     def state_dict(self):
-        """The running sums, for a checkpoint taken between two batches of this epoch."""
-        return {"loss_total": self.loss_total, "loss_count": self.loss_count, "correct": self.correct,
-                "count": self.count, "steps": self.steps, "elapsed": self.elapsed}
+        """The running sums (read on the host), for a checkpoint taken between two batches of this epoch."""
+        return {"loss_total": self._read("loss_total"), "loss_count": self.loss_count,
+                "correct": self._read("correct"), "count": self.count, "steps": self.steps,
+                "elapsed": self.elapsed}
 
     def load_state_dict(self, state):
         """Continue the running sums of an epoch that was interrupted (its time too: img/s stays honest)."""
@@ -107,26 +128,46 @@ class TrainingProgress:
         self.earlier_elapsed = float(state["elapsed"])
 
     def update(self, loss=None, correct=None, count=1):
-        """Add one batch: its mean `loss`, its number of `correct` predictions, its size `count`."""
+        """Add one batch: its mean `loss`, its number of `correct` predictions, its size `count`.
+
+        `loss` and `correct` are numbers, or one-element Tensors (or arrays) that are added up on
+        their own device without a host transfer.
+        """
         self.count += count
         self.steps += 1
         if loss is not None:
-            self.loss_total += float(loss) * count
+            array = _as_array(loss)
+            loss = float(loss) if array is None else array.astype(numpy.float64)
+            self.loss_total = self.loss_total + loss * count      # float64, as float(loss) * count
             self.loss_count += count
         if correct is not None:
-            self.correct += int(correct)
+            array = _as_array(correct)
+            self.correct = self.correct + (int(correct) if array is None else array)
         if self.start is not None:
             self.elapsed = self.earlier_elapsed + time.perf_counter() - self.start
         if self.bar is not None and self.steps % self.refresh_every == 0:
-            self.bar.set_postfix_str(self.postfix(), refresh=False)
+            self._refresh()
+
+    def _refresh(self):
+        self.bar.set_postfix_str(self.postfix(), refresh=False)
+        self._shown = self.steps
+
+    def _read(self, name):
+        """The running sum `name` as a Python number. A sum on a device is read once (a host transfer)
+        and kept as that number, which the next update adds to."""
+        value = getattr(self, name)
+        if type(value) not in (int, float):
+            value = backend.to_python(value)
+            setattr(self, name, value)
+        return value
 
     @property
     def loss(self):
-        return self.loss_total / self.loss_count if self.loss_count else float("nan")
+        return self._read("loss_total") / self.loss_count if self.loss_count else float("nan")
 
     @property
     def accuracy(self):
-        return self.correct / self.count if self.count else float("nan")
+        return self._read("correct") / self.count if self.count else float("nan")
 
     @property
     def images_per_second(self):
@@ -143,3 +184,11 @@ class TrainingProgress:
     def summary(self):
         return (f"loss {self.loss:.4f}  acc {self.accuracy:.2%}  "
                 f"{self.images_per_second:,.0f} img/s  {self.elapsed:.1f} s")
+
+
+def _as_array(value):
+    """A Tensor's (or a NumPy/CuPy array's) one element as a 0-d array on its device; None for a number."""
+    if isinstance(value, Tensor):
+        value = value.array
+    is_array = isinstance(value, (numpy.ndarray, numpy.generic)) or backend.is_gpu_array(value)
+    return value.reshape(()) if is_array else None

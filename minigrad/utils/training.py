@@ -14,6 +14,10 @@ One training step is the whole of deep learning in four lines:
 Evaluation runs the model in eval mode (dropout off, batch norm on its running
 statistics) under no_grad, so no graph is kept and memory stays flat.
 
+Neither loop reads a number back from the GPU at every step (which would make the host
+wait for the GPU): the running loss and the number correct are added up on the device,
+and read when the progress bar's text is refreshed and at the end (see utils/progress.py).
+
 Stopping a run and resuming it exactly. Inside `stop_between_batches()`, Ctrl-C (SIGINT)
 and `kill` (SIGTERM) do not stop a step half done: they set a flag, and the training loop
 raises TrainingInterrupted at the next batch boundary, before it starts a step. Everything
@@ -29,17 +33,21 @@ from collections import namedtuple
 
 import numpy
 
-from minigrad import grad_mode
+from minigrad import backend, grad_mode
 from minigrad.ops.loss import cross_entropy
-from minigrad.utils.metrics import RunningMean
 from minigrad.utils.progress import TrainingProgress
 
 Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "predicted", "targets"])
 
 
 def count_correct(logits, labels):
-    """How many rows of `logits` (B, classes) have their largest value at the true label."""
-    return int((logits.detach().numpy().argmax(axis=1) == labels.detach().numpy()).sum())
+    """How many rows of `logits` (B, classes) have their largest value at the true label (an int)."""
+    return backend.to_python(count_correct_array(logits, labels))
+
+
+def count_correct_array(logits, labels):
+    """count_correct as a 0-d integer array on the device of `logits`: no host transfer."""
+    return (logits.array.argmax(axis=1) == labels.array).sum()
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -99,7 +107,7 @@ def _world_size():
 
 
 def train_one_epoch(model, loader, optimizer, loss_fn=cross_entropy, scheduler=None, desc=None, progress=True,
-                    resume=None):
+                    resume=None, refresh_every=10):
     """One pass over `loader`; `scheduler`, if given, is stepped after every batch.
 
     The caller puts the model in train mode first (`model.train()`): it is the
@@ -108,9 +116,10 @@ def train_one_epoch(model, loader, optimizer, loss_fn=cross_entropy, scheduler=N
     .images_per_second summarise the epoch. resume: the running sums of this epoch
     from a TrainingInterrupted (the loader, restored from the same checkpoint, starts
     at the batch after the last one finished). Raises TrainingInterrupted between two
-    batches when asked to stop (see stop_between_batches).
+    batches when asked to stop (see stop_between_batches). refresh_every: the bar shows the running
+    loss and accuracy every this many batches (each time the host waits for the GPU to read them).
     """
-    bar = TrainingProgress(loader, desc=desc, enabled=progress)
+    bar = TrainingProgress(loader, desc=desc, enabled=progress, refresh_every=refresh_every)
     if resume is not None:
         bar.load_state_dict(resume)
     for images, labels in bar:
@@ -122,21 +131,26 @@ def train_one_epoch(model, loader, optimizer, loss_fn=cross_entropy, scheduler=N
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        bar.update(loss=loss.item(), correct=count_correct(logits, labels), count=len(labels))
+        bar.update(loss=loss, correct=count_correct_array(logits, labels), count=len(labels))   # on the device
     return bar
 
 
 def evaluate(model, loader, loss_fn=cross_entropy):
-    """Mean loss, accuracy, and every predicted and true class over `loader`, in eval mode, no graph."""
+    """Mean loss, accuracy, and every predicted and true class over `loader`, in eval mode, no graph.
+
+    The loss sum and the classes stay on the device until the end: three host transfers in all."""
     model.eval()
-    loss_meter, predicted, targets = RunningMean(), [], []
+    loss_total, count, predicted, targets = 0.0, 0, [], []
     with grad_mode.no_grad():
         for images, labels in loader:
             logits = model(images)                                           # (B, classes)
-            loss_meter.update(loss_fn(logits, labels).item(), count=len(labels))
-            predicted.append(logits.numpy().argmax(axis=1))
-            targets.append(labels.numpy())
+            loss = loss_fn(logits, labels).array.astype(numpy.float64)       # () on the device
+            loss_total, count = loss_total + loss * len(labels), count + len(labels)
+            predicted.append(logits.array.argmax(axis=1))                    # (B,)
+            targets.append(labels.array)                                     # (B,)
     if not predicted:
         return Evaluation(float("nan"), float("nan"), numpy.zeros(0, int), numpy.zeros(0, int))
-    predicted, targets = numpy.concatenate(predicted), numpy.concatenate(targets)
-    return Evaluation(loss_meter.mean, float((predicted == targets).mean()), predicted, targets)
+    predicted = backend.to_numpy(backend.array_module(predicted[0]).concatenate(predicted))
+    targets = backend.to_numpy(backend.array_module(targets[0]).concatenate(targets))
+    loss = backend.to_python(loss_total) / count
+    return Evaluation(loss, float((predicted == targets).mean()), predicted, targets)
