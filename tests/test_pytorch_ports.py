@@ -27,8 +27,9 @@ def data(tmp_path_factory):
     folder = root / cifar10.FOLDER
     folder.mkdir(parents=True)
     for k, name in enumerate(cifar10.TRAIN_FILES + cifar10.TEST_FILES):
-        batch = cifar_batch(10, seed=k, name=name.encode())
-        batch[b"labels"] = list(range(10))                     # every class, as the tutorial's per-class table needs
+        n = 100 if name == "test_batch" else 10                # 100 test images: an untrained net scores > 0
+        batch = cifar_batch(n, seed=k, name=name.encode())     # (so the ResNet-18 script saves its checkpoint)
+        batch[b"labels"] = [i % 10 for i in range(n)]          # every class, as the tutorial's per-class table needs
         (folder / name).write_bytes(py2_pickle(batch))
     (folder / cifar10.META_FILE).write_bytes(py2_pickle(meta_dict()))
     return root
