@@ -24,7 +24,7 @@ from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_nump
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 
-SOURCES = ["col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu"]
+SOURCES = ["col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu", "sgd_step.cu"]
 ARCH = "sm_80"
 DTYPES = [numpy.float32, numpy.float64]
 SUFFIX = {numpy.float32: "f32", numpy.float64: "f64"}
@@ -90,7 +90,7 @@ def _call(library, name, *arrays):
 
 
 # ------------------------------------------------------------------ the sources and their compilation
-def test_packaged_sources_are_the_four_kernels():
+def test_packaged_sources_are_the_five_kernels():
     assert gpu.source_files() == SOURCES
 
 
@@ -262,7 +262,7 @@ def cpu_as_gpu(built, monkeypatch):
     same arguments. That checks the wrappers' shapes, dtypes and argument order without a GPU."""
     from minigrad import backend
 
-    sources = {"im2col": "im2col.cu", "col2im": "col2im.cu",
+    sources = {"im2col": "im2col.cu", "col2im": "col2im.cu", "sgd_step": "sgd_step.cu",
                "max_pool_forward": "maxpool_forward.cu", "max_pool_backward": "maxpool_backward.cu"}
     launches = []
 
@@ -334,3 +334,63 @@ def test_dispatch_col2im_rejects_cols_of_the_wrong_shape():
 def test_dispatch_max_pool_rejects_padding_over_half_the_window():
     with pytest.raises(ValueError, match="max_pool2d: padding"):
         gpu.max_pool2d_forward(numpy.zeros((1, 1, 4, 4)), 2, 2, (1, 1), (2, 2))
+
+
+# ------------------------------------------------------------------ sgd_step.cu: one launch for a whole group
+SGD_CASES = [
+    dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
+    dict(lr=0.05, momentum=0.8, dampening=0.25, weight_decay=1e-2, maximize=True),
+    dict(lr=0.1, weight_decay=1e-3),                              # no momentum: no buffers
+]
+
+
+def _sgd_parameters(dtype, seed):
+    import minigrad
+    rng = numpy.random.default_rng(seed)
+    params = [minigrad.nn.Parameter(minigrad.tensor(rng.standard_normal(shape).astype(dtype)))
+              for shape in [(5,), (1,), (3, 4), (2, 1, 3)]]
+    return params, rng
+
+
+def _with_gradients(params, rng):
+    import minigrad
+    for p in params:
+        p.grad = minigrad.tensor(rng.standard_normal(p.shape).astype(p.dtype))
+
+
+@pytest.mark.parametrize("case", SGD_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_sgd_step_equals_the_optimizers_own_update(cpu_as_gpu, case, dtype):
+    """gpu.sgd_step (what optimizer.step runs on the GPU) through the kernel's CPU reference, three steps,
+    against SGD.update on copies of the same parameters and gradients: parameters and momentum buffers."""
+    import minigrad
+    ours, rng = _sgd_parameters(dtype, seed=3)
+    theirs = [minigrad.nn.Parameter(minigrad.tensor(p.detach().numpy().copy())) for p in ours]
+    fused, reference = minigrad.optim.SGD(ours, **case), minigrad.optim.SGD(theirs, **case)
+    for step in range(3):
+        _with_gradients(ours, numpy.random.default_rng(step))
+        _with_gradients(theirs, numpy.random.default_rng(step))
+        assert gpu.sgd_step(fused, fused.params_to_update(fused.param_groups[0]), fused.param_groups[0])
+        reference.step()
+        tolerance = dict(rtol=1e-6, atol=1e-7) if dtype == numpy.float32 else dict(rtol=1e-14, atol=1e-15)
+        for k, (a, b) in enumerate(zip(ours, theirs)):
+            numpy.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), err_msg=f"step {step} param {k}",
+                                          **tolerance)
+            if case.get("momentum"):
+                numpy.testing.assert_allclose(fused.state[a]["momentum_buffer"], reference.state[b]["momentum_buffer"],
+                                              err_msg=f"step {step} buffer {k}", **tolerance)
+    assert [name for name, _, _ in cpu_as_gpu] == [f"sgd_step_{SUFFIX[dtype]}"] * 3        # one launch per step
+
+
+def test_fused_sgd_step_declines_what_it_cannot_do_and_changes_nothing(cpu_as_gpu):
+    import minigrad
+    params, rng = _sgd_parameters(numpy.float32, seed=4)
+    _with_gradients(params, rng)
+    optimizer = minigrad.optim.SGD(params, lr=0.1, momentum=0.9)
+    optimizer.state.setdefault(params[0], {})["momentum_buffer"] = numpy.zeros(5, numpy.float32)  # one has a buffer
+    before = [p.detach().numpy().copy() for p in params]
+    assert not gpu.sgd_step(optimizer, params, optimizer.param_groups[0])
+    mixed = [params[0], minigrad.nn.Parameter(minigrad.tensor(numpy.ones(3)))]             # float32 with float64
+    mixed[1].grad = minigrad.tensor(numpy.ones(3))
+    assert not gpu.sgd_step(minigrad.optim.SGD(mixed, lr=0.1), mixed, {"momentum": 0})
+    assert cpu_as_gpu == [] and all((p.detach().numpy() == b).all() for p, b in zip(params, before))

@@ -187,6 +187,47 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
     return dx
 
 
+# ------------------------------------------------------------------ optimizers: one launch per group
+SGD_STEP_DTYPE = numpy.dtype([(name, numpy.float64) for name in ("lr", "momentum", "dampening", "weight_decay")]
+                             + [(name, numpy.int64) for name in ("nesterov", "maximize", "first_step", "tensors")])
+
+
+def _address(array):
+    """Where an array's numbers start: a CuPy array's device pointer (a NumPy array's, for the tests)."""
+    return array.data.ptr if backend.is_gpu_array(array) else array.ctypes.data
+
+
+def sgd_step(optimizer, params, group):
+    """SGD.update (minigrad/optim/sgd.py) for every parameter of `group` in one launch of sgd_step.cu.
+
+    Returns False, changing nothing, where the kernel does not apply (the optimizer then runs its own
+    loop): a mixed or unsupported dtype, or parameters whose momentum buffers are not all new or all
+    there (say, one that had no gradient on the first step)."""
+    suffix = _suffix(params[0].array)
+    if suffix is None or any(_suffix(p.array) != suffix or p.dtype != params[0].dtype for p in params):
+        return False
+    momentum = group["momentum"]
+    states = [optimizer.state.setdefault(p, {}) for p in params]
+    have_buffers = {"momentum_buffer" in state for state in states}
+    if momentum != 0 and len(have_buffers) > 1:
+        return False
+    cupy = backend.cupy_module()
+    first_step = momentum != 0 and have_buffers == {False}
+    if first_step:
+        for p, state in zip(params, states):
+            state["momentum_buffer"] = cupy.empty_like(p.array)
+    gradients = [cupy.ascontiguousarray(p.grad.array) for p in params]      # kept alive until the launch
+    buffers = [state["momentum_buffer"] if momentum != 0 else p.array for p, state in zip(params, states)]
+    tables = [cupy.asarray(numpy.array([_address(a) for a in arrays], dtype=numpy.uint64))
+              for arrays in ([p.array for p in params], gradients, buffers)]
+    ends = cupy.asarray(numpy.cumsum([p.array.size for p in params], dtype=numpy.int64))
+    hyper = numpy.array([(group["lr"], momentum, group["dampening"], group["weight_decay"], bool(group["nesterov"]),
+                          bool(group["maximize"]), first_step, len(params))], dtype=SGD_STEP_DTYPE)
+    total = int(sum(p.array.size for p in params))
+    launch(kernel_function("sgd_step.cu", f"sgd_step_{suffix}"), total, *tables, ends, hyper)
+    return True
+
+
 # ------------------------------------------------------------------ where CUDA C cannot be compiled
 # The Numba CUDA twins (kernels/numba_cuda/) compute the same numbers as the .cu files, compiled by
 # Numba instead of NVRTC. They stand in when CuPy cannot compile CUDA C on this machine.
@@ -250,3 +291,4 @@ def install():
     on the first call on a GPU array."""
     for name, function in KERNELS.items():
         register_kernel(name, "gpu", with_numba_cuda_twin(name, function))
+    register_kernel("SGD.step", "gpu", sgd_step)

@@ -25,6 +25,7 @@ import numbers
 
 from minigrad import backend, grad_mode
 from minigrad.tensor import Tensor
+from minigrad.ops.registry import find_kernel
 
 
 class Optimizer:
@@ -141,7 +142,11 @@ class Optimizer:
                 loss = closure()
         # The update works on raw arrays, so it records no graph.
         for group in self.param_groups:
-            for p in self.params_to_update(group):
+            params = self.params_to_update(group)
+            fused = find_kernel(f"{type(self).__name__}.step", params[0].array) if params else None
+            if fused is not None and fused(self, params, group):    # the fast layer's whole-group step (GPU)
+                continue
+            for p in params:
                 state = self.state.setdefault(p, {})
                 self.update(p, p.grad.array, state, group)
         return loss
