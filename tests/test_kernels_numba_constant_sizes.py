@@ -45,6 +45,9 @@ def test_constant_size_loops_equal_the_generic_windows_loops_bit_for_bit(kernel,
     cols = numpy.full(reference.shape, numpy.nan, dtype)
     im2col_module.constant_size_loop(kernel[0], kernel[1], stride, padding, out_w)(x, cols, out_h)
     assert_same("im2col, constant sizes", cols, reference)
+    cols = numpy.full(reference.shape, numpy.nan, dtype)                        # the input's width known too
+    im2col_module.constant_size_loop(kernel[0], kernel[1], stride, padding, out_w, size[1])(x, cols, out_h)
+    assert_same("im2col, constant sizes and width", cols, reference)
 
     dcols = random_cols(*geometry)
     dx, generic_dx = numpy.full(x.shape, numpy.nan, dtype), numpy.full(x.shape, numpy.nan, dtype)
@@ -69,7 +72,7 @@ def test_im2col_and_col2im_take_the_constant_size_loops_for_chunks_and_keep_resu
                                           col2im_numpy(cols, x.shape, *geometry[1:]), rtol=1e-12, atol=1e-12)
     assert taken == [("constant sizes", "gather_with_constant_sizes"),
                      ("constant sizes", "scatter_with_constant_sizes")] * 2
-    assert list(im2col_module._constant_size_loops) == [sizes]
+    assert list(im2col_module._constant_size_loops) == [sizes + (10,)]             # im2col's knows W = 10 too
     assert list(col2im_module._constant_size_loops) == [sizes]
 
 
