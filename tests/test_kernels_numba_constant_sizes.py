@@ -125,6 +125,28 @@ def test_stride_1_narrower_chunks_take_im2cols_constant_size_loop_bit_for_bit(ke
     assert [kind for kind, _ in taken] == ["constant sizes"], taken
 
 
+@pytest.mark.parametrize("kernel, padding, size, dtype", [
+    ((5, 5), (0, 0), (14, 14), numpy.float64),           # LeNet's second layer
+    ((3, 3), (0, 0), (28, 28), numpy.float32),           # the MNIST CNN's
+    ((5, 5), (1, 1), (9, 11), numpy.float64),            # padded, yet narrower than the input
+])
+def test_col2ims_stride_1_loop_for_constant_sizes_equals_the_generic_loop_bit_for_bit(kernel, padding, size, dtype):
+    """col2im's stride-1 loop compiled for its sizes adds the same numbers in the same order as the
+    generic plane loop, and a chunk in the configured range takes it."""
+    x = numpy.zeros((3, 2) + size, dtype)
+    geometry = (x, kernel[0], kernel[1], (1, 1), padding, (1, 1))
+    cols = random_cols(*geometry).astype(dtype)
+    out_h, out_w = (output_size(size[axis], kernel[axis], 1, padding[axis], 1) for axis in (0, 1))
+    ours, generic = numpy.full(x.shape, numpy.nan, dtype), numpy.full(x.shape, numpy.nan, dtype)
+    col2im_module.unit_stride_loop(kernel[0], kernel[1], padding, out_w, size[1])(cols, ours, out_h)
+    col2im_module._col2im_planes_serial(cols, generic, kernel[0], kernel[1], 1, 1, *padding, 1, 1, out_h, out_w)
+    assert_same("col2im, stride 1, constant sizes", ours, generic)
+    with kernel_policy(constant_sizes_from_bytes=0, serial_below_bytes=1 << 40), loops_taken() as taken:
+        numpy.testing.assert_allclose(col2im(cols, x.shape, *geometry[1:]), col2im_numpy(cols, x.shape, *geometry[1:]),
+                                      rtol=1e-5, atol=1e-5)
+    assert taken == [], taken                                   # neither the serial nor the parallel generic loop
+
+
 def test_dilated_and_same_width_unstrided_chunks_never_take_a_constant_size_loop():
     """A dilated chunk in the configured range keeps its generic loop, and so does a stride-1 chunk
     as wide as its input (it has the faster flat loop); col2im has constant-size loops for strided

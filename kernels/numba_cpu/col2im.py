@@ -186,6 +186,43 @@ def _check_and_size(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation
     return out_h, out_w
 
 
+_unit_stride_loops = {}        # (KH, KW, 1, 1, PH, PW, OW, W) -> the stride-1 loop compiled for them
+
+
+def unit_stride_loop(kernel_h, kernel_w, padding, out_w, width):
+    """`_col2im_planes` for stride 1 (dilation 1), serial, compiled with the kernel, padding, OW and the
+    input's width as constants (see im2col's `constant_size_loop`): the same sums in the same order,
+    bit for bit, with the bounds of its short rows known to LLVM (LeNet's 5x5 layers)."""
+    return loop_for_sizes(_unit_stride_loops, _compile_unit_stride_loop,
+                          kernel_h, kernel_w, (1, 1), padding, out_w, width)
+
+
+def _compile_unit_stride_loop(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_w, width):
+    @njit(nogil=True, cache=True)
+    def scatter_unit_stride(cols, dx, out_h):
+        n_images, channels, height = dx.shape[0], dx.shape[1], dx.shape[2]
+        taps = kernel_h * kernel_w
+        for plane in range(n_images * channels):
+            n = plane // channels
+            c = plane % channels
+            dx[n, c] = 0
+            for kh in range(kernel_h):
+                for kw in range(kernel_w):
+                    row = c * taps + kh * kernel_w + kw
+                    offset_w = kw - pad_w
+                    lo, hi = valid_range(out_w, 1, offset_w, width)
+                    for oh in range(out_h):
+                        h = oh - pad_h + kh
+                        if h < 0 or h >= height:
+                            continue
+                        column = (n * out_h + oh) * out_w
+                        target = dx[n, c, h, lo + offset_w:hi + offset_w]
+                        source = cols[row, column + lo:column + hi]
+                        for i in range(hi - lo):
+                            target[i] += source[i]
+    return scatter_unit_stride
+
+
 def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=None):
     """dx (N, C, H, W) from cols (C*KH*KW, N*OH*OW): the adjoint of im2col.
 
@@ -203,6 +240,9 @@ def col2im(cols, x_shape, kernel_h, kernel_w, stride, padding, dilation, out=Non
         dx[...] = 0
     elif dx.size and takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols.nbytes):  # a chunk
         constant_size_loop(kernel_h, kernel_w, stride, padding, out_w)(cols, dx, out_h)
+    elif (dx.size and tuple(stride) == (1, 1) and out_w != x_shape[3]          # a stride-1 "valid" chunk
+          and takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols.nbytes, unit_stride=True)):
+        unit_stride_loop(kernel_h, kernel_w, padding, out_w, x_shape[3])(cols, dx, out_h)
     elif dx.size and uses_windows(kernel_h, kernel_w, stride, dilation):   # strided: through the windows
         arguments = (cols, dx, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1], out_h, out_w)
         run_loop(_col2im_windows_serial, _col2im_windows, cols.nbytes, *arguments)
