@@ -124,9 +124,9 @@ def test_col2im_windows_path_parallel_loop_equals_serial_loop_bit_for_bit(kernel
     x = numpy.random.default_rng(12).standard_normal((3, 5, 11, 12)).astype(numpy.float32)
     geometry = (x, kernel, kernel, (stride, stride), (padding, padding), (1, 1))
     args = (random_cols(*geometry), x.shape, *geometry[1:])
-    with kernel_policy(serial_below_bytes=1 << 40), loops_taken() as serial:
+    with kernel_policy(serial_below_bytes=1 << 40, constant_sizes_from_bytes=None), loops_taken() as serial:
         serial_dx = col2im(*args).copy()
-    with kernel_policy(serial_below_bytes=0), loops_taken() as parallel:
+    with kernel_policy(serial_below_bytes=0, constant_sizes_from_bytes=None), loops_taken() as parallel:
         assert_same("col2im, windows, parallel", col2im(*args), serial_dx)
     assert serial == [("serial", "_col2im_windows_serial")] and parallel == [("parallel", "_col2im_windows")]
     numpy.testing.assert_allclose(serial_dx, col2im_numpy(*args), rtol=1e-5, atol=1e-5)
@@ -152,9 +152,9 @@ def test_col2im_serial_below_bytes_chooses_between_the_serial_twin_and_the_paral
 def test_col2im_parallel_loops_equal_the_serial_twins_bit_for_bit(geometry):
     x, kernel_h, kernel_w, stride, padding, dilation = geometry
     args = (random_cols(*geometry), x.shape, kernel_h, kernel_w, stride, padding, dilation)
-    with kernel_policy(serial_below_bytes=1 << 40), loops_taken() as serial:
+    with kernel_policy(serial_below_bytes=1 << 40, constant_sizes_from_bytes=None), loops_taken() as serial:
         serial_dx = col2im(*args).copy()
-    with kernel_policy(serial_below_bytes=0), loops_taken() as parallel:
+    with kernel_policy(serial_below_bytes=0, constant_sizes_from_bytes=None), loops_taken() as parallel:
         assert_same("col2im, parallel loop", col2im(*args), serial_dx)
     assert [kind for kind, _ in serial] == ["serial"] and [kind for kind, _ in parallel] == ["parallel"]
 

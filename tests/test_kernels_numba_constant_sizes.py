@@ -76,10 +76,11 @@ def test_im2col_and_col2im_take_the_constant_size_loops_for_chunks_and_keep_resu
     assert list(col2im_module._constant_size_loops) == [sizes]
 
 
-def _strided_chunk(cols_bytes):
-    """A float32 x (n, 32, 16, 16) whose 3x3, stride-2, padding-1 cols has at least `cols_bytes` bytes."""
-    per_image = 32 * 9 * 8 * 8 * 4
-    return numpy.random.default_rng(9).standard_normal((-(-cols_bytes // per_image), 32, 16, 16)).astype(numpy.float32)
+def _strided_chunk(cols_bytes, channels=32):
+    """A float32 x (n, channels, 16, 16) whose 3x3, stride-2, padding-1 cols has at least `cols_bytes` bytes."""
+    per_image = channels * 9 * 8 * 8 * 4
+    shape = (-(-cols_bytes // per_image), channels, 16, 16)
+    return numpy.random.default_rng(9).standard_normal(shape).astype(numpy.float32)
 
 
 @pytest.mark.parametrize("size, loops", [
@@ -97,7 +98,7 @@ def test_tuned_policy_sends_strided_cols_to_the_loop_for_their_size(size, loops)
     lowest, highest = {"under NUMBA_CONSTANT_SIZES_FROM_BYTES": (0, smallest),
                        "between the two limits": (smallest, serial_below),
                        "from NUMBA_SERIAL_BELOW_BYTES": (serial_below, numpy.inf)}[size]
-    x = _strided_chunk(max(lowest, 1))
+    x = _strided_chunk(max(lowest, 1), channels=32 if lowest else 2)    # the smallest: one image of 2 channels
     geometry = (x, 3, 3, (2, 2), (1, 1), (1, 1))
     reference = im2col_numpy(*geometry)
     assert lowest <= reference.nbytes < highest, f"cols of {reference.nbytes} bytes is not {size}"

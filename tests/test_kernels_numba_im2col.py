@@ -68,7 +68,7 @@ def test_im2col_windows_path_parallel_loop_equals_serial_loop_and_reference(kern
     reference = im2col_numpy(*geometry)
     for serial_below, loop in [(1 << 40, ("serial", "_im2col_windows_serial")),
                                (0, ("parallel", "_im2col_windows"))]:
-        with kernel_policy(serial_below_bytes=serial_below), loops_taken() as taken:
+        with kernel_policy(serial_below_bytes=serial_below, constant_sizes_from_bytes=None), loops_taken() as taken:
             assert_same(f"im2col, windows, {loop[0]}", im2col(*geometry), reference)
         assert taken == [loop]
 

@@ -26,7 +26,7 @@ Reference: minigrad.ops.pool.max_pool2d_forward_numpy / max_pool2d_backward_nump
 import numpy
 from numba import njit, prange
 
-from . import launch_lock, workspace
+from . import run_loop, workspace
 from ..geometry import output_size
 
 
@@ -76,6 +76,22 @@ def _max_pool_backward_planes(dy, argmax_index, dx, pad_h, pad_w):
                     dx[n, c, h, w] += dy[n, c, oh, ow]
 
 
+# Serial twins for small arrays (LIMITS["serial_below_bytes"], as im2col's): the same loops compiled without
+# `parallel`, so a small batch pays no wake-up of Numba's threads.
+_planes_serial_loop = njit(nogil=True)(_max_pool_planes.py_func)
+_backward_serial_loop = njit(nogil=True)(_max_pool_backward_planes.py_func)
+
+
+@njit(nogil=True, cache=True)
+def _max_pool_planes_serial(x, y, argmax_index, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w):
+    _planes_serial_loop(x, y, argmax_index, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+
+
+@njit(nogil=True, cache=True)
+def _max_pool_backward_planes_serial(dy, argmax_index, dx, pad_h, pad_w):
+    _backward_serial_loop(dy, argmax_index, dx, pad_h, pad_w)
+
+
 def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     """x (N, C, H, W) -> (y, argmax_index), both (N, C, OH, OW); stride and padding are (h, w) pairs."""
     n_images, channels, height, width = x.shape
@@ -88,8 +104,8 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     y = workspace.empty((n_images, channels, out_h, out_w), x.dtype)                 # pooled: no fresh pages
     argmax_index = workspace.empty((n_images, channels, out_h, out_w), numpy.int64)
     if y.size:
-        with launch_lock:
-            _max_pool_planes(x, y, argmax_index, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1])
+        run_loop(_max_pool_planes_serial, _max_pool_planes, x.nbytes,
+                 x, y, argmax_index, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1])
     return y, argmax_index
 
 
@@ -103,6 +119,6 @@ def max_pool2d_backward(dy, argmax_index, x_shape, kernel_h, kernel_w, stride, p
     if not dy.size:
         dx[...] = 0
     else:
-        with launch_lock:
-            _max_pool_backward_planes(dy, numpy.ascontiguousarray(argmax_index), dx, padding[0], padding[1])
+        run_loop(_max_pool_backward_planes_serial, _max_pool_backward_planes, dx.nbytes,
+                 dy, numpy.ascontiguousarray(argmax_index), dx, padding[0], padding[1])
     return dx

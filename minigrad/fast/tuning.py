@@ -40,8 +40,10 @@ WINOGRAD_MIN_PIXELS = 64
 # ---------------------------------------------------------------- Numba CPU kernels (fast/cpu_kernels.py)
 # Kernel calls under this size run their serial loop on the calling thread: waking Numba's pool costs more.
 NUMBA_SERIAL_BELOW_BYTES = 4 << 20
-# Strided chunks of cols from this size (and under NUMBA_SERIAL_BELOW_BYTES) use loops compiled for their sizes.
-NUMBA_CONSTANT_SIZES_FROM_BYTES = 256 << 10
+# Chunks of cols from this size (and under NUMBA_SERIAL_BELOW_BYTES) use loops compiled for their sizes: strided
+# ones, and stride-1 ones narrower than their input. Low enough for one image of LeNet's conv2 (60 KB); smaller
+# calls (tests' tiny shapes) keep the generic loops and compile nothing new.
+NUMBA_CONSTANT_SIZES_FROM_BYTES = 48 << 10
 # Elementwise kernels (ReLU, batch norm) pay a fixed cost per call that NumPy does not: NumPy below this size.
 ELEMENTWISE_NUMPY_BELOW_BYTES = 1 << 20
 
