@@ -17,11 +17,8 @@ LENET = "lenet"
 MNIST_CNN = "mnist_cnn"
 
 
-def minigrad_net(kind):
-    import minigrad
-    from minigrad import nn
-    import minigrad.nn.functional as F
-
+def build(kind, nn, F, flatten):
+    """The network `kind`, written once for both libraries (they share these names)."""
     class LeNet(nn.Module):
         def __init__(self):
             super().__init__()
@@ -31,7 +28,7 @@ def minigrad_net(kind):
         def forward(self, x):
             x = F.max_pool2d(F.relu(self.conv1(x)), 2)
             x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            x = minigrad.flatten(x, 1)
+            x = flatten(x, 1)
             return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
     class MnistCnn(nn.Module):
@@ -42,37 +39,18 @@ def minigrad_net(kind):
 
         def forward(self, x):
             x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-            return self.fc2(F.relu(self.fc1(minigrad.flatten(x, 1))))
+            return self.fc2(F.relu(self.fc1(flatten(x, 1))))
 
     return LeNet() if kind == LENET else MnistCnn()
+
+
+def minigrad_net(kind):
+    import minigrad
+    return build(kind, minigrad.nn, minigrad.nn.functional, minigrad.flatten)
 
 
 def torch_net(torch, kind):
-    nn, F = torch.nn, torch.nn.functional
-
-    class LeNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
-            self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            x = torch.flatten(x, 1)
-            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-    class MnistCnn(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
-            self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-            return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
-
-    return LeNet() if kind == LENET else MnistCnn()
+    return build(kind, torch.nn, torch.nn.functional, torch.flatten)
 
 
 def image_shape(kind):

@@ -49,6 +49,7 @@ from minigrad.data import (  # noqa: E402
     Normalize, RandomCrop, RandomHorizontalFlip, Subset, ToFloat, default_data_dir, train_val_split,
 )
 from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
+from minigrad.utils.ranks import Ranks  # noqa: E402
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
 from minigrad.utils.history import MetricHistory  # noqa: E402
@@ -98,30 +99,11 @@ parser.add_argument("--distributed", action="store_true",
 args = parser.parse_args()
 args.lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
 
-rank, world = 0, 1
-if args.distributed:
-    import minigrad.distributed as dist
-    try:
-        dist.init_process_group()
-    except ImportError as error:
-        fail(error)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if args.batch_size % world:
-        fail(f"--batch-size {args.batch_size} (the global batch) must divide evenly over {world} processes")
-
-
-def say(*text, **options):
-    """print, on rank 0 only."""
-    if rank == 0:
-        print(*text, **options)
-
-
-def reduced(*values):
-    """Sums over the ranks of these numbers (themselves in one process)."""
-    total = numpy.array(values, dtype=numpy.float64)
-    if world > 1:
-        dist.all_reduce(total)
-    return total
+try:
+    ranks = Ranks(distributed=args.distributed, global_batch=args.batch_size)    # one process, or rank r of N
+except (ImportError, ValueError) as error:
+    fail(error)
+rank, world, say, reduced = ranks.rank, ranks.world, ranks.say, ranks.summed
 
 out = Path(args.out if args.out is not None else f"runs/cifar_{args.arch}")
 try:
@@ -246,8 +228,7 @@ def save(path, state):
     """Rank 0 writes; the others wait, so no rank runs ahead of a checkpoint."""
     if rank == 0:
         save_checkpoint(path, **state)
-    if world > 1:
-        dist.barrier()
+    ranks.barrier()
     return path
 
 
@@ -300,10 +281,8 @@ except KeyboardInterrupt:
     sys.exit(130)
 
 # ---------------------------------------------------------------------------------------- 5. report
-if args.distributed:
-    dist.destroy_process_group()          # training is over; rank 0 alone evaluates and draws below
-    if rank != 0:
-        sys.exit(0)
+if not ranks.finish():                    # training is over; rank 0 alone evaluates and draws below
+    sys.exit(0)
 val_loss, val_acc, predicted, targets = evaluate(net, DataLoader(val_set, 500, transform=eval_transform,
                                                                  device=args.device))
 names = full_train.classes

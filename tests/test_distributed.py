@@ -65,3 +65,13 @@ def test_without_mpi4py_init_says_what_to_install(monkeypatch):
     assert not dist.is_available()
     with pytest.raises(ImportError, match=r"pip install \"minigrad\[distributed\]\".*mpiexec -n 2"):
         dist.init_process_group()
+
+
+def test_ranks_in_one_process_are_rank_0_of_1_and_touch_no_process_group(capsys):
+    from minigrad.utils.ranks import Ranks
+    ranks = Ranks(distributed=False, global_batch=7)
+    ranks.say("only rank 0 prints")
+    assert capsys.readouterr().out == "only rank 0 prints\n"
+    assert (ranks.rank, ranks.world) == (0, 1) and ranks.summed(1.5, 2).tolist() == [1.5, 2.0]
+    ranks.barrier()
+    assert ranks.finish() and not dist.is_initialized()
