@@ -112,7 +112,7 @@ def loops_taken():
     """A list that records, for every kernel call in the block that chooses a loop, (kind, loop name):
     kind "serial" or "parallel" as numba_cpu.run_loop chose it, or "constant sizes" for im2col's and
     col2im's loops compiled for one geometry. The loops still run: results are unchanged."""
-    from minigrad.kernels.numba_cpu import col2im, im2col, winograd
+    from minigrad.kernels.numba_cpu import col2im, im2col, maxpool, winograd
 
     taken = []
 
@@ -133,7 +133,7 @@ def loops_taken():
         return make
 
     with contextlib.ExitStack() as stack:
-        for module in (im2col, col2im, winograd):
+        for module in (im2col, col2im, maxpool, winograd):
             stack.enter_context(mock.patch.object(module, "run_loop", run_loop))
         for module in (im2col, col2im):
             stack.enter_context(mock.patch.object(module, "constant_size_loop", constant_size_loop(module)))

@@ -64,3 +64,21 @@ def test_max_pool_backward_rejects_dy_shaped_unlike_argmax():
     with pytest.raises(ValueError, match=r"dy has shape \(1, 1, 2, 2\) but argmax_index has shape \(1, 1, 1, 1\)"):
         max_pool_backward(numpy.zeros((1, 1, 2, 2)), numpy.zeros((1, 1, 1, 1), dtype=numpy.int64),
                           (1, 1, 2, 2), 2, 2, (2, 2), (0, 0))
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 7, 9)])           # odd sizes: the last row/column unread
+def test_the_2x2_stride_2_pool_loop_equals_the_reference_with_ties_and_nans(dtype, shape):
+    """The loop for 2x2 windows at stride 2 without padding (LeNet's, the MNIST CNN's): values and argmax
+    as NumPy's, bit for bit, on data full of ties and with NaNs, on its serial twin and its parallel loop."""
+    from kernels_common import kernel_policy, loops_taken
+    x = numpy.random.default_rng(5).integers(0, 3, size=shape).astype(dtype)   # many ties
+    x[0, 0, 0, 1] = x[0, 1, 3, 2] = numpy.nan
+    geometry = (x, 2, 2, (2, 2), (0, 0))
+    y_reference, argmax_reference = max_pool2d_forward_numpy(*geometry)
+    for serial_below, kind in [(1 << 40, "serial"), (0, "parallel")]:
+        with kernel_policy(serial_below_bytes=serial_below), loops_taken() as taken:
+            y, argmax_index = max_pool_forward(*geometry)
+        assert [k for k, _ in taken] == [kind] and "2x2" in taken[0][1]
+        assert_same(f"2x2 pool y, {kind}", y, y_reference)
+        assert_same(f"2x2 pool argmax, {kind}", argmax_index, argmax_reference.astype(numpy.int64))

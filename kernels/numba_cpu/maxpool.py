@@ -76,6 +76,38 @@ def _max_pool_backward_planes(dy, argmax_index, dx, pad_h, pad_w):
                     dx[n, c, h, w] += dy[n, c, oh, ow]
 
 
+@njit(parallel=True, cache=True, fastmath=False)
+def _max_pool_2x2_planes(x, y, argmax_index):
+    """The 2x2, stride-2, unpadded pool (LeNet's, the MNIST CNN's), the same rule as _max_pool_planes:
+    taps in (kh, kw) order, a later one wins only if strictly greater. With no padding to test and
+    four fixed taps, each output is four reads and three comparisons."""
+    n_images, channels, height, width = x.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    for plane in prange(n_images * channels):
+        n = plane // channels
+        c = plane % channels
+        for oh in range(out_h):
+            top = 2 * oh
+            for ow in range(out_w):
+                left = 2 * ow
+                best = x[n, c, top, left]
+                best_index = top * width + left
+                value = x[n, c, top, left + 1]
+                if value > best:
+                    best = value
+                    best_index = top * width + left + 1
+                value = x[n, c, top + 1, left]
+                if value > best:
+                    best = value
+                    best_index = (top + 1) * width + left
+                value = x[n, c, top + 1, left + 1]
+                if value > best:
+                    best = value
+                    best_index = (top + 1) * width + left + 1
+                y[n, c, oh, ow] = best
+                argmax_index[n, c, oh, ow] = best_index
+
+
 # Serial twins for small arrays (LIMITS["serial_below_bytes"], as im2col's): the same loops compiled without
 # `parallel`, so a small batch pays no wake-up of Numba's threads.
 _planes_serial_loop = njit(nogil=True)(_max_pool_planes.py_func)
@@ -92,6 +124,14 @@ def _max_pool_backward_planes_serial(dy, argmax_index, dx, pad_h, pad_w):
     _backward_serial_loop(dy, argmax_index, dx, pad_h, pad_w)
 
 
+_2x2_serial_loop = njit(nogil=True)(_max_pool_2x2_planes.py_func)
+
+
+@njit(nogil=True, cache=True)
+def _max_pool_2x2_planes_serial(x, y, argmax_index):
+    _2x2_serial_loop(x, y, argmax_index)
+
+
 def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     """x (N, C, H, W) -> (y, argmax_index), both (N, C, OH, OW); stride and padding are (h, w) pairs."""
     n_images, channels, height, width = x.shape
@@ -103,7 +143,9 @@ def max_pool2d_forward(x, kernel_h, kernel_w, stride, padding):
     x = numpy.ascontiguousarray(x)
     y = workspace.empty((n_images, channels, out_h, out_w), x.dtype)                 # pooled: no fresh pages
     argmax_index = workspace.empty((n_images, channels, out_h, out_w), numpy.int64)
-    if y.size:
+    if y.size and (kernel_h, kernel_w, tuple(stride), tuple(padding)) == (2, 2, (2, 2), (0, 0)):
+        run_loop(_max_pool_2x2_planes_serial, _max_pool_2x2_planes, x.nbytes, x, y, argmax_index)
+    elif y.size:
         run_loop(_max_pool_planes_serial, _max_pool_planes, x.nbytes,
                  x, y, argmax_index, kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1])
     return y, argmax_index
