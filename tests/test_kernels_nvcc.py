@@ -337,6 +337,15 @@ def test_dispatch_max_pool_rejects_padding_over_half_the_window():
 
 
 # ------------------------------------------------------------------ sgd_step.cu: one launch for a whole group
+def test_sgd_step_device_code_rounds_every_product_and_sum_like_numpy(built):
+    """No fused multiply-add in sgd_step's PTX (the _rn intrinsics forbid the contraction), so the GPU
+    rounds as SGD.update's NumPy does; the host reference is compared with it below."""
+    returncode, output, ptx = built["sgd_step.cu"][0]
+    assert returncode == 0, output
+    text = ptx.read_text()
+    assert "fma." not in text and "mul.rn.f32" in text and "add.rn.f64" in text
+
+
 SGD_CASES = [
     dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
     dict(lr=0.05, momentum=0.8, dampening=0.25, weight_decay=1e-2, maximize=True),
@@ -380,6 +389,46 @@ def test_fused_sgd_step_equals_the_optimizers_own_update(cpu_as_gpu, case, dtype
                 numpy.testing.assert_allclose(fused.state[a]["momentum_buffer"], reference.state[b]["momentum_buffer"],
                                               err_msg=f"step {step} buffer {k}", **tolerance)
     assert [name for name, _, _ in cpu_as_gpu] == [f"sgd_step_{SUFFIX[dtype]}"] * 3        # one launch per step
+
+
+def test_fused_sgd_step_declines_non_contiguous_shared_or_odd_arrays_and_a_failed_compile(cpu_as_gpu, monkeypatch):
+    """Each of these takes the optimizer's own loop (False), touching nothing: a transposed parameter, two
+    parameters on one memory, a float64 gradient on a float32 parameter, a buffer of another dtype (the
+    model was cast), a subclass of SGD, and CUDA C that will not compile (no momentum buffer is made)."""
+    import minigrad
+    rng = numpy.random.default_rng(6)
+
+    def case(arrays, grads=None, buffers=None, optimizer_class=None, **options):
+        params = [minigrad.nn.Parameter(minigrad.tensor(a)) for a in arrays]
+        for p, a in zip(params, arrays):                      # Parameter may have copied: keep the layout
+            p.array = a
+        for p, g in zip(params, grads or [numpy.ones(a.shape, a.dtype) for a in arrays]):
+            p.grad = minigrad.tensor(g)
+        optimizer = (optimizer_class or minigrad.optim.SGD)(params, lr=0.1, momentum=0.9, **options)
+        for p, b in zip(params, buffers or []):
+            optimizer.state.setdefault(p, {})["momentum_buffer"] = b
+        return gpu.sgd_step(optimizer, params, optimizer.param_groups[0]), optimizer
+
+    w = rng.standard_normal((3, 4)).astype(numpy.float32)
+    assert not case([w.T])[0]                                               # Fortran order
+    assert not case([w, w])[0]                                              # one memory twice
+    assert not case([w], grads=[numpy.ones((3, 4))])[0]                     # float64 gradient
+    assert not case([w], buffers=[numpy.zeros((3, 4))])[0]                  # float64 buffer
+
+    class MySGD(minigrad.optim.SGD):
+        pass
+
+    assert not case([w], optimizer_class=MySGD)[0]
+    assert cpu_as_gpu == []
+
+    def no_compiler(source_name, kernel_name):
+        raise gpu.KernelCompileError("no NVRTC here")
+
+    monkeypatch.setattr(gpu, "kernel_function", no_compiler)
+    monkeypatch.setattr(gpu, "_no_cuda_c", {})
+    handled, optimizer = case([w.copy()])
+    assert not handled and all("momentum_buffer" not in s for s in optimizer.state.values())
+    assert "error" in gpu._no_cuda_c
 
 
 def test_fused_sgd_step_declines_what_it_cannot_do_and_changes_nothing(cpu_as_gpu):

@@ -15,7 +15,8 @@
 //   p  = p - lr * d
 //
 // The hyperparameters come as doubles and are rounded to T before use, as NumPy does with a
-// Python float times a float32 array; each product and sum is rounded separately, as NumPy's are.
+// Python float times a float32 array; each product and sum is rounded separately, as NumPy's are
+// (mul and add below: the _rn intrinsics on the device, so the compiler cannot fuse them into FMAs).
 // Must equal SGD.update (minigrad/optim/sgd.py) on every parameter. CPU reference: sgd_step_cpu_f32
 // / _f64 below run the SAME per-thread function, sgd_element, in a plain loop.
 // Entry points: sgd_step_f32, sgd_step_f64.
@@ -26,6 +27,38 @@ struct SgdStep {                 // all 8-byte fields: the same layout in C and 
     double lr, momentum, dampening, weight_decay;
     long long nesterov, maximize, first_step, tensors;
 };
+
+// a * b and a + b, each rounded once to T, never contracted into a fused multiply-add.
+template <typename T> __host__ __device__ inline T mul(T a, T b);
+template <typename T> __host__ __device__ inline T add(T a, T b);
+template <> __host__ __device__ inline float mul<float>(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+template <> __host__ __device__ inline double mul<double>(double a, double b) {
+#ifdef __CUDA_ARCH__
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+template <> __host__ __device__ inline float add<float>(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+template <> __host__ __device__ inline double add<double>(double a, double b) {
+#ifdef __CUDA_ARCH__
+    return __dadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
 
 // The tensor that flat index i falls in: the first t with i < ends[t].
 __host__ __device__ inline int tensor_of(const long long* ends, long long tensors, index_t i) {
@@ -47,30 +80,14 @@ __host__ __device__ void sgd_element(const unsigned long long* params, const uns
     const T* g = (const T*)grads[t];
     T d = g[j];
     if (s.maximize) d = -d;
-    if (s.weight_decay != 0) {
-        T decay = (T)s.weight_decay * p[j];
-        d = d + decay;
-    }
+    if (s.weight_decay != 0) d = add<T>(d, mul<T>((T)s.weight_decay, p[j]));
     if (s.momentum != 0) {
         T* b = (T*)buffers[t];
-        T v;
-        if (s.first_step) {
-            v = d;
-        } else {
-            T kept = b[j] * (T)s.momentum;
-            T added = (T)(1.0 - s.dampening) * d;
-            v = kept + added;
-        }
+        T v = s.first_step ? d : add<T>(mul<T>(b[j], (T)s.momentum), mul<T>((T)(1.0 - s.dampening), d));
         b[j] = v;
-        if (s.nesterov) {
-            T ahead = (T)s.momentum * v;
-            d = d + ahead;
-        } else {
-            d = v;
-        }
+        d = s.nesterov ? add<T>(d, mul<T>((T)s.momentum, v)) : v;
     }
-    T step = (T)s.lr * d;
-    p[j] = p[j] - step;
+    p[j] = add<T>(p[j], -mul<T>((T)s.lr, d));
 }
 
 template <typename T>

@@ -246,7 +246,7 @@ def gather_plane(x, cols, n, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, p
                         cols[row, first + ow] = plane[h, w] if 0 <= w < width else 0
 
 
-_constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW) -> the serial loop compiled for them
+_constant_size_loops = {}      # (KH, KW, SH, SW, PH, PW, OW, W) -> the serial loop compiled for them (W -1: read at run time)
 
 
 def takes_constant_size_loop(kernel_h, kernel_w, stride, dilation, cols_bytes, unit_stride=False):

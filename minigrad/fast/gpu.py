@@ -201,30 +201,48 @@ def sgd_step(optimizer, params, group):
     """SGD.update (minigrad/optim/sgd.py) for every parameter of `group` in one launch of sgd_step.cu.
 
     Returns False, changing nothing, where the kernel does not apply (the optimizer then runs its own
-    loop): a mixed or unsupported dtype, or parameters whose momentum buffers are not all new or all
-    there (say, one that had no gradient on the first step)."""
+    loop): a subclass of SGD (it may update differently), a mixed or unsupported dtype or device, a
+    parameter that is not C-contiguous or shares memory with another, a gradient or momentum buffer
+    of another shape or dtype, buffers not all new or all there (say, one parameter had no gradient
+    on the first step), or CUDA C that cannot be compiled here."""
+    from minigrad.optim.sgd import SGD
     suffix = _suffix(params[0].array)
-    if suffix is None or any(_suffix(p.array) != suffix or p.dtype != params[0].dtype for p in params):
+    arrays = [p.array for p in params]
+    if (type(optimizer) is not SGD or suffix is None or _no_cuda_c
+            or len({backend.device_of(a) for a in arrays}) > 1                   # the first is on the GPU
+            or any(a.dtype != arrays[0].dtype or not a.flags.c_contiguous for a in arrays)
+            or any(p.grad.array.dtype != p.dtype or tuple(p.grad.array.shape) != p.shape for p in params)
+            or len({_address(a) for a in arrays}) < len(arrays)):
         return False
     momentum = group["momentum"]
-    states = [optimizer.state.setdefault(p, {}) for p in params]
+    states = [optimizer.state.get(p, {}) for p in params]
     have_buffers = {"momentum_buffer" in state for state in states}
     if momentum != 0 and len(have_buffers) > 1:
+        return False
+    if momentum != 0 and have_buffers == {True} and any(
+            backend.device_of(b) != backend.device_of(a) or b.dtype != a.dtype or b.shape != a.shape
+            or not b.flags.c_contiguous
+            for b, a in ((state["momentum_buffer"], a) for state, a in zip(states, arrays))):
+        return False
+    try:
+        function = kernel_function("sgd_step.cu", f"sgd_step_{suffix}")
+    except KernelCompileError as error:                      # every later step takes the reference loop
+        _no_cuda_c["error"] = error
         return False
     cupy = backend.cupy_module()
     first_step = momentum != 0 and have_buffers == {False}
     if first_step:
-        for p, state in zip(params, states):
-            state["momentum_buffer"] = cupy.empty_like(p.array)
+        for p, a in zip(params, arrays):
+            optimizer.state.setdefault(p, {})["momentum_buffer"] = cupy.empty(a.shape, dtype=a.dtype)
+    states = [optimizer.state.setdefault(p, {}) for p in params]
     gradients = [cupy.ascontiguousarray(p.grad.array) for p in params]      # kept alive until the launch
-    buffers = [state["momentum_buffer"] if momentum != 0 else p.array for p, state in zip(params, states)]
-    tables = [cupy.asarray(numpy.array([_address(a) for a in arrays], dtype=numpy.uint64))
-              for arrays in ([p.array for p in params], gradients, buffers)]
-    ends = cupy.asarray(numpy.cumsum([p.array.size for p in params], dtype=numpy.int64))
+    buffers = [state["momentum_buffer"] if momentum != 0 else a for state, a in zip(states, arrays)]
+    tables = [cupy.asarray(numpy.array([_address(a) for a in group_arrays], dtype=numpy.uint64))
+              for group_arrays in (arrays, gradients, buffers)]
+    ends = cupy.asarray(numpy.cumsum([a.size for a in arrays], dtype=numpy.int64))
     hyper = numpy.array([(group["lr"], momentum, group["dampening"], group["weight_decay"], bool(group["nesterov"]),
                           bool(group["maximize"]), first_step, len(params))], dtype=SGD_STEP_DTYPE)
-    total = int(sum(p.array.size for p in params))
-    launch(kernel_function("sgd_step.cu", f"sgd_step_{suffix}"), total, *tables, ends, hyper)
+    launch(function, int(sum(a.size for a in arrays)), *tables, ends, hyper)
     return True
 
 
