@@ -51,7 +51,7 @@ from minigrad.data import (  # noqa: E402
 from minigrad.models import LeNet5  # noqa: E402
 from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
 from minigrad.utils.ranks import Ranks  # noqa: E402
-from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from minigrad.utils.checkpoint import load_checkpoint  # noqa: E402
 from minigrad.utils.early_stopping import EarlyStopping  # noqa: E402
 from minigrad.utils.history import MetricHistory  # noqa: E402
 from minigrad.utils.metrics import confusion_matrix  # noqa: E402
@@ -183,19 +183,12 @@ def checkpoint_state(epoch, interrupted_epoch=None):
 
 # ---------------------------------------------------------------------------------------- 4. train
 def validate():
-    """Validation loss and accuracy, each rank on its share, summed over the ranks."""
-    loss, acc, predicted, _ = evaluate(net, val_loader)    # the plain model: no collective per batch
-    n = len(predicted)
-    loss_sum, correct, count = reduced(loss * n if n else 0.0, acc * n if n else 0.0, n)
-    return loss_sum / count, correct / count
+    """Held-out loss and accuracy, each rank on its share, summed over the ranks."""
+    return ranks.evaluate(net, val_loader)
 
 
 def save(path, state):
-    """Rank 0 writes; the others wait, so no rank runs ahead of a checkpoint."""
-    if rank == 0:
-        save_checkpoint(path, **state)
-    ranks.barrier()
-    return path
+    return ranks.save_checkpoint(path, **state)
 
 
 epoch = start_epoch - 1

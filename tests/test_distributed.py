@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
 import pytest
 
 import minigrad.distributed as dist
@@ -74,4 +75,15 @@ def test_ranks_in_one_process_are_rank_0_of_1_and_touch_no_process_group(capsys)
     assert capsys.readouterr().out == "only rank 0 prints\n"
     assert (ranks.rank, ranks.world) == (0, 1) and ranks.summed(1.5, 2).tolist() == [1.5, 2.0]
     ranks.barrier()
+    import minigrad
+    from minigrad.data import DataLoader, TensorDataset
+    model = minigrad.nn.Linear(2, 3)
+    loader = DataLoader(TensorDataset(numpy.ones((5, 2), numpy.float32), numpy.arange(5) % 3), batch_size=2)
+    loss, accuracy = ranks.evaluate(model, loader)
+    assert numpy.isfinite(loss) and accuracy in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as folder:
+        path = ranks.save_checkpoint(Path(folder) / "a.ckpt", model=model, epoch=0)
+        assert path.is_file()
     assert ranks.finish() and not dist.is_initialized()

@@ -4,6 +4,8 @@
     ranks.say("epoch 1: ...")                       # printed by rank 0 only
     loss_sum, count = ranks.summed(loss * n, n)     # summed over the ranks (themselves in one process)
     ranks.barrier()                                 # every rank waits here (nothing in one process)
+    loss, accuracy = ranks.evaluate(net, loader)    # each rank its share of the data, summed
+    ranks.save_checkpoint(path, model=net, ...)     # rank 0 writes, the others wait
 
 With distributed=False it is rank 0 of 1 and calls nothing of minigrad.distributed; with True it joins
 the job's process group (mpiexec started the processes), and the global batch must split evenly.
@@ -38,6 +40,24 @@ class Ranks:
     def barrier(self):
         if self.world > 1:
             self.dist.barrier()
+
+    def evaluate(self, model, loader):
+        """(mean loss, accuracy) over every rank's `loader` (each its own share of the data), summed over
+        the ranks. `model` is the plain model: a DDP wrapper would run a collective per batch, and the
+        shares may differ by a batch."""
+        from minigrad.utils.training import evaluate
+        loss, accuracy, predicted, _ = evaluate(model, loader)
+        n = len(predicted)
+        loss_sum, correct, count = self.summed(loss * n if n else 0.0, accuracy * n if n else 0.0, n)
+        return loss_sum / count, correct / count
+
+    def save_checkpoint(self, path, **state):
+        """Rank 0 writes the checkpoint; the others wait, so no rank runs ahead of it. Returns the path."""
+        from minigrad.utils.checkpoint import save_checkpoint
+        if self.rank == 0:
+            save_checkpoint(path, **state)
+        self.barrier()
+        return path
 
     def finish(self):
         """Leave the process group (training is over); True on rank 0, which goes on alone."""
