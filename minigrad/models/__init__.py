@@ -1,4 +1,6 @@
-"""Ready-made models: MLP, LeNet5, and CIFAR ResNets (resnet20/32/56, resnet18)."""
+"""Ready-made models: MLP, LeNet5, CIFAR ResNets (resnet20/32/56, resnet18) and AirbenchNet (the
+CIFAR-10 speed-record network)."""
+from minigrad.models.airbench import AirbenchNet, patch_whitening_weights  # noqa: F401
 from minigrad.models.lenet import LeNet5  # noqa: F401
 from minigrad.models.mlp import MLP  # noqa: F401
 from minigrad.models.resnet import BasicBlock, CifarResNet, resnet18, resnet20, resnet32, resnet56  # noqa: F401
