@@ -5,6 +5,7 @@
     maxpool.py   max pool forward/backward   reference: minigrad.ops.pool.max_pool2d_*_numpy
     batchnorm.py batch norm (training)       reference: minigrad.ops.norm.batch_norm_*_numpy
     relu.py      ReLU forward/backward, and relu(a + b) fused   reference: minigrad.ops.activation.*_numpy
+    gelu.py      the exact GELU forward/backward (a compiled erf) reference: minigrad.ops.activation.gelu_*_numpy
     winograd.py  F(2x2, 3x3) tile transforms reference: minigrad.ops.winograd.*_numpy
     workspace.py a small caching allocator for the kernels' outputs
 
@@ -50,6 +51,8 @@ KERNELS = {
     "relu_backward": ("relu", "relu_backward"),
     "add_relu_forward": ("relu", "add_relu_forward"),
     "relu_backward_from_output": ("relu", "relu_backward_from_output"),
+    "gelu_forward": ("gelu", "gelu_forward"),
+    "gelu_backward": ("gelu", "gelu_backward"),
     "winograd_input_transform": ("winograd", "input_transform"),
     "winograd_output_transform": ("winograd", "output_transform"),
     "winograd_output_transform_adjoint": ("winograd", "output_transform_adjoint"),

@@ -31,6 +31,8 @@ REFERENCES = {
     "relu_backward": activation.relu_backward_numpy,
     "add_relu_forward": activation.add_relu_forward_numpy,
     "relu_backward_from_output": activation.relu_backward_from_output_numpy,
+    "gelu_forward": activation.gelu_forward_numpy,       # not ELEMENTWISE: its reference is slow at any size
+    "gelu_backward": activation.gelu_backward_numpy,
     **{name: reference for name, reference in winograd.TRANSFORMS},
 }
 ELEMENTWISE = {"relu_forward", "relu_backward", "add_relu_forward", "relu_backward_from_output",

@@ -143,7 +143,7 @@ class GELU(Function):
         if self.approximate == "tanh":
             inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
             return 0.5 * x * (1 + xp.tanh(inner))
-        return x * 0.5 * (1 + backend.erf(x / math.sqrt(2)))
+        return find_kernel("gelu_forward", x, gelu_forward_numpy)(x)
 
     def backward(self, dy):
         (x,) = self.saved
@@ -152,9 +152,20 @@ class GELU(Function):
             k = math.sqrt(2 / math.pi)
             t = xp.tanh(k * (x + 0.044715 * x ** 3))
             return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x))
-        cdf = 0.5 * (1 + backend.erf(x / math.sqrt(2)))
-        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return dy * (cdf + x * pdf)
+        return find_kernel("gelu_backward", x, gelu_backward_numpy)(x, dy)
+
+
+def gelu_forward_numpy(x):
+    """The exact GELU, y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2."""
+    return x * 0.5 * (1 + backend.erf(x / math.sqrt(2)))
+
+
+def gelu_backward_numpy(x, dy):
+    """dx = dy (Phi(x) + x phi(x)), phi(x) = e^(-x^2/2) / sqrt(2 pi)."""
+    xp = backend.array_module(x)
+    cdf = 0.5 * (1 + backend.erf(x / math.sqrt(2)))
+    pdf = xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    return dy * (cdf + x * pdf)
 
 
 class Softmax(Function):
