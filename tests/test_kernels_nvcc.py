@@ -24,7 +24,7 @@ from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_nump
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 
-SOURCES = ["col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu", "sgd_step.cu"]
+SOURCES = ["adam_step.cu", "col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu", "sgd_step.cu"]
 ARCH = "sm_80"
 DTYPES = [numpy.float32, numpy.float64]
 SUFFIX = {numpy.float32: "f32", numpy.float64: "f64"}
@@ -90,7 +90,7 @@ def _call(library, name, *arrays):
 
 
 # ------------------------------------------------------------------ the sources and their compilation
-def test_packaged_sources_are_the_five_kernels():
+def test_packaged_sources_are_the_six_kernels():
     assert gpu.source_files() == SOURCES
 
 
@@ -262,7 +262,7 @@ def cpu_as_gpu(built, monkeypatch):
     same arguments. That checks the wrappers' shapes, dtypes and argument order without a GPU."""
     from minigrad import backend
 
-    sources = {"im2col": "im2col.cu", "col2im": "col2im.cu", "sgd_step": "sgd_step.cu",
+    sources = {"im2col": "im2col.cu", "col2im": "col2im.cu", "sgd_step": "sgd_step.cu", "adam_step": "adam_step.cu",
                "max_pool_forward": "maxpool_forward.cu", "max_pool_backward": "maxpool_backward.cu"}
     launches = []
 
@@ -443,3 +443,47 @@ def test_fused_sgd_step_declines_what_it_cannot_do_and_changes_nothing(cpu_as_gp
     mixed[1].grad = minigrad.tensor(numpy.ones(3))
     assert not gpu.sgd_step(minigrad.optim.SGD(mixed, lr=0.1), mixed, {"momentum": 0})
     assert cpu_as_gpu == [] and all((p.detach().numpy() == b).all() for p, b in zip(params, before))
+
+
+# ------------------------------------------------------------------ adam_step.cu
+ADAM_CASES = [
+    ("Adam", dict(lr=1e-2)),
+    ("Adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True, maximize=True)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.05, betas=(0.8, 0.99))),
+]
+
+
+@pytest.mark.parametrize("name, case", ADAM_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_adam_step_equals_the_optimizers_own_update(cpu_as_gpu, name, case, dtype):
+    """gpu.adam_step through the kernel's CPU reference, three steps, against Adam.update (and AdamW) on
+    copies: parameters and both moments (and v_max with amsgrad)."""
+    import minigrad
+    ours, _ = _sgd_parameters(dtype, seed=5)
+    theirs = [minigrad.nn.Parameter(minigrad.tensor(p.detach().numpy().copy())) for p in ours]
+    cls = getattr(minigrad.optim, name)
+    fused, reference = cls(ours, **case), cls(theirs, **case)
+    tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == numpy.float32 else dict(rtol=1e-13, atol=1e-15)
+    for step in range(3):
+        _with_gradients(ours, numpy.random.default_rng(step))
+        _with_gradients(theirs, numpy.random.default_rng(step))
+        assert gpu.adam_step(fused, fused.params_to_update(fused.param_groups[0]), fused.param_groups[0])
+        reference.step()
+        for k, (a, b) in enumerate(zip(ours, theirs)):
+            numpy.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), err_msg=f"step {step} param {k}",
+                                          **tolerance)
+            for key in ("m", "v") + (("v_max",) if case.get("amsgrad") else ()):
+                numpy.testing.assert_allclose(fused.state[a][key], reference.state[b][key],
+                                              err_msg=f"step {step} {key} {k}", **tolerance)
+            assert fused.state[a]["step"] == reference.state[b]["step"] == step + 1
+    assert [n for n, _, _ in cpu_as_gpu] == [f"adam_step_{SUFFIX[dtype]}"] * 3
+
+
+def test_fused_adam_step_declines_parameters_at_different_steps(cpu_as_gpu):
+    import minigrad
+    params, rng = _sgd_parameters(numpy.float32, seed=6)
+    _with_gradients(params, rng)
+    optimizer = minigrad.optim.Adam(params, lr=1e-2)
+    optimizer.step()                                        # the reference loop: every parameter at step 1
+    optimizer.state[params[0]]["step"] = 2                  # one parameter ahead of the others
+    assert not gpu.adam_step(optimizer, params, optimizer.param_groups[0]) and cpu_as_gpu == []

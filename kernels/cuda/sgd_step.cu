@@ -20,55 +20,13 @@
 // Must equal SGD.update (minigrad/optim/sgd.py) on every parameter. CPU reference: sgd_step_cpu_f32
 // / _f64 below run the SAME per-thread function, sgd_element, in a plain loop.
 // Entry points: sgd_step_f32, sgd_step_f64.
-// geometry.cuh gives index_t: flat indices are 64-bit everywhere.
-#include "geometry.cuh"
+// step_math.cuh: index_t, tensor_of (the binary search) and mul/add rounded once each.
+#include "step_math.cuh"
 
 struct SgdStep {                 // all 8-byte fields: the same layout in C and in NumPy's structured dtype
     double lr, momentum, dampening, weight_decay;
     long long nesterov, maximize, first_step, tensors;
 };
-
-// a * b and a + b, each rounded once to T, never contracted into a fused multiply-add.
-template <typename T> __host__ __device__ inline T mul(T a, T b);
-template <typename T> __host__ __device__ inline T add(T a, T b);
-template <> __host__ __device__ inline float mul<float>(float a, float b) {
-#ifdef __CUDA_ARCH__
-    return __fmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-template <> __host__ __device__ inline double mul<double>(double a, double b) {
-#ifdef __CUDA_ARCH__
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-template <> __host__ __device__ inline float add<float>(float a, float b) {
-#ifdef __CUDA_ARCH__
-    return __fadd_rn(a, b);
-#else
-    return a + b;
-#endif
-}
-template <> __host__ __device__ inline double add<double>(double a, double b) {
-#ifdef __CUDA_ARCH__
-    return __dadd_rn(a, b);
-#else
-    return a + b;
-#endif
-}
-
-// The tensor that flat index i falls in: the first t with i < ends[t].
-__host__ __device__ inline int tensor_of(const long long* ends, long long tensors, index_t i) {
-    int lo = 0, hi = (int)tensors - 1;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (ends[mid] <= i) lo = mid + 1; else hi = mid;
-    }
-    return lo;
-}
 
 template <typename T>
 __host__ __device__ void sgd_element(const unsigned long long* params, const unsigned long long* grads,

@@ -24,6 +24,7 @@ any other dtype falls back to the NumPy/CuPy reference. Importing this module
 imports neither CuPy nor NVRTC.
 """
 import importlib
+import math
 import importlib.resources
 import re
 
@@ -208,26 +209,18 @@ def sgd_step(optimizer, params, group):
     from minigrad.optim.sgd import SGD
     suffix = _suffix(params[0].array)
     arrays = [p.array for p in params]
-    if (type(optimizer) is not SGD or suffix is None or _no_cuda_c
-            or len({backend.device_of(a) for a in arrays}) > 1                   # the first is on the GPU
-            or any(a.dtype != arrays[0].dtype or not a.flags.c_contiguous for a in arrays)
-            or any(p.grad.array.dtype != p.dtype or tuple(p.grad.array.shape) != p.shape for p in params)
-            or len({_address(a) for a in arrays}) < len(arrays)):
+    if type(optimizer) is not SGD or not _plain_group(params, arrays, suffix):
         return False
     momentum = group["momentum"]
     states = [optimizer.state.get(p, {}) for p in params]
     have_buffers = {"momentum_buffer" in state for state in states}
     if momentum != 0 and len(have_buffers) > 1:
         return False
-    if momentum != 0 and have_buffers == {True} and any(
-            backend.device_of(b) != backend.device_of(a) or b.dtype != a.dtype or b.shape != a.shape
-            or not b.flags.c_contiguous
-            for b, a in ((state["momentum_buffer"], a) for state, a in zip(states, arrays))):
+    if momentum != 0 and have_buffers == {True} and not all(
+            _matches(state["momentum_buffer"], a) for state, a in zip(states, arrays)):
         return False
-    try:
-        function = kernel_function("sgd_step.cu", f"sgd_step_{suffix}")
-    except KernelCompileError as error:                      # every later step takes the reference loop
-        _no_cuda_c["error"] = error
+    function = _fused_kernel("sgd_step.cu", f"sgd_step_{suffix}")
+    if function is None:                                     # every later step takes the reference loop
         return False
     cupy = backend.cupy_module()
     first_step = momentum != 0 and have_buffers == {False}
@@ -237,13 +230,94 @@ def sgd_step(optimizer, params, group):
     states = [optimizer.state.setdefault(p, {}) for p in params]
     gradients = [cupy.ascontiguousarray(p.grad.array) for p in params]      # kept alive until the launch
     buffers = [state["momentum_buffer"] if momentum != 0 else a for state, a in zip(states, arrays)]
-    tables = [cupy.asarray(numpy.array([_address(a) for a in group_arrays], dtype=numpy.uint64))
-              for group_arrays in (arrays, gradients, buffers)]
+    tables = [_address_table(cupy, columns) for columns in (arrays, gradients, buffers)]
     ends = cupy.asarray(numpy.cumsum([a.size for a in arrays], dtype=numpy.int64))
     hyper = numpy.array([(group["lr"], momentum, group["dampening"], group["weight_decay"], bool(group["nesterov"]),
                           bool(group["maximize"]), first_step, len(params))], dtype=SGD_STEP_DTYPE)
     launch(function, int(sum(a.size for a in arrays)), *tables, ends, hyper)
     return True
+
+
+ADAM_STEP_DTYPE = numpy.dtype([(name, numpy.float64) for name in
+                               ("lr", "beta1", "beta2", "eps", "weight_decay", "step_size", "root_correction2")]
+                              + [(name, numpy.int64) for name in ("amsgrad", "maximize", "decoupled", "tensors")])
+
+
+def adam_step(optimizer, params, group):
+    """Adam.update / AdamW (minigrad/optim/adam.py) for every parameter of `group` in one launch of
+    adam_step.cu. Declines (False, nothing changed) as sgd_step does, and also when the parameters are
+    at different step counts (the bias corrections differ) or their moment buffers do not match them."""
+    from minigrad.optim.adam import Adam
+    from minigrad.optim.adamw import AdamW
+    suffix = _suffix(params[0].array)
+    arrays = [p.array for p in params]
+    if type(optimizer) not in (Adam, AdamW) or not _plain_group(params, arrays, suffix):
+        return False
+    states = [optimizer.state.get(p, {}) for p in params]
+    steps = {state.get("step", 0) for state in states}
+    names = ("m", "v") + (("v_max",) if group["amsgrad"] else ())
+    if len(steps) > 1 or any(not _matches(state.get(name), a) for state, a in zip(states, arrays)
+                             for name in names if state):
+        return False
+    if any(state and "v_max" not in state and group["amsgrad"] for state in states):
+        return False
+    function = _fused_kernel("adam_step.cu", f"adam_step_{suffix}")
+    if function is None:
+        return False
+    cupy = backend.cupy_module()
+    for p, a in zip(params, arrays):
+        state = optimizer.state.setdefault(p, {})
+        if not state:
+            state["step"] = 0
+            state["m"], state["v"] = cupy.zeros(a.shape, dtype=a.dtype), cupy.zeros(a.shape, dtype=a.dtype)
+        if group["amsgrad"] and "v_max" not in state:
+            state["v_max"] = cupy.zeros(a.shape, dtype=a.dtype)
+        state["step"] += 1
+    states = [optimizer.state[p] for p in params]
+    t = states[0]["step"]
+    beta1, beta2 = group["betas"]
+    gradients = [cupy.ascontiguousarray(p.grad.array) for p in params]      # kept alive until the launch
+    tables = [_address_table(cupy, columns) for columns in (
+        arrays, gradients, [s["m"] for s in states], [s["v"] for s in states],
+        [s["v_max"] if group["amsgrad"] else s["v"] for s in states])]
+    ends = cupy.asarray(numpy.cumsum([a.size for a in arrays], dtype=numpy.int64))
+    hyper = numpy.array([(group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                          group["lr"] / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t), bool(group["amsgrad"]),
+                          bool(group["maximize"]), bool(group["decoupled_weight_decay"]), len(params))],
+                        dtype=ADAM_STEP_DTYPE)
+    launch(function, int(sum(a.size for a in arrays)), *tables, ends, hyper)
+    return True
+
+
+def _plain_group(params, arrays, suffix):
+    """One device and one supported dtype, C-contiguous parameters on memory of their own, and gradients
+    of their parameters' dtype and shape: what a fused step's flat indexing assumes."""
+    return not (suffix is None
+                or len({backend.device_of(a) for a in arrays}) > 1
+                or any(a.dtype != arrays[0].dtype or not a.flags.c_contiguous for a in arrays)
+                or any(p.grad.array.dtype != p.dtype or tuple(p.grad.array.shape) != p.shape for p in params)
+                or len({_address(a) for a in arrays}) < len(arrays))
+
+
+def _matches(buffer, array):
+    """A state buffer the kernel may index like its parameter."""
+    return (buffer is not None and backend.device_of(buffer) == backend.device_of(array) and buffer.dtype == array.dtype
+            and buffer.shape == array.shape and buffer.flags.c_contiguous)
+
+
+def _fused_kernel(source, name):
+    """The compiled kernel, or None (remembered) where CUDA C cannot be compiled."""
+    if _no_cuda_c:
+        return None
+    try:
+        return kernel_function(source, name)
+    except KernelCompileError as error:
+        _no_cuda_c["error"] = error
+        return None
+
+
+def _address_table(cupy, arrays):
+    return cupy.asarray(numpy.array([_address(a) for a in arrays], dtype=numpy.uint64))
 
 
 # ------------------------------------------------------------------ where CUDA C cannot be compiled
@@ -310,3 +384,5 @@ def install():
     for name, function in KERNELS.items():
         register_kernel(name, "gpu", with_numba_cuda_twin(name, function))
     register_kernel("SGD.step", "gpu", sgd_step)
+    register_kernel("Adam.step", "gpu", adam_step)
+    register_kernel("AdamW.step", "gpu", adam_step)
