@@ -3,6 +3,8 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_conv.py
     ... bench_conv.py --resnet18                   # also ResNet-18's (CIFAR variant) layers, batch 128
     ... bench_conv.py --resnet18 --batch18 32      # ... at batch 32 (four times quicker)
+    ... bench_conv.py --speedrun                   # also the airbench94 (CIFAR-10 speed record) 3x3 convs, batch 512
+    ... bench_conv.py --speedrun --batch-speedrun 64
 
 For every DISTINCT convolution of ResNet-20 (CIFAR, 32x32 input) at --batch,
 one call = y = conv2d(x, w); y.backward(dy) with fresh gradients, float32.
@@ -28,11 +30,30 @@ def resnet_conv_layers(widths, image=32):
     return list(dict.fromkeys(layers))
 
 
+def speedrun_conv_layers(widths=(64, 256, 256), whiten_width=24, image=32):
+    """Distinct (C_in, F, H, kernel, stride) of airbench94's 3x3 convs (minigrad/models/airbench.py).
+
+    The 2x2 whitening conv (no padding) leaves image - 1 = 31; each group runs conv1 at its input
+    size, max-pools by 2 (floor), runs conv2 at the pooled size: 24->64 @31, 64->64 @15,
+    64->256 @15, 256->256 @7 (twice: group 2's conv2 and group 3's conv1), 256->256 @3.
+    """
+    layers, size, c_in = [], image - 1, whiten_width
+    for width in widths:
+        layers.append((c_in, width, size, 3, 1))                        # conv1, before the pool
+        size //= 2
+        layers.append((width, width, size, 3, 1))                       # conv2, after the pool
+        c_in = width
+    return list(dict.fromkeys(layers))
+
+
 def main():
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=128, help="batch size for ResNet-20's layers")
     p.add_argument("--resnet18", action="store_true", help="also time ResNet-18's layers")
     p.add_argument("--batch18", type=int, default=128, help="batch size for ResNet-18's layers")
+    p.add_argument("--speedrun", action="store_true",
+                   help="also time the 3x3 convs of airbench94 (the CIFAR-10 speed-record net, padding 1)")
+    p.add_argument("--batch-speedrun", type=int, default=512, help="batch size for the airbench94 layers")
     args = p.parse_args()
     torch = common.setup(args)
     import minigrad
@@ -79,6 +100,8 @@ def main():
     sections = [("ResNet-20", args.batch, resnet_conv_layers([16, 32, 64]))]
     if args.resnet18:
         sections.append(("ResNet-18", args.batch18, resnet_conv_layers([64, 128, 256, 512])))
+    if args.speedrun:
+        sections.append(("airbench94 (CIFAR-10 speed record)", args.batch_speedrun, speedrun_conv_layers()))
     for title, n, layers in sections:
         print(f"\nconv2d forward+backward, {title} layers, batch {n}, float32")
         rows = [measure(f"{c}->{f} {size}x{size} k{k} s{s}", conv_case(n, c, f, size, k, s))
