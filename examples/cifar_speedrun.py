@@ -1,0 +1,277 @@
+"""Train CIFAR-10 fast: the airbench94 recipe, written out top to bottom with minigrad.
+
+    python examples/cifar_speedrun.py --device gpu                       # 10 epochs, held-out val accuracy
+    python examples/cifar_speedrun.py --device gpu --val-size 0          # all 50,000; test accuracy
+    python examples/cifar_speedrun.py --epochs 1 --limit-train 2000      # a CPU smoke test
+
+The recipe is Keller Jordan's airbench ("94% on CIFAR-10 in 3.29 seconds on a single GPU",
+arXiv:2404.00498, github.com/KellerJordan/cifar10-airbench, and its airbench94_muon.py); the code
+here is minigrad's own. What makes it fast:
+  - the network (minigrad.models.AirbenchNet): a frozen 2x2 patch-whitening conv set from the data,
+    three small conv groups, batch norm with only the shift learned;
+  - Muon for the conv filters (each step the nearest orthogonal matrix to the momentum), the filters
+    renormalised to a fixed norm before each step, and Nesterov SGD for the rest (biases, head);
+  - label smoothing 0.2 and a learning rate that falls linearly to 0 over the run;
+  - the whitening bias trained for the first --whiten-bias-epochs only (its lr falls to 0 by then);
+  - augmentation: translation by up to 2 pixels, and the "alternating flip" (below);
+  - test-time augmentation: the logits of the image and of its mirror are averaged.
+
+Honest evaluation: by default the model trains on the FIRST 45,000 training images and the accuracy
+reported is on the LAST --val-size (5,000), never trained on, as in cifar_resnet.py. --val-size 0 trains
+on all 50,000 and evaluates on the official test_batch (if the data folder has it).
+
+Timing: train_seconds counts the epochs only (augmentation, forward, backward, steps; the per-epoch
+evaluation is excluded, as in airbench); setup_seconds is the one-off rest (reading the data, the
+whitening init, one warm-up step that compiles the kernels, then undone).
+
+First version: one checkpoint of the last epoch (model, Muon's state, SGD's state under `extra`);
+--resume is not supported yet.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # so the script runs from a checkout without `pip install -e .`
+
+import numpy  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+
+import minigrad  # noqa: E402
+import minigrad.nn.functional as F  # noqa: E402
+from minigrad import backend, optim  # noqa: E402
+from minigrad.data import (  # noqa: E402
+    CIFAR10, DatasetFormatError, DatasetNotFoundError, DownloadError, default_data_dir,
+)
+from minigrad.models.airbench import AirbenchNet  # noqa: E402
+from minigrad.utils.checkpoint import save_checkpoint  # noqa: E402
+from minigrad.utils.cli import HelpWithDefaults  # noqa: E402
+from minigrad.utils.history import MetricHistory  # noqa: E402
+from minigrad.utils.progress import progress_bar  # noqa: E402
+
+
+def fail(message):
+    """One clear message and exit code 2, no traceback (bad device, missing data)."""
+    print(f"cifar_speedrun.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+# ---------------------------------------------------------------------------------------- 1. config
+# Defaults: airbench94_muon.py's published values (Muon lr 0.24 momentum 0.6; SGD bias lr 0.053,
+# head lr 0.67, momentum 0.85, weight decay 2e-6 per image of the batch). They are starting points,
+# tuned there for PyTorch on a GPU with batch 2000; this script's default batch is airbench94's 1024.
+parser = argparse.ArgumentParser(description="CIFAR-10 speedrun (airbench94 recipe), held-out evaluation.",
+                                 formatter_class=HelpWithDefaults)
+parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+parser.add_argument("--epochs", type=int, default=10)
+parser.add_argument("--batch-size", type=int, default=1024)
+parser.add_argument("--lr", type=float, default=0.053, help="SGD lr of the biases (batch-norm shifts, whitening bias)")
+parser.add_argument("--head-lr", type=float, default=0.67, help="SGD lr of the linear head")
+parser.add_argument("--muon-lr", type=float, default=0.24, help="Muon lr of the conv filters")
+parser.add_argument("--momentum", type=float, default=0.85, help="SGD (Nesterov) momentum")
+parser.add_argument("--muon-momentum", type=float, default=0.6)
+parser.add_argument("--weight-decay", type=float, default=2e-6,
+                    help="per image: each SGD group gets weight_decay = this * batch_size / its lr, as in airbench")
+parser.add_argument("--label-smoothing", type=float, default=0.2)
+parser.add_argument("--whiten-bias-epochs", type=float, default=3, help="train the whitening bias this long")
+parser.add_argument("--tta", type=int, default=1, choices=[0, 1], help="1: average the logits of image and mirror")
+parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/")
+parser.add_argument("--no-download", action="store_true", help="fail if the data is missing instead of downloading it")
+parser.add_argument("--val-size", type=int, default=5000,
+                    help="the last N training images, held out; 0: train on all, evaluate on test_batch")
+parser.add_argument("--limit-train", type=int, default=None, help="train on the first N images only (smoke tests)")
+parser.add_argument("--out", default="runs/cifar_speedrun")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+args = parser.parse_args()
+if args.epochs < 1 or args.batch_size < 1:
+    fail(f"--epochs and --batch-size must be at least 1, got {args.epochs} and {args.batch_size}")
+try:
+    backend.module_for(args.device)  # --device gpu without CuPy/CUDA stops here
+except backend.DeviceError as error:
+    fail(error)
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+minigrad.manual_seed(args.seed)                      # the model's initial weights
+rng = numpy.random.default_rng(args.seed)            # shuffling and translations
+setup_start = time.perf_counter()
+
+# ---------------------------------------------------------------------------------------- 2. data
+try:
+    full_train = CIFAR10(args.data_dir, train=True, download=not args.no_download)
+    if not 0 <= args.val_size < len(full_train):
+        fail(f"--val-size must lie in [0, {len(full_train)}), got {args.val_size}")
+    if args.val_size > 0:                            # held out: the LAST val_size training images
+        cut = len(full_train) - args.val_size
+        eval_images, eval_labels = full_train.data[cut:], full_train.targets[cut:]
+        eval_name = f"held-out validation, last {args.val_size} training images"
+    else:
+        test = CIFAR10(args.data_dir, train=False)
+        cut, eval_images, eval_labels = len(full_train), test.data, test.targets
+        eval_name = f"official test_batch, {len(test)} images; trained on all {cut}"
+except DatasetNotFoundError as error:
+    hint = "\n(--val-size 0 evaluates on test_batch, so the folder needs it)" if args.val_size == 0 else ""
+    fail(f"{error}{hint}")
+except (DatasetFormatError, DownloadError) as error:
+    fail(error)
+n_train = cut if args.limit_train is None else min(args.limit_train, cut)
+train_images, train_labels = full_train.data[:n_train], full_train.targets[:n_train]   # uint8 (N, 3, 32, 32)
+
+# Channel mean and std of the training images only, in [0, 1] units (float64 sums, chunk by chunk).
+sums, squares = numpy.zeros(3), numpy.zeros(3)
+for start in range(0, n_train, 5000):
+    part = train_images[start:start + 5000].astype(numpy.float64) / 255.0
+    sums, squares = sums + part.sum(axis=(0, 2, 3)), squares + (part ** 2).sum(axis=(0, 2, 3))
+mean = sums / (n_train * 32 * 32)
+std = numpy.sqrt(squares / (n_train * 32 * 32) - mean ** 2)
+
+
+def normalise(images):
+    """uint8 (N, 3, H, W) -> float32, each channel at mean 0 and std 1 over the training images."""
+    scale = (1 / (255.0 * std)).astype(numpy.float32)[:, None, None]
+    return images.astype(numpy.float32) * scale - (mean / std).astype(numpy.float32)[:, None, None]
+
+
+def translate(images, dy, dx, pad=2):
+    """Shift image n down by dy[n] and right by dx[n] pixels (|d| <= pad), filling from a mirror image.
+
+    Reflect-pad by `pad`, then cut the H x W window at (pad - dy, pad - dx): out[y, x] = in[y - dy, x - dx]
+    wherever that pixel exists. airbench pads by reflection too: no black borders the test set never has."""
+    n, _, h, w = images.shape
+    padded = numpy.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    windows = sliding_window_view(padded, (h, w), axis=(2, 3))             # (N, C, 2pad+1, 2pad+1, H, W), no copy
+    return numpy.ascontiguousarray(windows[numpy.arange(n), :, pad - dy, pad - dx])   # (N, C, H, W)
+
+
+def alternating_flips(base_flip, epoch):
+    """Which images to mirror in `epoch`: the random base_flip bits in even epochs, their opposite in odd.
+
+    airbench's "alternating flip": a random flip each epoch shows some images the same way twice in a
+    row; flipping on alternate epochs instead shows every image both ways in every two epochs."""
+    return base_flip ^ bool(epoch % 2)
+
+
+def flip(images, mask):
+    """Mirror (left-right) the images where mask is True."""
+    return numpy.where(mask[:, None, None, None], images[..., ::-1], images)
+
+
+base_flip = numpy.random.default_rng([args.seed, 1]).random(n_train) < 0.5     # one bit per training image
+steps_per_epoch = max(1, n_train // args.batch_size)    # the last partial batch is dropped, as in airbench
+total_steps = args.epochs * steps_per_epoch
+whiten_bias_steps = max(1, int(args.whiten_bias_epochs * steps_per_epoch))
+print(f"data: {n_train} training images, {len(eval_labels)} evaluation images ({eval_name}) from {args.data_dir}")
+
+# ---------------------------------------------------------------------------------------- 3. model, optimizers
+model = AirbenchNet()
+model.init_whitening(normalise(train_images[:: max(1, n_train // 5000)]))   # about 5,000 images, spread evenly
+model = model.to(args.device)
+head, whiten_bias = model.head.weight, model.whitening_bias
+biases = [p for p in model.other_parameters() if p is not head and p is not whiten_bias]
+decay = args.weight_decay * args.batch_size              # airbench: weight_decay = decay / lr, per group
+sgd = optim.SGD([dict(params=[whiten_bias], lr=args.lr, weight_decay=decay / args.lr),
+                 dict(params=biases, lr=args.lr, weight_decay=decay / args.lr),
+                 dict(params=[head], lr=args.head_lr, weight_decay=decay / args.head_lr)],
+                lr=args.lr, momentum=args.momentum, nesterov=True)
+muon = optim.Muon(model.muon_parameters(), lr=args.muon_lr, momentum=args.muon_momentum, nesterov=True, weight_decay=0)
+for group in sgd.param_groups + muon.param_groups:
+    group["initial_lr"] = group["lr"]
+
+
+def set_learning_rates(step):
+    """Linear decay to 0: lr = initial_lr * (1 - step / total_steps); the whitening bias's over its own steps.
+    Set by hand each step (a LambdaLR per optimizer would do the same for the shared part)."""
+    for group in sgd.param_groups[1:] + muon.param_groups:
+        group["lr"] = group["initial_lr"] * (1 - step / total_steps)
+    sgd.param_groups[0]["lr"] = sgd.param_groups[0]["initial_lr"] * max(0.0, 1 - step / whiten_bias_steps)
+
+
+def renormalise_filters():
+    """Scale each conv weight to Frobenius norm sqrt(filters), as airbench's Muon does before each step.
+    Batch norm follows every conv, so the filters' scale does not change the output; fixing it keeps the
+    step Muon takes (of a fixed size) at a fixed size relative to the weights."""
+    xp = backend.array_module(muon.param_groups[0]["params"][0].array)
+    for p in muon.param_groups[0]["params"]:
+        p.array *= numpy.sqrt(p.shape[0]) / float(xp.linalg.norm(p.array))
+
+
+def train_step(images, labels, epoch, step):
+    """One step on uint8 images of the training set; returns the (device) loss sum and correct count."""
+    x = minigrad.tensor(images, device=args.device)
+    y = minigrad.tensor(labels, device=args.device)
+    logits = model(x, whiten_bias_grad=step < whiten_bias_steps)                # (B, 10)
+    loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
+    sgd.zero_grad()
+    muon.zero_grad()
+    loss.backward()
+    set_learning_rates(step)
+    renormalise_filters()
+    sgd.step()
+    muon.step()
+    return loss.array * len(labels), (logits.array.argmax(axis=1) == y.array).sum()
+
+
+def evaluate(batch_size=1000):
+    """Loss (plain cross-entropy) and accuracy on the evaluation images; with --tta 1 each image's
+    logits are the mean of its own and its mirror's."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with minigrad.no_grad():
+        for start in range(0, len(eval_labels), batch_size):
+            images = normalise(eval_images[start:start + batch_size])
+            y = minigrad.tensor(eval_labels[start:start + batch_size], device=args.device)
+            logits = model(minigrad.tensor(images, device=args.device))                  # (B, 10)
+            if args.tta:
+                logits = 0.5 * (logits + model(minigrad.tensor(images[..., ::-1].copy(), device=args.device)))
+            loss_sum += backend.to_python(F.cross_entropy(logits, y).array) * len(y)
+            correct += int(backend.to_python((logits.array.argmax(axis=1) == y.array).sum()))
+    model.train()
+    return loss_sum / len(eval_labels), correct / len(eval_labels)
+
+
+# Warm-up: one step and one evaluation batch compile the kernels (counted in set-up); then undone.
+weights = model.state_dict()
+warm = min(args.batch_size, n_train)
+train_step(normalise(train_images[:warm]), train_labels[:warm], 0, 0)
+evaluate()
+model.load_state_dict(weights)
+sgd.state.clear()
+muon.state.clear()
+setup_seconds = time.perf_counter() - setup_start
+print(f"model: AirbenchNet, {model.num_parameters():,} parameters on {args.device}; Muon lr {args.muon_lr} "
+      f"for {len(muon.param_groups[0]['params'])} conv filters, SGD lr {args.lr} / head {args.head_lr}; "
+      f"{steps_per_epoch} steps of {args.batch_size} per epoch; set-up {setup_seconds:.1f} s")
+
+# ---------------------------------------------------------------------------------------- 4. train
+history = MetricHistory(out / "metrics")
+train_seconds, step = 0.0, 0
+model.train()
+for epoch in range(args.epochs):
+    start = time.perf_counter()
+    order = rng.permutation(n_train)
+    loss_sum, correct, seen = 0.0, 0, 0
+    batches = progress_bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", enabled=not args.no_progress)
+    for b in batches:
+        index = order[b * args.batch_size:(b + 1) * args.batch_size]
+        images = flip(normalise(train_images[index]), alternating_flips(base_flip[index], epoch))
+        dy, dx = rng.integers(-2, 3, size=(2, len(index)))
+        batch_loss, batch_correct = train_step(translate(images, dy, dx), train_labels[index], epoch, step)
+        loss_sum, correct, seen, step = loss_sum + batch_loss, correct + batch_correct, seen + len(index), step + 1
+    # to_python waits for the device, so `seconds` is the whole epoch's work
+    train_loss, train_acc = backend.to_python(loss_sum) / seen, int(backend.to_python(correct)) / seen
+    seconds = time.perf_counter() - start
+    train_seconds += seconds
+    eval_loss, eval_acc = evaluate()
+    history.log(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_loss=eval_loss, val_acc=eval_acc,
+                seconds=round(seconds, 2))
+    print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
+          f"{'test' if args.val_size == 0 else 'held-out val'} acc {eval_acc:.2%} | {seconds:.1f} s")
+
+# ---------------------------------------------------------------------------------------- 5. report
+checkpoint = save_checkpoint(out / "last.ckpt", model, optimizer=muon, epoch=args.epochs - 1,
+                             extra={"sgd": sgd.state_dict(), "config": vars(args), "history": history.rows})
+accuracy = f"val_acc={eval_acc:.4f}" if args.val_size > 0 else f"val_acc=n/a test_acc={eval_acc:.4f}"
+print(f"summary: cifar_speedrun {accuracy} ({eval_name}, tta={args.tta}) train_seconds={train_seconds:.1f} "
+      f"setup_seconds={setup_seconds:.1f} epochs={args.epochs} train_loss={train_loss:.4f} | "
+      f"checkpoint {checkpoint} | log {history.csv_path}")
