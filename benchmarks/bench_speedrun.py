@@ -4,6 +4,7 @@
     ... bench_speedrun.py --batches 256,1024        # several batch sizes (default: --batch 512)
     ... bench_speedrun.py --epoch                   # also an ESTIMATE of one epoch (45,000 images)
     ... bench_speedrun.py --threads 2 --only minigrad / --only torch   (each library alone)
+    ... bench_speedrun.py --recipe --data-dir ../shared/data       # TIMED epochs of the whole recipe
 
 What is measured, float32, on pre-made random images (N, 3, 32, 32) and labels:
   - "training step": zero_grad, forward, cross-entropy with label smoothing 0.2, backward,
@@ -13,6 +14,11 @@ What is measured, float32, on pre-made random images (N, 3, 32, 32) and labels:
   - "forward+backward": zero_grad, forward, the same loss, backward (no optimizer step);
   - with --epoch, "epoch estimate": ceil(45000 / batch) steps times the median step time, for
     each library. It is an extrapolation, not a timed epoch (no data loading, no augmentation).
+  - with --recipe, "one epoch of the recipe": examples/cifar_speedrun.py and its PyTorch twin
+    benchmarks/torch_speedrun.py (same data, weights, batches, optimisers), each run for one
+    epoch of the 45,000 training images at its default batch (2000) in a child process, the two
+    alternating, --recipe-repeats times; the median of each side's train_seconds (augmentation,
+    forward, backward, both optimisers; set-up and evaluation excluded) and their ratio.
 
 minigrad's side is minigrad.models.airbench.AirbenchNet; the PyTorch side is the same network
 written below (whitening 2x2 conv 3->24 without padding, GELU, three conv groups
@@ -23,7 +29,14 @@ PyTorch does (the weight of the new batch's statistics). The trainable weights a
 the minigrad model into the PyTorch one, so both compute the same function; only time is
 compared. Like every benchmark here it prints tables and never asserts.
 """
+import json
 import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy
 
@@ -129,12 +142,39 @@ def step_pairs(torch, args, batch, rng):
     return (step_minigrad, step_torch), (fwd_bwd_minigrad, fwd_bwd_torch)
 
 
+def recipe_epochs(args):
+    """{"minigrad": [seconds...], "torch": [...]}: one-epoch runs of the example and its PyTorch twin,
+    alternating, each in a child process with --threads threads."""
+    here = Path(__file__).resolve().parent
+    scripts = {"minigrad": [str(here.parent / "examples" / "cifar_speedrun.py"), "--no-download", "--no-progress"],
+               "torch": [str(here / "torch_speedrun.py"), "--threads", str(args.threads)]}
+    environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads), NUMBA_NUM_THREADS=str(args.threads),
+                       OPENBLAS_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    seconds = {name: [] for name in scripts}
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(args.recipe_repeats):
+            for name, script in scripts.items():
+                out = Path(folder) / f"{name}{repeat}"
+                command = [sys.executable, *script, "--data-dir", args.data_dir, "--out", str(out), "--epochs", "1",
+                           "--tta", "0", "--seed", str(repeat)]
+                done = subprocess.run(command, env=environment, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise SystemExit(f"bench_speedrun --recipe: {name} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+                seconds[name].append(json.loads((out / "summary.json").read_text())["train_seconds"])
+                print(f"  recipe epoch, {name}, round {repeat + 1}: {seconds[name][-1]:.1f} s", flush=True)
+    return seconds
+
+
 def main():
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=512, help="batch size (ignored when --batches is given)")
     p.add_argument("--batches", help="comma-separated batch sizes, e.g. 256,1024")
     p.add_argument("--epoch", action="store_true",
                    help=f"also print an ESTIMATE of one epoch: ceil({EPOCH_IMAGES} / batch) x median step time")
+    p.add_argument("--recipe", action="store_true",
+                   help="time one epoch of the whole recipe, minigrad's example against its PyTorch twin")
+    p.add_argument("--recipe-repeats", type=int, default=3, help="rounds of --recipe (median reported)")
+    p.add_argument("--data-dir", default="../shared/data", help="for --recipe: the folder with cifar-10-batches-py/")
     p.set_defaults(repeats=5)
     args = p.parse_args()
     batches = [int(b) for b in args.batches.split(",")] if args.batches else [args.batch]
@@ -142,6 +182,8 @@ def main():
     rng = numpy.random.default_rng(0)
 
     rows, epoch_rows = [], []
+    if args.recipe:                                         # the timed recipe alone (each run takes minutes)
+        batches = []
 
     def cell(seconds):
         return "-" if seconds is None else common.ms(seconds)
@@ -161,11 +203,19 @@ def main():
                                    "-" if ours is None else f"{steps * ours:.2f}",
                                    "-" if theirs is None else f"{steps * theirs:.2f}", ratio(ours, theirs)])
 
-    print("\nairbench94 network (CIFAR-10 speed record), float32, SGD Nesterov, label smoothing 0.2")
-    common.print_table(["case", "minigrad ms", "torch ms", "ratio"], rows)
+    if rows:
+        print("\nairbench94 network (CIFAR-10 speed record), float32, SGD Nesterov, label smoothing 0.2")
+        common.print_table(["case", "minigrad ms", "torch ms", "ratio"], rows)
     if args.epoch:
         print(f"\nONE EPOCH, ESTIMATED (not timed): ceil({EPOCH_IMAGES} / batch) x the median training step above")
         common.print_table(["estimate", "minigrad s", "torch s", "ratio"], epoch_rows)
+    if args.recipe:
+        seconds = recipe_epochs(args)
+        ours, theirs = statistics.median(seconds["minigrad"]), statistics.median(seconds["torch"])
+        print(f"\nONE EPOCH OF THE RECIPE, TIMED ({EPOCH_IMAGES} images, batch 2000, {args.threads} threads, "
+              f"median of {args.recipe_repeats})")
+        common.print_table(["case", "minigrad s", "torch s", "ratio"],
+                           [["cifar_speedrun.py epoch", f"{ours:.1f}", f"{theirs:.1f}", ratio(ours, theirs)]])
 
 
 if __name__ == "__main__":

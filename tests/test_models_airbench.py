@@ -183,3 +183,13 @@ def test_wrong_images_are_refused_with_a_clear_message(shape, message):
 def test_widths_must_be_three_numbers():
     with pytest.raises(ValueError, match="widths"):
         models.AirbenchNet(widths=(64, 256))
+
+
+def test_head_weight_std_rescales_the_head_weight_keeping_its_direction():
+    minigrad.manual_seed(3)
+    default = models.AirbenchNet()
+    minigrad.manual_seed(3)
+    muon_style = models.AirbenchNet(head_scale=1 / 256, head_weight_std=1.0)
+    w, v = default.head.weight.array, muon_style.head.weight.array
+    assert abs(float(v.std()) - 1.0) < 1e-5
+    numpy.testing.assert_allclose(v, w * (1.0 / w.std()), rtol=1e-5)      # the same direction, rescaled

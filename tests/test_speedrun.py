@@ -28,8 +28,10 @@ def script_functions(*names):
     return [namespace[name] for name in names]
 
 
-def run_speedrun(tmp_path, *args):
-    data = write_cifar(tmp_path / "data", test=True)             # 5 x 12 training images, 12 test images
+def run_speedrun(tmp_path, *args, summary=True):
+    data = tmp_path / "data"
+    if not data.exists():
+        data = write_cifar(data, test=True)                      # 5 x 12 training images, 12 test images
     environment = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     command = [sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(tmp_path / "run"),
                "--epochs", "2", "--batch-size", "16", "--limit-train", "40", "--no-download", "--no-progress",
@@ -37,6 +39,9 @@ def run_speedrun(tmp_path, *args):
     result = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     summaries = [line for line in result.stdout.splitlines() if line.startswith("summary:")]
+    if not summary:
+        assert not summaries and "--resume" in result.stdout, result.stdout
+        return result.stdout
     assert len(summaries) == 1, f"expected one summary line, got {summaries}\n{result.stdout}"
     return summaries[0]
 
@@ -101,3 +106,57 @@ def test_translate_applies_a_different_offset_per_image():
     out = translate(images, numpy.array([1, 0]), numpy.array([0, -1]))
     numpy.testing.assert_array_equal(out[0, :, 1:], images[0, :, :-1])
     numpy.testing.assert_array_equal(out[1, :, :, :-1], images[1, :, :, 1:])
+
+
+def test_speedrun_resume_continues_exactly(tmp_path):
+    """Two epochs in one go, and one epoch (--stop-after 1) then --resume for the second, end with the
+    same weights, bit for bit: the optimizers' states, the step and the data generator all come back."""
+    from minigrad.utils.checkpoint import read_checkpoint
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    run_speedrun(straight, "--val-size", "10")
+    split = tmp_path / "split"
+    split.mkdir()
+    first = run_speedrun(split, "--val-size", "10", "--stop-after", "1", summary=False)
+    assert "epoch 1/2" in first and "epoch 2/2" not in first, first
+    (split / "run" / "one.ckpt").write_bytes((split / "run" / "last.ckpt").read_bytes())
+    run_speedrun(split, "--val-size", "10", "--resume", str(split / "run" / "one.ckpt"))
+    a, b = read_checkpoint(straight / "run" / "last.ckpt"), read_checkpoint(split / "run" / "last.ckpt")
+    assert a["epoch"] == b["epoch"] == 1
+    for name, value in a["model"].items():
+        numpy.testing.assert_array_equal(value, b["model"][name], err_msg=name)
+    assert a["extra"]["step"] == b["extra"]["step"]
+    assert len(b["extra"]["history"]) == 2
+
+
+def test_speedrun_refuses_to_resume_with_other_settings(tmp_path):
+    run_speedrun(tmp_path, "--val-size", "10", "--epochs", "1")
+    data = tmp_path / "data"
+    command = [sys.executable, str(SCRIPT), "--data-dir", str(data), "--out", str(tmp_path / "run"),
+               "--epochs", "2", "--batch-size", "8", "--limit-train", "40", "--no-download", "--no-progress",
+               "--val-size", "10", "--resume", str(tmp_path / "run" / "last.ckpt")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "batch_size" in result.stderr and "other settings" in result.stderr, result.stderr
+
+
+def test_the_pytorch_twin_follows_the_same_trajectory(tmp_path):
+    """benchmarks/torch_speedrun.py is the recipe in PyTorch with the same data, initial weights, batches
+    and optimisers: its per-epoch losses equal the example's to float32 rounding (so the timing
+    comparison in bench_speedrun.py --recipe compares engines, not recipes)."""
+    pytest.importorskip("torch")
+    run_speedrun(tmp_path, "--val-size", "10")
+    command = [sys.executable, str(REPO / "benchmarks" / "torch_speedrun.py"), "--data-dir", str(tmp_path / "data"),
+               "--out", str(tmp_path / "torch"), "--epochs", "2", "--batch-size", "16", "--limit-train", "40",
+               "--val-size", "10", "--threads", "1"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def losses(path):
+        header, *rows = path.read_text().strip().splitlines()
+        names = header.split(",")
+        return numpy.array([[float(dict(zip(names, row.split(",")))[k]) for k in ("train_loss", "val_loss")]
+                            for row in rows])
+    ours, theirs = losses(tmp_path / "run" / "metrics.csv"), losses(tmp_path / "torch" / "metrics.csv")
+    assert ours.shape == theirs.shape == (2, 2)
+    numpy.testing.assert_allclose(ours, theirs, rtol=2e-3)

@@ -118,13 +118,17 @@ class AirbenchNet(nn.Module):
     head_scale: airbench94 multiplies the logits by 1/9, with the head keeping Linear's default init
     U(-1/sqrt(256), 1/sqrt(256)) (std 1/sqrt(3 * 256) = 0.036), so the weights' effective scale is
     0.004 and the first logits are close to 0: the softmax starts near uniform and the
-    head's large learning rate does not blow it up. (airbench94_muon instead rescales the head
-    weight to std 1 and divides by the width 256: the same 0.004.)
+    head's large learning rate does not blow it up.
+    head_weight_std: None keeps Linear's init; a number rescales the head weight to that std.
+    airbench94_muon uses head_weight_std=1 and head_scale=1/256: the same effective 0.004 at the
+    start, but SGD's step on the weight (lr * head_scale * dL/dlogits ...) then moves the logits by
+    lr * head_scale^2 per unit of gradient, about 800 times less than with 1/9. Its head lr 0.67
+    was tuned for that convention (and a loss summed over the batch).
     batchnorm_momentum: as in PyTorch and minigrad, the weight of the new batch's statistics.
     """
 
     def __init__(self, widths=(64, 256, 256), num_classes=10, batchnorm_momentum=0.4, batchnorm_eps=1e-12,
-                 head_scale=1 / 9):
+                 head_scale=1 / 9, head_weight_std=None):
         super().__init__()
         if len(widths) != 3:
             raise ValueError(f"AirbenchNet: widths must be three channel counts (one per conv group), got {widths!r}")
@@ -139,6 +143,9 @@ class AirbenchNet(nn.Module):
         self.flatten = nn.Flatten()
         self.head = nn.Linear(widths[2], num_classes, bias=False)
         self.head_scale = head_scale
+        if head_weight_std is not None:
+            weight = self.head.weight.array
+            weight *= head_weight_std / weight.std()
 
     def init_whitening(self, images, eps=5e-4):
         """Set the frozen whitening filters from training images (N, 3, H, W), already normalised."""
