@@ -16,7 +16,7 @@ import pytest
 
 import minigrad
 from minigrad import backend
-from minigrad.fast import gpu as gpu_kernels, tuning
+from minigrad.fast import gpu as gpu_kernels, gpu_batchnorm, tuning
 from minigrad.fast.winograd import Conv2dWinogradFast
 from minigrad.kernels.geometry import cols_shape, make_geometry
 from minigrad.ops import activation, conv, elementwise, loss, matmul, norm, pool, reduce
@@ -330,6 +330,67 @@ def test_cuda_im2col_of_a_non_contiguous_input_equals_numpy():
 def test_cuda_col2im_rejects_cols_of_the_wrong_shape():
     with pytest.raises(ValueError, match="col2im: cols must have shape"):
         gpu_kernels.col2im(_gpu(numpy.zeros((5, 5))), (1, 1, 4, 4), 3, 3, (1, 1), (1, 1), (1, 1))
+
+
+# ------------------------------------------------------------------ the batch-norm CUDA C kernels vs NumPy
+# (N, C, P): P and M = N P under, over and not a multiple of the 256 threads of a channel's block; P = 1
+BATCH_NORM_SHAPES = [(4, 3, 25), (600, 2, 1), (2, 5, 300), (7, 2, 37)]
+
+
+def test_the_batch_norm_kernels_are_found_for_cupy_arrays():
+    from minigrad.ops.registry import find_kernel
+
+    x = _gpu(randn(2, 3, 4))
+    for name, function in gpu_batchnorm.KERNELS.items():
+        assert find_kernel(name, x) is function, f"{name}: {find_kernel(name, x)!r} for a CuPy array"
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("shape", BATCH_NORM_SHAPES)
+def test_cuda_batch_norm_forward_and_backward_equal_numpy(shape, dtype, relu):
+    """batchnorm_forward.cu and batchnorm_backward.cu on the card against the NumPy references on the CPU:
+    y, mean, var, inv_std, then dx, dgamma, dbeta (with the fused ReLU's output when relu)."""
+    x3 = (randn(*shape) * 2 + 3).astype(dtype)
+    dy3 = randn(*shape, seed=1).astype(dtype)
+    gamma, beta = randn(shape[1], seed=2).astype(dtype), randn(shape[1], seed=3).astype(dtype)
+    close = dict(rtol=2e-4, atol=2e-4) if dtype == numpy.float32 else dict(rtol=1e-9, atol=1e-9)
+    ours = gpu_batchnorm.batch_norm_train_forward(_gpu(x3), _gpu(gamma), _gpu(beta), 1e-5, relu=relu)
+    reference = norm.batch_norm_train_forward_numpy(x3.copy(), gamma, beta, 1e-5, relu=relu)
+    assert ours[0].dtype == dtype
+    for name, a, b in zip(["y", "mean", "var", "inv_std"], ours, reference):
+        numpy.testing.assert_allclose(backend.to_numpy(a), b, err_msg=name, **close)
+    y3, mean, _, inv_std = reference
+    relu_out3 = y3 if relu else None
+    ours = gpu_batchnorm.batch_norm_backward(_gpu(x3), _gpu(dy3), _gpu(mean), _gpu(inv_std), _gpu(gamma),
+                                             relu_out3=None if relu_out3 is None else _gpu(relu_out3))
+    reference = norm.batch_norm_backward_numpy(x3, dy3, mean, inv_std, gamma, relu_out3=relu_out3)
+    assert ours[0].dtype == dtype
+    count = shape[0] * shape[2]                                         # dgamma and dbeta add this many terms
+    for name, a, b in zip(["dx", "dgamma", "dbeta"], ours, reference):
+        atol = close["atol"] * (1.0 + numpy.abs(b).max()) * (1 if name == "dx" else count)
+        numpy.testing.assert_allclose(backend.to_numpy(a), b, rtol=close["rtol"], atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_float32_batch_norm_training_on_the_kernels_matches_cpu(relu):
+    """batch_norm and batch_norm_relu in float32, training: output, gradients and running statistics on
+    the GPU (the CUDA C kernels) against the CPU (the Numba kernels or NumPy)."""
+    function = norm.batch_norm_relu if relu else norm.batch_norm
+    running = {}
+
+    def train(x, gamma, beta):
+        xp = backend.module_for(x.device)
+        mean, var = xp.zeros(4, dtype=xp.float32), xp.ones(4, dtype=xp.float32)
+        running[backend.normalize_device(x.device)] = (mean, var)
+        return function(x, mean, var, gamma, beta, training=True, momentum=0.2)
+
+    x = (randn(8, 4, 6, 6) * 3 + 1).astype(numpy.float32)
+    gamma, beta = randn(4, seed=1).astype(numpy.float32), randn(4, seed=2).astype(numpy.float32)
+    assert_gpu_matches_cpu(train, [x, gamma, beta], rtol=1e-4, atol=1e-4)
+    for name, a, b in zip(["running_mean", "running_var"], running["gpu"], running["cpu"]):
+        assert a.dtype == numpy.float32, name
+        numpy.testing.assert_allclose(backend.to_numpy(a), b, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 # ------------------------------------------------------------------ the Numba CUDA kernels on a real GPU

@@ -1,6 +1,7 @@
 """What training runs, in float32, on the GPU against the CPU: a whole ResNet-20 step under SGD, Adam and
-RMSprop (loss, every gradient, the parameters after the step, batch-norm running statistics), dropout,
-getitem's backward, cat and split, and state_dict / checkpoint round trips on the GPU.
+RMSprop, with momentum and centered with weight decay (loss, every gradient, the parameters after the step,
+batch-norm running statistics), dropout, getitem's backward, cat and split, and state_dict / checkpoint
+round trips on the GPU.
 
 Every comparison is written once, device against device. The GPU tests (marked gpu) compare "gpu"
 with "cpu" and skip where CuPy or a device is missing; the CPU tests below run the same comparisons
@@ -30,6 +31,8 @@ OPTIMIZERS = {
     "sgd": lambda params: minigrad.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
     "adam": lambda params: minigrad.optim.Adam(params, lr=1e-3, weight_decay=1e-4),
     "rmsprop": lambda params: minigrad.optim.RMSprop(params, lr=1e-3, momentum=0.9),
+    "rmsprop-centered": lambda params: minigrad.optim.RMSprop(params, lr=1e-3, alpha=0.9, centered=True,
+                                                              weight_decay=1e-4),
 }
 
 

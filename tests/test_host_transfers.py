@@ -10,6 +10,7 @@ import pytest
 import minigrad
 from minigrad import backend, nn, optim
 from minigrad.data import DataLoader, TensorDataset
+from minigrad.fast.buffers import _kept_pool_matrix as kept
 from minigrad.ops import loss as loss_ops
 from minigrad.utils.progress import TrainingProgress
 from minigrad.utils.training import evaluate, train_one_epoch
@@ -160,6 +161,33 @@ def test_state_dict_reads_the_sums_and_resuming_continues_them():
     assert resumed.loss == (2.0 + 1.0) / 8 and resumed.accuracy == 4 / 8
 
 
+# ------------------------------------------------------------------ adaptive average pooling: made on the first step
+def pooled_training_steps(device, batches=4):
+    """Train a small CNN that ends in AdaptiveAvgPool2d((2, 3)) for `batches` steps from an empty cache
+    of pool matrices: (device -> host reads during the steps, the cache's misses after each step)."""
+    kept.cache_clear()
+    minigrad.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((2, 3)),
+                          nn.Flatten(), nn.Linear(4 * 2 * 3, 3)).to(device)
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    misses = []
+    with backend.counting_host_transfers(count_cpu=device == "cpu") as transfers:
+        for images, labels in image_loader(batches, device=device):
+            loss = nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            misses.append(kept.cache_info().misses)
+    kept.cache_clear()
+    return transfers.count, misses
+
+
+def test_adaptive_avg_pool2d_makes_its_matrices_on_the_first_step_only():
+    """The pool matrices (8 -> 2 rows, 8 -> 3 columns) are the op's only host -> device copies: two on the
+    first step, none after; and the steps read nothing back."""
+    assert pooled_training_steps("cpu") == (0, [2, 2, 2, 2])
+
+
 # ------------------------------------------------------------------ labels on the GPU
 def test_a_label_out_of_range_without_the_host_check_makes_the_loss_nan(monkeypatch):
     """On the GPU the range check is skipped (it would wait for the GPU); the loss says so instead."""
@@ -189,6 +217,11 @@ def test_on_the_gpu_a_training_step_reads_nothing_back():
         during = transfers.count
         assert numpy.isfinite(bar.loss)
     assert during == 0 and transfers.count == 2
+
+
+@pytest.mark.gpu
+def test_on_the_gpu_adaptive_avg_pool2d_copies_its_matrices_on_the_first_step_only():
+    assert pooled_training_steps("gpu") == (0, [2, 2, 2, 2])
 
 
 @pytest.mark.gpu

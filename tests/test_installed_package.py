@@ -26,7 +26,8 @@ installed_only = pytest.mark.skipif(
     not INSTALLED, reason="minigrad comes from the checkout here; .ci/run runs this file against `pip install .`"
 )
 NVCC = shutil.which("nvcc")
-SOURCES = ["adam_step.cu", "col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu", "sgd_step.cu"]
+SOURCES = ["adam_step.cu", "batchnorm_backward.cu", "batchnorm_forward.cu", "col2im.cu", "im2col.cu",
+           "maxpool_backward.cu", "maxpool_forward.cu", "rmsprop_step.cu", "sgd_step.cu"]
 
 
 def _on_disk(name):

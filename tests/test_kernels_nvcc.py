@@ -24,7 +24,8 @@ from minigrad.ops.pool import max_pool2d_backward_numpy, max_pool2d_forward_nump
 NVCC = shutil.which("nvcc")
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 
-SOURCES = ["adam_step.cu", "col2im.cu", "im2col.cu", "maxpool_backward.cu", "maxpool_forward.cu", "sgd_step.cu"]
+SOURCES = ["adam_step.cu", "batchnorm_backward.cu", "batchnorm_forward.cu", "col2im.cu", "im2col.cu",
+           "maxpool_backward.cu", "maxpool_forward.cu", "rmsprop_step.cu", "sgd_step.cu"]
 ARCH = "sm_80"
 DTYPES = [numpy.float32, numpy.float64]
 SUFFIX = {numpy.float32: "f32", numpy.float64: "f64"}
@@ -90,7 +91,7 @@ def _call(library, name, *arrays):
 
 
 # ------------------------------------------------------------------ the sources and their compilation
-def test_packaged_sources_are_the_six_kernels():
+def test_packaged_sources_are_the_kernels_listed_here():
     assert gpu.source_files() == SOURCES
 
 
@@ -104,7 +105,8 @@ def test_source_compiles_to_ptx_for_sm80(built, source):
 def test_ptx_has_float32_and_float64_entry_points(built, source):
     _, _, ptx = built[source][0]
     entries = set(re.findall(r"\.entry\s+(\w+)", ptx.read_text()))
-    stem = {"maxpool_forward.cu": "max_pool_forward", "maxpool_backward.cu": "max_pool_backward"}.get(
+    stem = {"maxpool_forward.cu": "max_pool_forward", "maxpool_backward.cu": "max_pool_backward",
+            "batchnorm_forward.cu": "batch_norm_forward", "batchnorm_backward.cu": "batch_norm_backward"}.get(
         source, source[:-3]
     )
     assert entries == {f"{stem}_f32", f"{stem}_f64"}, f"{source}: entry points {sorted(entries)}"
@@ -263,6 +265,7 @@ def cpu_as_gpu(built, monkeypatch):
     from minigrad import backend
 
     sources = {"im2col": "im2col.cu", "col2im": "col2im.cu", "sgd_step": "sgd_step.cu", "adam_step": "adam_step.cu",
+               "rmsprop_step": "rmsprop_step.cu",
                "max_pool_forward": "maxpool_forward.cu", "max_pool_backward": "maxpool_backward.cu"}
     launches = []
 
@@ -487,3 +490,103 @@ def test_fused_adam_step_declines_parameters_at_different_steps(cpu_as_gpu):
     optimizer.step()                                        # the reference loop: every parameter at step 1
     optimizer.state[params[0]]["step"] = 2                  # one parameter ahead of the others
     assert not gpu.adam_step(optimizer, params, optimizer.param_groups[0]) and cpu_as_gpu == []
+
+
+# ------------------------------------------------------------------ rmsprop_step.cu
+def test_rmsprop_step_device_code_rounds_every_operation_like_numpy(built):
+    """No fused multiply-add in rmsprop_step's PTX, and a correctly rounded square root and quotient."""
+    returncode, output, ptx = built["rmsprop_step.cu"][0]
+    assert returncode == 0, output
+    text = ptx.read_text()
+    assert "fma." not in text
+    assert all(op in text for op in ("sqrt.rn.f32", "sqrt.rn.f64", "div.rn.f32", "div.rn.f64")), "missing _rn ops"
+
+
+# every combination of the options that change the update's formula (alpha and eps only change numbers)
+RMSPROP_CASES = [dict(lr=1e-2, alpha=0.9, eps=1e-6, centered=centered, momentum=momentum, weight_decay=weight_decay,
+                      maximize=maximize)
+                 for centered in (False, True) for momentum in (0.0, 0.8)
+                 for weight_decay in (0.0, 0.05) for maximize in (False, True)]
+RMSPROP_BUFFERS = ("square_avg", "grad_avg", "momentum_buffer")
+
+
+def _case_id(case):
+    return "-".join(f"{k}={case[k]}" for k in ("centered", "momentum", "weight_decay", "maximize"))
+
+
+def _assert_rmsprop_states_equal(fused, reference, ours, theirs, step, tolerance):
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        numpy.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), err_msg=f"step {step} param {k}",
+                                      **tolerance)
+        state, expected = fused.state.get(a, {}), reference.state.get(b, {})
+        assert set(state) == set(expected), f"step {step} param {k}: state keys {sorted(state)}"
+        for key in RMSPROP_BUFFERS:
+            if key in expected:
+                numpy.testing.assert_allclose(state[key], expected[key], err_msg=f"step {step} {key} {k}", **tolerance)
+        assert state.get("step") == expected.get("step"), f"step {step} param {k}: step count"
+
+
+@pytest.mark.parametrize("case", RMSPROP_CASES, ids=[_case_id(c) for c in RMSPROP_CASES])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_rmsprop_step_equals_the_optimizers_own_update(cpu_as_gpu, case, dtype):
+    """gpu.rmsprop_step through the kernel's CPU reference, three steps, against RMSprop.update on copies:
+    parameters, the square average, and the gradient average and momentum buffer where the options make them."""
+    import minigrad
+    ours, _ = _sgd_parameters(dtype, seed=7)
+    theirs = [minigrad.nn.Parameter(minigrad.tensor(p.detach().numpy().copy())) for p in ours]
+    fused, reference = minigrad.optim.RMSprop(ours, **case), minigrad.optim.RMSprop(theirs, **case)
+    tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == numpy.float32 else dict(rtol=1e-13, atol=1e-15)
+    for step in range(3):
+        _with_gradients(ours, numpy.random.default_rng(step))
+        _with_gradients(theirs, numpy.random.default_rng(step))
+        assert gpu.rmsprop_step(fused, fused.params_to_update(fused.param_groups[0]), fused.param_groups[0])
+        reference.step()
+        _assert_rmsprop_states_equal(fused, reference, ours, theirs, step, tolerance)
+    assert [n for n, _, _ in cpu_as_gpu] == [f"rmsprop_step_{SUFFIX[dtype]}"] * 3
+
+
+def test_fused_rmsprop_step_takes_parameters_at_different_steps_in_one_launch(cpu_as_gpu):
+    """A parameter without a gradient on the first step joins on the second with no buffers yet: the wrapper
+    makes them (zeros, as update does) and the one launch still equals the reference."""
+    import minigrad
+    case = dict(lr=1e-2, centered=True, momentum=0.5)
+    ours, _ = _sgd_parameters(numpy.float64, seed=8)
+    theirs = [minigrad.nn.Parameter(minigrad.tensor(p.detach().numpy().copy())) for p in ours]
+    fused, reference = minigrad.optim.RMSprop(ours, **case), minigrad.optim.RMSprop(theirs, **case)
+    for step in range(3):
+        _with_gradients(ours, numpy.random.default_rng(step))
+        _with_gradients(theirs, numpy.random.default_rng(step))
+        if step == 0:
+            ours[2].grad = theirs[2].grad = None                # no gradient: no step, no state
+        assert gpu.rmsprop_step(fused, fused.params_to_update(fused.param_groups[0]), fused.param_groups[0])
+        reference.step()
+        _assert_rmsprop_states_equal(fused, reference, ours, theirs, step, dict(rtol=1e-13, atol=1e-15))
+    assert fused.state[ours[2]]["step"] == 2 and fused.state[ours[0]]["step"] == 3
+    assert len(cpu_as_gpu) == 3
+
+
+def test_fused_rmsprop_step_declines_a_subclass_and_odd_buffers_and_changes_nothing(cpu_as_gpu):
+    """A subclass of RMSprop, a float64 square average on a float32 parameter (the model was cast), and a
+    state update did not make: each takes the optimizer's own loop (False) with nothing touched."""
+    import minigrad
+    params, rng = _sgd_parameters(numpy.float32, seed=9)
+    _with_gradients(params, rng)
+    before = [p.detach().numpy().copy() for p in params]
+
+    class MyRMSprop(minigrad.optim.RMSprop):
+        pass
+
+    optimizer = MyRMSprop(params, lr=1e-2)
+    assert not gpu.rmsprop_step(optimizer, params, optimizer.param_groups[0]) and optimizer.state == {}
+    optimizer = minigrad.optim.RMSprop(params, lr=1e-2, momentum=0.9)
+    optimizer.state[params[1]] = {"step": 1, "square_avg": numpy.zeros(1)}                 # float64 buffer
+    assert not gpu.rmsprop_step(optimizer, params, optimizer.param_groups[0])
+    optimizer.state[params[1]] = {"square_avg": numpy.zeros(1, numpy.float32)}            # no step count
+    assert not gpu.rmsprop_step(optimizer, params, optimizer.param_groups[0])
+    assert list(optimizer.state) == [params[1]] and set(optimizer.state[params[1]]) == {"square_avg"}
+    assert cpu_as_gpu == [] and all((p.detach().numpy() == b).all() for p, b in zip(params, before))
+
+
+def test_install_registers_the_fused_rmsprop_step_for_the_gpu():
+    from minigrad.ops import registry
+    assert registry.KERNELS[("RMSprop.step", "gpu")] is gpu.rmsprop_step

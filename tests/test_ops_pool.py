@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad
-from minigrad.ops import registry
+from minigrad.ops import pool as pool_ops, registry
 from minigrad.ops.pool import (
     adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_backward_numpy, max_pool2d_forward_numpy,
 )
@@ -165,3 +165,70 @@ def test_adaptive_avg_pool2d_gradcheck(output_size):
 def test_adaptive_avg_pool2d_wrong_rank_is_an_error():
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: input must have 4 dimensions"):
         adaptive_avg_pool2d(minigrad.zeros(3, 4, 4), 1)
+
+
+# ------------------------------------------------------------------ adaptive average pooling: the kept matrices
+# The fast layer keeps the averaging matrices (minigrad/fast/buffers.py, kept_pool_matrix) instead of
+# building them at every call; these tests check that they are made once and give the reference's numbers.
+from minigrad.fast.buffers import _kept_pool_matrix as kept  # noqa: E402
+def window_means(x, out_h, out_w):
+    """adaptive_avg_pool2d the slow way: the mean of each window, PyTorch's window rule, one at a time."""
+    n, c, height, width = x.shape
+    y = numpy.empty((n, c, out_h, out_w), dtype=x.dtype)
+    for i in range(out_h):
+        top, bottom = (i * height) // out_h, -((-(i + 1) * height) // out_h)
+        for j in range(out_w):
+            left, right = (j * width) // out_w, -((-(j + 1) * width) // out_w)
+            y[:, :, i, j] = x[:, :, top:bottom, left:right].mean(axis=(2, 3))
+    return y
+
+
+@pytest.fixture
+def fresh_pool_matrices():
+    """An empty cache of pool matrices before the test (and after it: no matrix leaks into other tests)."""
+    kept.cache_clear()
+    yield kept
+    kept.cache_clear()
+
+
+def test_adaptive_avg_pool2d_builds_its_matrices_once_and_reuses_them(fresh_pool_matrices):
+    x = numpy.random.default_rng(7).standard_normal((2, 3, 5, 7))
+    first, second = pool_ops.AdaptiveAvgPool2d((2, 3)), pool_ops.AdaptiveAvgPool2d((2, 3))
+    y_first, y_second = first.forward(x), second.forward(x)
+    assert fresh_pool_matrices.cache_info().misses == 2                   # A_h (2, 5) and A_w (3, 7), once each
+    assert second.saved[0] is first.saved[0] and second.saved[1] is first.saved[1]
+    numpy.testing.assert_array_equal(y_second, y_first)
+    numpy.testing.assert_allclose(y_second, window_means(x, 2, 3), rtol=1e-12)
+
+
+def test_adaptive_avg_pool2d_with_kept_matrices_still_passes_gradcheck(fresh_pool_matrices):
+    x = minigrad.tensor(numpy.random.default_rng(8).standard_normal((1, 2, 5, 6)), requires_grad=True)
+    adaptive_avg_pool2d(x, (2, 3))                                        # the matrices are made here ...
+    misses = fresh_pool_matrices.cache_info().misses
+    assert minigrad.gradcheck(lambda x: adaptive_avg_pool2d(x, (2, 3)), [x])    # ... and only reused here
+    assert fresh_pool_matrices.cache_info().misses == misses
+
+
+def test_adaptive_avg_pool2d_keeps_one_matrix_per_size_and_dtype(fresh_pool_matrices):
+    rng = numpy.random.default_rng(9)
+    inputs = [rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((1, 2, 6, 6)).astype(numpy.float32),
+              rng.standard_normal((1, 2, 9, 6))]
+    seen = []
+    for x in inputs:
+        function = pool_ops.AdaptiveAvgPool2d(4)
+        y = function.forward(x)
+        rows, columns = function.saved
+        assert rows.dtype == columns.dtype == y.dtype == x.dtype
+        assert rows.shape == (4, x.shape[2]) and columns.shape == (4, x.shape[3])
+        numpy.testing.assert_allclose(y, window_means(x, 4, 4), rtol=1e-6 if x.dtype == numpy.float32 else 1e-12)
+        seen += [rows, columns]
+    # (6 -> 4, float64), (6 -> 4, float32), (9 -> 4, float64): three matrices, each also used where it fits
+    assert fresh_pool_matrices.cache_info().misses == 3
+    assert seen[0] is seen[1] is seen[5] and seen[2] is seen[3] and seen[4] is not seen[0]
+
+
+def test_adaptive_avg_pool2d_kept_matrices_cannot_be_written():
+    function = pool_ops.AdaptiveAvgPool2d(2)
+    function.forward(numpy.zeros((1, 1, 4, 4)))
+    with pytest.raises(ValueError, match="read-only"):
+        function.saved[0][0, 0] = 5.0

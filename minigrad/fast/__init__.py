@@ -8,7 +8,9 @@ float rounding, and tests/test_fast_*.py says so):
     conv.py         the im2col convolution in cache-sized chunks of images, on several cores
     winograd.py     Winograd's F(2x2, 3x3) in chunks, and when to use it instead of im2col
     threads.py      blocks of chunks on separate threads, one BLAS thread each
-    buffers.py      `scratch`: big arrays from a pool, not fresh pages every step
+    buffers.py      `scratch`: big arrays from a pool, not fresh pages every step; adaptive pooling's
+                    matrices, built once
+    gpu_batchnorm.py  batch norm's CUDA C kernels (kernels/cuda/batchnorm_*.cu), one launch each way
     cpu_kernels.py  the Numba kernels (kernels/numba_cpu/) for im2col, col2im, pooling, batch norm, ReLU
     gpu.py          the CUDA C kernels (kernels/cuda/*.cu) on CuPy arrays
 
@@ -18,7 +20,7 @@ no environment variable: kernels load on their first call. Imports point one way
 package imports the core, ops and kernels; none of them imports it. docs/10_performance.md
 is the chapter to read alongside.
 """
-from minigrad.fast import conv, cpu_kernels, gpu
+from minigrad.fast import buffers, conv, cpu_kernels, gpu
 
 
 def install(use_winograd=True):
@@ -26,4 +28,5 @@ def install(use_winograd=True):
     (with Winograd where it suits, unless use_winograd=False)."""
     cpu_kernels.install()
     gpu.install()
+    buffers.install()
     conv.install(use_winograd)

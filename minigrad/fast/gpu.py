@@ -289,6 +289,53 @@ def adam_step(optimizer, params, group):
     return True
 
 
+RMSPROP_STEP_DTYPE = numpy.dtype([(name, numpy.float64) for name in ("lr", "alpha", "eps", "weight_decay", "momentum")]
+                                 + [(name, numpy.int64) for name in ("centered", "maximize", "tensors")])
+
+
+def rmsprop_step(optimizer, params, group):
+    """RMSprop.update (minigrad/optim/rmsprop.py) for every parameter of `group` in one launch of
+    rmsprop_step.cu. Declines (False, nothing changed) as sgd_step does. Its buffers all start at zero
+    and no bias correction depends on the step number, so parameters at different steps, or with some
+    buffers made and others not, share the launch: the missing buffers are made here, as update makes them."""
+    from minigrad.optim.rmsprop import RMSprop
+    suffix = _suffix(params[0].array)
+    arrays = [p.array for p in params]
+    if type(optimizer) is not RMSprop or not _plain_group(params, arrays, suffix):
+        return False
+    momentum, centered = group["momentum"], bool(group["centered"])
+    used = ("square_avg",) + (("grad_avg",) if centered else ()) + (("momentum_buffer",) if momentum > 0 else ())
+    for p, a in zip(params, arrays):                     # the buffers already there must fit the kernel
+        state = optimizer.state.get(p, {})
+        if state and not ("step" in state and "square_avg" in state):     # not made by update: its KeyError
+            return False
+        if any(name in state and not _matches(state[name], a) for name in used):
+            return False
+    function = _fused_kernel("rmsprop_step.cu", f"rmsprop_step_{suffix}")
+    if function is None:
+        return False
+    cupy = backend.cupy_module()
+    for p, a in zip(params, arrays):
+        state = optimizer.state.setdefault(p, {})
+        if not state:
+            state["step"] = 0
+        for name in used:
+            if name not in state:
+                state[name] = cupy.zeros(a.shape, dtype=a.dtype)
+        state["step"] += 1
+    states = [optimizer.state[p] for p in params]
+    gradients = [cupy.ascontiguousarray(p.grad.array) for p in params]      # kept alive until the launch
+    tables = [_address_table(cupy, columns) for columns in (
+        arrays, gradients, [s["square_avg"] for s in states],
+        [s["grad_avg"] if centered else s["square_avg"] for s in states],          # unread unless centered
+        [s["momentum_buffer"] if momentum > 0 else s["square_avg"] for s in states])]  # unread without momentum
+    ends = cupy.asarray(numpy.cumsum([a.size for a in arrays], dtype=numpy.int64))
+    hyper = numpy.array([(group["lr"], group["alpha"], group["eps"], group["weight_decay"], momentum, centered,
+                          bool(group["maximize"]), len(params))], dtype=RMSPROP_STEP_DTYPE)
+    launch(function, int(sum(a.size for a in arrays)), *tables, ends, hyper)
+    return True
+
+
 def _plain_group(params, arrays, suffix):
     """One device and one supported dtype, C-contiguous parameters on memory of their own, and gradients
     of their parameters' dtype and shape: what a fused step's flat indexing assumes."""
@@ -386,3 +433,6 @@ def install():
     register_kernel("SGD.step", "gpu", sgd_step)
     register_kernel("Adam.step", "gpu", adam_step)
     register_kernel("AdamW.step", "gpu", adam_step)
+    register_kernel("RMSprop.step", "gpu", rmsprop_step)
+    from minigrad.fast import gpu_batchnorm        # it imports this module, so not imported at the top
+    gpu_batchnorm.install()

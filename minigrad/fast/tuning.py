@@ -52,3 +52,5 @@ ELEMENTWISE_NUMPY_BELOW_BYTES = 1 << 20
 BUFFER_POOL_MIN_BYTES = 1 << 20
 # The pool never holds more than this; past it, arrays come from numpy.empty.
 BUFFER_POOL_MAX_BYTES = 2 << 30
+# Adaptive pooling's averaging matrices kept (fast/buffers.py), least recently used dropped: a network has a few.
+KEPT_POOL_MATRICES = 64

@@ -164,7 +164,6 @@ class AdaptiveAvgPool2d(Function):
         self.output_size = output_size
 
     def forward(self, x):
-        xp = backend.array_module(x)
         if x.ndim != 4:
             raise ValueError(
                 f"adaptive_avg_pool2d: input must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}"
@@ -174,8 +173,10 @@ class AdaptiveAvgPool2d(Function):
         out_h, out_w = (height if size[0] is None else size[0]), (width if size[1] is None else size[1])
         if out_h < 1 or out_w < 1:
             raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {self.output_size!r}")
-        rows = adaptive_pool_matrix(xp, height, out_h, x.dtype)          # (OH, H)
-        columns = adaptive_pool_matrix(xp, width, out_w, x.dtype)        # (OW, W)
+        xp = backend.array_module(x)
+        pool_matrix = find_kernel("adaptive_pool_matrix", x, adaptive_pool_matrix)   # the fast layer keeps them
+        rows = pool_matrix(xp, height, out_h, x.dtype)                   # (OH, H)
+        columns = pool_matrix(xp, width, out_w, x.dtype)                 # (OW, W)
         self.saved = (rows, columns)
         return rows @ x @ columns.T              # (OH, H) @ (N, C, H, W) @ (W, OW) -> (N, C, OH, OW)
 
