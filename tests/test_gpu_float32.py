@@ -1,7 +1,7 @@
 """What training runs, in float32, on the GPU against the CPU: a whole ResNet-20 step under SGD, Adam and
 RMSprop, with momentum and centered with weight decay (loss, every gradient, the parameters after the step,
-batch-norm running statistics), dropout, getitem's backward, cat and split, and state_dict / checkpoint
-round trips on the GPU.
+batch-norm running statistics), dropout, getitem's backward, cat and split, state_dict / checkpoint
+round trips on the GPU, and PyTorch weights (a torch state_dict) loaded onto the GPU.
 
 Every comparison is written once, device against device. The GPU tests (marked gpu) compare "gpu"
 with "cpu" and skip where CuPy or a device is missing; the CPU tests below run the same comparisons
@@ -13,6 +13,7 @@ import pytest
 import minigrad
 from minigrad.models import resnet20
 from minigrad.utils.checkpoint import load_checkpoint, save_checkpoint
+from minigrad.utils.torch_import import load_torch_state_dict
 
 RTOL = 1e-3            # float32 on two devices: different summation orders, not different maths
 
@@ -122,6 +123,29 @@ def compare_round_trips(device, tmp_path):
     assert sorted(state) == sorted(again_state)
 
 
+def compare_torch_import(device):
+    """A torch state_dict (torch tensors) loaded through load_torch_state_dict into a model on `device`
+    computes what the same weights compute on the CPU (eval mode: the running statistics are used too)."""
+    torch = pytest.importorskip("torch")
+    minigrad.manual_seed(6)
+    source = resnet20()
+    for name, b in source.named_buffers():                           # running statistics away from 0 and 1
+        if b.dtype.kind == "f":
+            b.array[...] = numpy.random.default_rng(len(name)).uniform(0.5, 1.5, b.shape).astype(b.dtype)
+    torch_state = {name: torch.from_numpy(numpy.array(getattr(v, "array", v))) for name, v in source.state_dict().items()}
+    x = numpy.random.default_rng(7).standard_normal((4, 3, 32, 32)).astype(numpy.float32)
+    outputs = {}
+    for where in ("cpu", device):
+        model = resnet20().to(where)
+        model.load_state_dict(load_torch_state_dict(torch_state))
+        model.eval()
+        for p in model.parameters():
+            assert p.device == minigrad.backend.normalize_device(where)
+        with minigrad.no_grad():
+            outputs[where] = model(minigrad.tensor(x, device=where)).numpy()
+    assert_close("logits after a torch state_dict", outputs[device], outputs["cpu"])
+
+
 # ------------------------------------------------------------------ on the GPU
 @pytest.mark.gpu
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
@@ -144,7 +168,16 @@ def test_state_dicts_and_checkpoints_round_trip_on_the_gpu(tmp_path):
     compare_round_trips("gpu", tmp_path)
 
 
+@pytest.mark.gpu
+def test_torch_weights_load_onto_the_gpu():
+    compare_torch_import("gpu")
+
+
 # ------------------------------------------------------------------ the same comparisons, CPU against CPU
+def test_the_torch_import_comparison_runs_on_the_cpu():
+    compare_torch_import("cpu")
+
+
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_the_resnet_step_comparison_runs_on_the_cpu(optimizer):
     compare_resnet_steps("cpu", optimizer)
