@@ -223,37 +223,41 @@ def train_step(images, labels, epoch, step):
 
 
 def tta_logits(images, tta):
-    """The model's logits (B, 10) for normalised images (B, 3, 32, 32), averaged over views (level tta):
+    """The model's logits (B, 10) for normalised images (B, 3, 32, 32) at every test-time augmentation
+    level up to `tta`, as a list [level 0, level 1, ...] (the higher levels reuse the lower ones' passes):
       0: the image alone;
       1: (image + its mirror) / 2;
-      2: 1/2 of level 1, plus 1/4 each of level 1 on the image shifted one pixel up-left and one pixel
-         down-right (reflect-padded), as airbench: six forward passes, weighted 1/4 x 2, 1/8 x 4."""
+      2: 1/2 of level 1, plus 1/4 each of level 1 on the image shifted by one pixel diagonally, one
+         way and the other (reflect-padded), as airbench: six passes, weighted 1/4 x 2 and 1/8 x 4."""
     def view(x):
         return model(minigrad.tensor(numpy.ascontiguousarray(x), device=args.device))
     def mirrored(x):
-        return view(x) if tta == 0 else 0.5 * (view(x) + view(x[..., ::-1]))
-    logits = mirrored(images)
+        return 0.5 * (view(x) + view(x[..., ::-1]))
+    plain = view(images)
+    levels = [plain] if tta == 0 else [plain, 0.5 * (plain + view(images[..., ::-1]))]
     if tta == 2:
-        n, _, h, w = images.shape
+        h, w = images.shape[2:]
         padded = numpy.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
-        shifted = mirrored(padded[:, :, :h, :w]) + mirrored(padded[:, :, 2:, 2:])      # up-left, down-right
-        logits = 0.5 * logits + 0.25 * shifted
-    return logits
+        shifted = mirrored(padded[:, :, :h, :w]) + mirrored(padded[:, :, 2:, 2:])      # one pixel each diagonal way
+        levels.append(0.5 * levels[1] + 0.25 * shifted)
+    return levels
 
 
 def evaluate(tta=0, batch_size=1000):
-    """Loss (plain cross-entropy, averaged) and accuracy on the evaluation images, through tta_logits.
+    """(loss, accuracy, accuracies) on the evaluation images: the loss (plain cross-entropy, averaged)
+    and accuracy at TTA level `tta`, and the accuracy at every level up to it, from the same passes.
     Each epoch is evaluated without TTA (one pass, cheap); the final model with --tta, as airbench."""
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct = 0.0, numpy.zeros(tta + 1, dtype=int)
     with minigrad.no_grad():
         for start in range(0, len(eval_labels), batch_size):
             y = minigrad.tensor(eval_labels[start:start + batch_size], device=args.device)
-            logits = tta_logits(normalise(eval_images[start:start + batch_size]), tta)     # (B, 10)
-            loss_sum += backend.to_python(F.cross_entropy(logits, y).array) * len(y)
-            correct += int(backend.to_python((logits.array.argmax(axis=1) == y.array).sum()))
+            levels = tta_logits(normalise(eval_images[start:start + batch_size]), tta)     # each (B, 10)
+            loss_sum += backend.to_python(F.cross_entropy(levels[-1], y).array) * len(y)
+            correct += [int(backend.to_python((logits.array.argmax(axis=1) == y.array).sum())) for logits in levels]
     model.train()
-    return loss_sum / len(eval_labels), correct / len(eval_labels)
+    accuracies = correct / len(eval_labels)
+    return loss_sum / len(eval_labels), float(accuracies[-1]), [float(a) for a in accuracies]
 
 
 # Warm-up: one step and one evaluation batch compile the kernels (counted in set-up); then undone.
@@ -307,7 +311,7 @@ for epoch in range(start_epoch, end_epoch):
     train_loss, train_acc = backend.to_python(loss_sum) / seen, int(backend.to_python(correct)) / seen
     seconds = time.perf_counter() - start
     train_seconds += seconds
-    eval_loss, eval_acc = evaluate()
+    eval_loss, eval_acc, _ = evaluate()
     history.log(epoch=epoch + 1, train_loss=train_loss, train_acc=train_acc, val_loss=eval_loss, val_acc=eval_acc,
                 seconds=round(seconds, 2))
     print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
@@ -322,12 +326,13 @@ if end_epoch < args.epochs:
     sys.exit(0)
 
 # ---------------------------------------------------------------------------------------- 5. report
-eval_loss, eval_acc = evaluate(tta=args.tta)          # the final model, with test-time augmentation
+eval_loss, eval_acc, by_level = evaluate(tta=args.tta)  # the final model, with test-time augmentation
 last = history.rows[-1]
 accuracy = f"val_acc={eval_acc:.4f}" if args.val_size > 0 else f"val_acc=n/a test_acc={eval_acc:.4f}"
 print(f"summary: cifar_speedrun {accuracy} ({eval_name}, tta={args.tta}) train_seconds={train_seconds:.1f} "
       f"setup_seconds={setup_seconds:.1f} epochs={args.epochs} train_loss={last['train_loss']:.4f} | "
       f"checkpoint {out / 'last.ckpt'} | log {history.csv_path}")
+print("accuracy by test-time augmentation level: " + ", ".join(f"{k}: {a:.4f}" for k, a in enumerate(by_level)))
 (out / "summary.json").write_text(json.dumps(dict(
-    accuracy=eval_acc, evaluated_on=eval_name, tta=args.tta, train_seconds=round(train_seconds, 1),
+    accuracy=eval_acc, accuracy_by_tta_level=by_level, evaluated_on=eval_name, tta=args.tta, train_seconds=round(train_seconds, 1),
     setup_seconds=round(setup_seconds, 1), epochs=args.epochs, seed=args.seed, batch_size=args.batch_size), indent=1))
