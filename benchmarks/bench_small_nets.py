@@ -2,6 +2,7 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_small_nets.py --threads 1
     ... --threads 2 --only minigrad / --only torch     (each library alone in its process)
+    ... --rows convs --compare-im2col                   (the conv layers only, and each one's im2col path beside it)
 
 Three tables: a training step (zero_grad, forward, cross-entropy, backward, SGD with momentum) on
 pre-made tensors at batches 4, 32 and 128; each convolution layer's forward + backward (with bias) at
@@ -109,9 +110,26 @@ def conv_pair(torch, n, c, f, size, kernel, rng):
     return run_minigrad, run_torch
 
 
+def forcing_im2col(run):
+    """run() with the fast conv2d's chooser held to im2col (minigrad/fast/conv.py), for an A/B in one process."""
+    from minigrad.fast import conv
+
+    def run_im2col():
+        conv.install(use_winograd=False)
+        try:
+            run()
+        finally:
+            conv.install()
+    return run_im2col
+
+
 def main():
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--epoch-images", type=int, default=10000, help="images in the MNIST CNN epoch")
+    p.add_argument("--rows", default="all", choices=["all", "steps", "convs", "epoch"], help="which table(s) to run")
+    p.add_argument("--compare-im2col", action="store_true",
+                   help="after each conv row, time minigrad's im2col path against its default (direct loops or "
+                        "Winograd where they suit), alternating in this process: ratio = default / im2col")
     args = p.parse_args()
     torch = common.setup(args)
     rng = numpy.random.default_rng(0)
@@ -126,12 +144,22 @@ def main():
                      f"{ours / theirs:.2f}" if ours and theirs else "n/a (--only)"])
         print("  " + "  ".join(rows[-1]), flush=True)
 
-    for kind in (LENET, MNIST_CNN):
-        for batch in (4, 32, 128):
-            row(f"{kind} step, batch {batch}", step_pair(torch, kind, batch, rng))
-    for name, shape in [("lenet conv1 3->6 5x5 @32", (3, 6, 32, 5)), ("lenet conv2 6->16 5x5 @14", (6, 16, 14, 5)),
-                        ("mnist conv1 1->32 3x3 @28", (1, 32, 28, 3)), ("mnist conv2 32->64 3x3 @26", (32, 64, 26, 3))]:
-        row(f"{name}, batch 128", conv_pair(torch, 128, *shape, rng))
+    if args.rows in ("all", "steps"):
+        for kind in (LENET, MNIST_CNN):
+            for batch in (4, 32, 128):
+                row(f"{kind} step, batch {batch}", step_pair(torch, kind, batch, rng))
+    if args.rows in ("all", "convs"):
+        for name, shape in [("lenet conv1 3->6 5x5 @32", (3, 6, 32, 5)),
+                            ("lenet conv2 6->16 5x5 @14", (6, 16, 14, 5)),
+                            ("mnist conv1 1->32 3x3 @28", (1, 32, 28, 3)),
+                            ("mnist conv2 32->64 3x3 @26", (32, 64, 26, 3))]:
+            pair = conv_pair(torch, 128, *shape, rng)
+            row(f"{name}, batch 128", pair)
+            if args.compare_im2col and args.only is None:
+                row("  (minigrad default / im2col)", (pair[0], forcing_im2col(pair[0])))
+    if args.rows not in ("all", "epoch"):
+        common.print_table(["case", "minigrad ms", "torch ms", "ratio"], rows)
+        return
 
     steps = args.epoch_images // 64
     run_minigrad, run_torch = step_pair(torch, MNIST_CNN, 64, rng)

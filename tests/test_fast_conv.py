@@ -232,3 +232,70 @@ def test_a_leaf_adopts_the_pooled_dx_of_the_fast_conv_and_a_later_step_does_not_
     y2 = fast_conv.Conv2dFast(2, 1)(x2, w)
     y2.backward(numpy.full(y2.shape, 3.0, numpy.float32))
     numpy.testing.assert_array_equal(x.grad.numpy(), first)       # the pool did not reuse x.grad's buffer
+
+
+# ------------------------------------------------------------------ the direct loops (Conv2dDirect)
+needs_numba = pytest.mark.skipif(not fast_conv.cpu_kernels.numba_cpu.numba_available(),
+                                 reason="conv2d picks the direct loops only where their Numba kernels can run")
+
+
+@needs_numba
+@pytest.mark.parametrize("x_shape, w_shape", [((128, 3, 32, 32), (6, 3, 5, 5)),      # LeNet conv1
+                                              ((128, 6, 14, 14), (16, 6, 5, 5)),     # LeNet conv2
+                                              ((4, 1, 28, 28), (6, 1, 5, 5))])       # the classic MNIST LeNet-5
+def test_conv2d_picks_the_direct_loops_for_lenets_layers(x_shape, w_shape):
+    x, w = numpy.zeros(x_shape, numpy.float32), numpy.zeros(w_shape, numpy.float32)
+    assert type(registry.faster(Conv2d(), x, w)) is fast_conv.Conv2dDirect
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride", [((128, 3, 32, 32), (16, 3, 3, 3), 1),      # ResNet-20's stem
+                                                      ((128, 16, 32, 32), (16, 16, 3, 3), 1),
+                                                      ((128, 16, 32, 32), (32, 16, 3, 3), 2),
+                                                      ((128, 32, 16, 16), (32, 32, 3, 3), 1),
+                                                      ((128, 32, 16, 16), (64, 32, 3, 3), 2),
+                                                      ((128, 64, 8, 8), (64, 64, 3, 3), 1),
+                                                      ((128, 16, 32, 32), (32, 16, 1, 1), 2),     # a 1x1 shortcut
+                                                      ((8, 6, 14, 14), (16, 6, 5, 5), 2),          # strided 5x5
+                                                      ((8, 32, 14, 14), (16, 32, 5, 5), 1)])       # many channels
+def test_conv2d_keeps_im2col_or_winograd_where_the_direct_loops_do_not_suit(x_shape, w_shape, stride):
+    x, w = numpy.zeros(x_shape, numpy.float32), numpy.zeros(w_shape, numpy.float32)
+    assert type(registry.faster(Conv2d(stride, padding=w_shape[2] // 2), x, w)) is not fast_conv.Conv2dDirect
+
+
+@needs_numba
+@pytest.mark.parametrize("padding", [0, 2, (1, 3)])
+def test_direct_conv2d_equals_the_reference_forward_and_backward(padding):
+    rng = numpy.random.default_rng(9)
+    x_np, w_np, b_np = rng.standard_normal((3, 4, 11, 10)), rng.standard_normal((5, 4, 5, 5)), rng.standard_normal(5)
+    results = []
+    for function in (Conv2d(padding=padding), fast_conv.Conv2dDirect(padding=padding)):
+        x, w, b = (minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+        y = function(x, w, b)
+        y.backward(numpy.sin(numpy.arange(y.detach().numpy().size)).reshape(y.shape))
+        results.append((y.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()))
+    for name, fast, reference in zip(["y", "dx", "dw", "db"], results[1], results[0]):
+        numpy.testing.assert_allclose(fast, reference, rtol=1e-10, atol=1e-11, err_msg=name)
+
+
+@needs_numba
+def test_gradcheck_through_conv2d_with_the_direct_loops():
+    from minigrad.utils.gradcheck import gradcheck
+    rng = numpy.random.default_rng(10)
+    x, w, b = (minigrad.tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3, 7, 6), (4, 3, 5, 5), (4,)))
+    assert type(registry.faster(Conv2d(padding=1), x, w)) is fast_conv.Conv2dDirect
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, padding=1), [x, w, b])
+
+
+@needs_numba
+@pytest.mark.parametrize("dtypes", [("float32", "float32", "float64"), ("float64", "float64", "float32"),
+                                    ("float32", "float32", "float32")])
+def test_direct_conv2d_gives_the_reference_dtype(dtypes):
+    rng = numpy.random.default_rng(11)
+    x_np = rng.standard_normal((2, 3, 9, 9)).astype(dtypes[0])
+    w_np = rng.standard_normal((4, 3, 5, 5)).astype(dtypes[1])
+    b_np = rng.standard_normal(4).astype(dtypes[2])
+    assert type(registry.faster(Conv2d(), x_np, w_np)) is fast_conv.Conv2dDirect
+    fast = conv2d(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np))
+    with_reference = Conv2d()(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np))
+    assert fast.dtype == with_reference.dtype == numpy.result_type(x_np, w_np, b_np)
+    numpy.testing.assert_allclose(fast.detach().numpy(), with_reference.detach().numpy(), rtol=1e-4, atol=1e-4)

@@ -7,6 +7,8 @@
     relu.py      ReLU forward/backward, and relu(a + b) fused   reference: minigrad.ops.activation.*_numpy
     gelu.py      the exact GELU forward/backward (a compiled erf) reference: minigrad.ops.activation.gelu_*_numpy
     winograd.py  F(2x2, 3x3) tile transforms reference: minigrad.ops.winograd.*_numpy
+    direct_conv.py  conv2d at stride 1 without cols (few channels, large kernels)
+                 reference: minigrad.ops.conv.Conv2d and conv2d_reference
     workspace.py a small caching allocator for the kernels' outputs
 
 Every kernel has the signature and result of the NumPy reference it stands in for.
@@ -57,6 +59,9 @@ KERNELS = {
     "winograd_output_transform": ("winograd", "output_transform"),
     "winograd_output_transform_adjoint": ("winograd", "output_transform_adjoint"),
     "winograd_input_transform_adjoint": ("winograd", "input_transform_adjoint"),
+    "conv2d_direct_forward": ("direct_conv", "conv2d_forward"),
+    "conv2d_direct_input_grad": ("direct_conv", "conv2d_input_grad"),
+    "conv2d_direct_weight_grad": ("direct_conv", "conv2d_weight_grad"),
 }
 
 # The policy (see `configure`), read at each call. The defaults are the plainest behaviour.

@@ -21,11 +21,17 @@ dW_g = dY_g @ cols_g^T, dx = col2im(W_g^T @ dY_g)), with four changes that only 
   transpose once at the end; large ones (tuning.CONV_DW_TRANSPOSED_MAX_BYTES) sum dW = dY @
   cols^T directly, avoiding a slow transpose of a big array.
 
-docs/10_performance.md explains each choice; tests/test_fast_conv.py checks that this class
-gives the reference's numbers.
+`Conv2dDirect` skips cols altogether, for layers with few channels and large kernels (LeNet's
+5x5): kernels/numba_cpu/direct_conv.py computes each output from its input window; `direct_suits`
+says when (tuning.DIRECT_*).
+
+docs/10_performance.md explains each choice; tests/test_fast_conv.py checks that these classes
+give the reference's numbers.
 """
+import numpy
+
 from minigrad import backend
-from minigrad.fast import tuning, winograd
+from minigrad.fast import cpu_kernels, tuning, winograd
 from minigrad.fast.buffers import add_bias, scratch
 from minigrad.fast.threads import fold_parts, parts_for, run_blocks, sum_in_order
 from minigrad.ops.conv import Conv2d
@@ -151,19 +157,64 @@ class Conv2dFast(Conv2d):
         return dx, dw, db
 
 
+class Conv2dDirect(Conv2d):
+    """Conv2d (minigrad/ops/conv.py) at stride 1 without cols: the direct loops of kernels/numba_cpu/direct_conv.py
+    (forward, dx as the full correlation of dy with the flipped filters, dW over fixed parts of the batch)."""
+
+    def forward(self, x, weight, bias=None):
+        self.out_size = self.check(x, weight, bias)
+        fused = bias is not None and numpy.result_type(x, weight, bias) == x.dtype   # else the wider dtype, after
+        y = cpu_kernels.direct_conv_kernel("conv2d_direct_forward")(x, weight, bias if fused else None, self.padding)
+        if bias is not None and not fused:
+            y = add_bias(y, bias)
+        self.saved = (x, weight, bias is not None)
+        return y                                                                         # (N, F, OH, OW)
+
+    def backward(self, dy):
+        x, weight, has_bias = self.saved
+        dy = dy.astype(numpy.result_type(dy, x), copy=False)
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            dx = cpu_kernels.direct_conv_kernel("conv2d_direct_input_grad")(dy, weight, self.padding)  # (N, C, H, W)
+        if self.needs_input_grad[1]:
+            dw = cpu_kernels.direct_conv_kernel("conv2d_direct_weight_grad")(
+                x, dy, weight.shape[2:], self.padding, tuning.CHUNKS_AT_LEAST)                # (F, C, KH, KW)
+        if has_bias and self.needs_input_grad[2]:
+            db = dy.sum(axis=(0, 2, 3))                                                      # (F,)
+        return dx, dw, db
+
+
+def direct_suits(x, weight, stride, padding, dilation, groups):
+    """True when the fast conv2d should use Conv2dDirect for arrays x and weight: on the CPU with Numba, float32
+    or float64, stride 1, no dilation or groups, a kernel of at least tuning.DIRECT_MIN_TAPS taps (and more than
+    the padding), and at most tuning.DIRECT_MAX_CHANNELS input channels and filters."""
+    return (backend.device_of(x) == backend.CPU and x.ndim == 4 and weight.ndim == 4
+            and x.dtype == weight.dtype and x.dtype in cpu_kernels.KERNEL_DTYPES
+            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
+            and weight.shape[2] * weight.shape[3] >= tuning.DIRECT_MIN_TAPS
+            and padding[0] < weight.shape[2] and padding[1] < weight.shape[3]
+            and max(x.shape[1], weight.shape[0]) <= tuning.DIRECT_MAX_CHANNELS
+            and cpu_kernels.numba_cpu.numba_available())
+
+
 def fast_conv2d(function, x, weight):
-    """The Function that runs conv2d for these arrays: Winograd where it suits (winograd.py), else Conv2dFast."""
+    """The Function that runs conv2d for these arrays: the direct loops or Winograd where they suit
+    (`direct_suits`, winograd.py), else Conv2dFast."""
+    if direct_suits(x, weight, function.stride, function.padding, function.dilation, function.groups):
+        return Conv2dDirect(function.stride, function.padding, function.dilation, function.groups)
     if winograd.suits(x, weight, function.stride, function.dilation, function.groups):
         return winograd.Conv2dWinogradFast(function.padding)
     return im2col_conv2d(function, x, weight)
 
 
 def im2col_conv2d(function, x, weight):
-    """Conv2dFast with `function`'s settings: the chooser that never picks Winograd (for comparisons)."""
+    """Conv2dFast with `function`'s settings: the chooser that never picks Winograd or the direct loops
+    (for comparisons)."""
     return Conv2dFast(function.stride, function.padding, function.dilation, function.groups)
 
 
 def install(use_winograd=True):
-    """Run conv2d through this module (and winograd.py where it suits, unless use_winograd=False)."""
+    """Run conv2d through this module (the direct loops and winograd.py where they suit, unless
+    use_winograd=False: then im2col everywhere)."""
     for device in (backend.CPU, backend.GPU):
         register_function("Conv2d", device, fast_conv2d if use_winograd else im2col_conv2d)

@@ -70,6 +70,20 @@ def lazy(name, reference):
     return run
 
 
+def direct_conv_kernel(name):
+    """Kernel `name` of kernels/numba_cpu/direct_conv.py ("conv2d_direct_forward", "..._input_grad",
+    "..._weight_grad"), loaded on its first call; None where Numba cannot be imported. Not in the ops'
+    table: no op asks for these; the fast conv2d's direct path (fast/conv.py) does, where Numba is.
+    Their reference is minigrad/ops/conv.py's Conv2d."""
+    if name not in _direct_loaded:
+        tell_about_compiling(name)
+        _direct_loaded.add(name)
+    return numba_cpu.load(name)
+
+
+_direct_loaded = set()      # the direct kernels asked for once (said whether they compile)
+
+
 def install():
     """Set the kernels' size limits (tuning.py) and register a lazy stand-in for each kernel."""
     numba_cpu.configure(serial_below_bytes=tuning.NUMBA_SERIAL_BELOW_BYTES,

@@ -37,6 +37,14 @@ WINOGRAD_MIN_CHANNELS = 16
 # ... and only on images of at least this many pixels (H*W): on tiny images im2col's one long product wins.
 WINOGRAD_MIN_PIXELS = 64
 
+# ---------------------------------------------------------------- direct convolution (fast/conv.py, kernels/numba_cpu/direct_conv.py)
+# Direct loops (no cols) only for kernels of at least this many taps (KH*KW): cols is that many times x, and from
+# 5x5 building it costs more than the thin products after it gain; 3x3 layers keep im2col or Winograd.
+DIRECT_MIN_TAPS = 25
+# ... and at most this many input channels and filters: the forward's sums run over C, dx's over F; with more,
+# the products are wide enough for BLAS to beat the direct loops, which keep no more than a few filters in registers.
+DIRECT_MAX_CHANNELS = 16
+
 # ---------------------------------------------------------------- Numba CPU kernels (fast/cpu_kernels.py)
 # Kernel calls under this size run their serial loop on the calling thread: waking Numba's pool costs more.
 NUMBA_SERIAL_BELOW_BYTES = 4 << 20
