@@ -54,6 +54,7 @@ def parse():
     p.add_argument("--out", default="runs/torch_speedrun")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    p.add_argument("--save-weights", default=None, help="write the final weights to this .npz (for comparisons)")
     return p.parse_args()
 
 
@@ -122,7 +123,7 @@ def main():
         for name, p in model.named_parameters():
             p.copy_(torch.from_numpy(weights[name]))
         for name, b in model.named_buffers():
-            if name in weights and b.dtype.is_floating_point:
+            if b.dtype.is_floating_point:                           # running statistics: the same names
                 b.copy_(torch.from_numpy(weights[name]))
     train_x, train_y = torch.from_numpy(train_images), torch.from_numpy(train_labels.astype(numpy.int64))
     eval_x, eval_y = torch.from_numpy(eval_images), torch.from_numpy(eval_labels.astype(numpy.int64))
@@ -194,6 +195,19 @@ def main():
             muon_step(torch, filters, buffers, args.muon_lr * fraction, args.muon_momentum)
         return float(loss.detach()), int((logits.argmax(1) == labels).sum())
 
+    # Warm-up, as the example does: one step and one evaluation batch outside the timed epochs (PyTorch's
+    # one-off set-up of its kernels and allocator), then every weight, buffer and optimiser state undone.
+    saved = {name: value.clone() for name, value in model.state_dict().items()}
+    warm = min(args.batch_size, n_train)
+    train_step(normalise(train_x[:warm]), train_y[:warm], 0)
+    model.eval()
+    with torch.no_grad():
+        tta_logits(normalise(eval_x[:1000]), 0)
+    model.train()
+    model.load_state_dict(saved)
+    sgd.state.clear()
+    for buffer in buffers:
+        buffer.zero_()
     setup_seconds = time.perf_counter() - setup_start
     print(f"data: {n_train} training images, {len(eval_y)} evaluation images; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; set-up {setup_seconds:.1f} s", flush=True)
@@ -220,6 +234,8 @@ def main():
         with open(out / "metrics.csv", "w") as file:
             file.write(",".join(rows[0]) + "\n" + "".join(",".join(str(v) for v in r.values()) + "\n" for r in rows))
     _, accuracy = evaluate(tta=args.tta)
+    if args.save_weights:
+        numpy.savez(args.save_weights, **{name: value.detach().numpy() for name, value in model.state_dict().items()})
     (out / "summary.json").write_text(json.dumps(dict(
         accuracy=accuracy, tta=args.tta, train_seconds=round(train_seconds, 1), setup_seconds=round(setup_seconds, 1),
         epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, engine=f"torch {torch.__version__}"), indent=1))

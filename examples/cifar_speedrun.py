@@ -100,6 +100,8 @@ parser.add_argument("--stop-after", type=int, default=None,
 args = parser.parse_args()
 if args.epochs < 1 or args.batch_size < 1:
     fail(f"--epochs and --batch-size must be at least 1, got {args.epochs} and {args.batch_size}")
+if args.stop_after is not None and args.stop_after < 1:
+    fail(f"--stop-after must be at least 1 (epochs to train in this run), got {args.stop_after}")
 try:
     backend.module_for(args.device)  # --device gpu without CuPy/CUDA stops here
 except backend.DeviceError as error:
@@ -206,7 +208,7 @@ def renormalise_filters():
     step Muon takes (of a fixed size) at a fixed size relative to the weights."""
     xp = backend.array_module(muon.param_groups[0]["params"][0].array)
     for p in muon.param_groups[0]["params"]:
-        p.array *= numpy.sqrt(p.shape[0]) / float(xp.linalg.norm(p.array))
+        p.array *= numpy.sqrt(p.shape[0]) / xp.linalg.norm(p.array)   # on the device: no wait for the GPU
 
 
 def train_step(images, labels, epoch, step):
@@ -266,10 +268,13 @@ def evaluate(tta=0, batch_size=1000):
 
 
 # Warm-up: one step and one evaluation batch compile the kernels (counted in set-up); then undone.
-weights = model.state_dict()
+weights = model.state_dict()                          # copies
 warm = min(args.batch_size, n_train)
 train_step(normalise(train_images[:warm]), train_labels[:warm], 0, 0)
-evaluate()
+model.eval()
+with minigrad.no_grad():
+    tta_logits(normalise(eval_images[:1000]), 0)
+model.train()
 model.load_state_dict(weights)
 sgd.state.clear()
 muon.state.clear()
@@ -280,8 +285,9 @@ print(f"model: AirbenchNet, {model.num_parameters():,} parameters on {args.devic
 
 # ---------------------------------------------------------------------------------------- 4. train
 # What a checkpoint must match: everything that changes the run's numbers (not the paths or bars).
+# (--tta only changes the final evaluation, so --resume of a finished run may re-evaluate it at another level.)
 RECIPE = [name for name in vars(args)
-          if name not in ("data_dir", "no_download", "out", "no_progress", "resume", "stop_after")]
+          if name not in ("data_dir", "no_download", "out", "no_progress", "resume", "stop_after", "tta")]
 history = MetricHistory(out / "metrics")
 train_seconds, step, start_epoch = 0.0, 0, 0
 if args.resume:
@@ -321,10 +327,9 @@ for epoch in range(start_epoch, end_epoch):
                 seconds=round(seconds, 2))
     print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
           f"{'test' if args.val_size == 0 else 'held-out val'} acc {eval_acc:.2%} (no TTA) | {seconds:.1f} s")
-    checkpoint = save_checkpoint(out / "last.ckpt", model, optimizer=muon, epoch=epoch,
-                                 extra={"sgd": sgd.state_dict(), "config": vars(args), "history": history.rows,
-                                        "data_rng": rng.bit_generator.state, "step": step,
-                                        "train_seconds": train_seconds})
+    save_checkpoint(out / "last.ckpt", model, optimizer=muon, epoch=epoch,
+                    extra={"sgd": sgd.state_dict(), "config": vars(args), "history": history.rows,
+                           "data_rng": rng.bit_generator.state, "step": step, "train_seconds": train_seconds})
 
 if end_epoch < args.epochs:
     print(f"stopping after epoch {end_epoch} as asked (--stop-after); --resume {out / 'last.ckpt'} continues")

@@ -299,3 +299,11 @@ def test_direct_conv2d_gives_the_reference_dtype(dtypes):
     with_reference = Conv2d()(minigrad.tensor(x_np), minigrad.tensor(w_np), minigrad.tensor(b_np))
     assert fast.dtype == with_reference.dtype == numpy.result_type(x_np, w_np, b_np)
     numpy.testing.assert_allclose(fast.detach().numpy(), with_reference.detach().numpy(), rtol=1e-4, atol=1e-4)
+    grads = []
+    for function in (lambda *t: conv2d(*t), lambda *t: Conv2d()(*t)):            # fast, then the reference
+        tensors = [minigrad.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np)]
+        function(*tensors).sum().backward()
+        grads.append([t.grad for t in tensors])
+    for ours, reference in zip(*grads):
+        assert ours.dtype == reference.dtype, (ours.dtype, reference.dtype)
+        numpy.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)

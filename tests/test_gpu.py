@@ -505,6 +505,26 @@ def test_cifar_resnet_example_trains_on_the_gpu_and_its_loss_falls(tmp_path):
     check_losses_fall_and_stay_finite(run_cifar_resnet_example(tmp_path, "gpu"))
 
 
+def run_speedrun_example(tmp_path, device):
+    """Two epochs of examples/cifar_speedrun.py (the GPU batch-norm and GELU paths, Muon) on tiny data;
+    the per-epoch training losses."""
+    data = _write_tiny_cifar(tmp_path / "data")
+    command = [sys.executable, str(REPOSITORY / "examples" / "cifar_speedrun.py"), "--device", device,
+               "--epochs", "2", "--batch-size", "16", "--limit-train", "40", "--val-size", "10",
+               "--data-dir", str(data), "--out", str(tmp_path / "run"), "--no-download", "--no-progress"]
+    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert any(line.startswith("summary:") for line in done.stdout.splitlines()), done.stdout[-3000:]
+    header, *rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
+    column = header.split(",").index("train_loss")
+    return [float(row.split(",")[column]) for row in rows]
+
+
+def test_the_speedrun_example_trains_on_the_gpu(tmp_path):
+    losses = run_speedrun_example(tmp_path, "gpu")
+    assert len(losses) == 2 and all(numpy.isfinite(losses)), losses
+
+
 def test_nccl_collectives_and_ddp_on_every_device():
     """minigrad.distributed's NCCL path: one rank per CUDA device (one rank on a one-GPU machine)."""
     import minigrad.distributed as dist

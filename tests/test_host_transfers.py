@@ -183,8 +183,8 @@ def pooled_training_steps(device, batches=4):
 
 
 def test_adaptive_avg_pool2d_makes_its_matrices_on_the_first_step_only():
-    """The pool matrices (8 -> 2 rows, 8 -> 3 columns) are the op's only host -> device copies: two on the
-    first step, none after; and the steps read nothing back."""
+    """The pool matrices (8 -> 2 rows, 8 -> 3 columns) are made (and, on the GPU, copied there) on the first
+    step only: two cache misses then, none after; and the steps read nothing back from the device."""
     assert pooled_training_steps("cpu") == (0, [2, 2, 2, 2])
 
 

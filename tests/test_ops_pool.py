@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad
+from minigrad.fast.buffers import _kept_pool_matrix as kept
 from minigrad.ops import pool as pool_ops, registry
 from minigrad.ops.pool import (
     adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_backward_numpy, max_pool2d_forward_numpy,
@@ -170,7 +171,6 @@ def test_adaptive_avg_pool2d_wrong_rank_is_an_error():
 # ------------------------------------------------------------------ adaptive average pooling: the kept matrices
 # The fast layer keeps the averaging matrices (minigrad/fast/buffers.py, kept_pool_matrix) instead of
 # building them at every call; these tests check that they are made once and give the reference's numbers.
-from minigrad.fast.buffers import _kept_pool_matrix as kept  # noqa: E402
 def window_means(x, out_h, out_w):
     """adaptive_avg_pool2d the slow way: the mean of each window, PyTorch's window rule, one at a time."""
     n, c, height, width = x.shape

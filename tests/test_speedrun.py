@@ -142,15 +142,28 @@ def test_speedrun_refuses_to_resume_with_other_settings(tmp_path):
 
 def test_the_pytorch_twin_follows_the_same_trajectory(tmp_path):
     """benchmarks/torch_speedrun.py is the recipe in PyTorch with the same data, initial weights, batches
-    and optimisers: its per-epoch losses equal the example's to float32 rounding (so the timing
-    comparison in bench_speedrun.py --recipe compares engines, not recipes)."""
+    and optimisers: after two epochs (past the whitening bias's last step) its weights, running statistics
+    and per-epoch losses are the example's (so the timing comparison in bench_speedrun.py --recipe compares
+    engines, not recipes). Not to float32 rounding: with 16 images a step, most directions of a filter
+    bank's gradient are rounding noise, and Muon's orthogonalisation scales every direction to the same
+    size, so the two engines' roundings grow to about 1% of the weights' scale in four steps; changing
+    Muon's learning rate by 4% (0.24 -> 0.23) moves them by 20% or more, and the losses by 0.5%."""
     pytest.importorskip("torch")
-    run_speedrun(tmp_path, "--val-size", "10")
+    from minigrad.utils.checkpoint import read_checkpoint
+    run_speedrun(tmp_path, "--val-size", "10", "--whiten-bias-epochs", "1")
     command = [sys.executable, str(REPO / "benchmarks" / "torch_speedrun.py"), "--data-dir", str(tmp_path / "data"),
                "--out", str(tmp_path / "torch"), "--epochs", "2", "--batch-size", "16", "--limit-train", "40",
-               "--val-size", "10", "--threads", "1"]
+               "--val-size", "10", "--whiten-bias-epochs", "1", "--threads", "1",
+               "--save-weights", str(tmp_path / "torch.npz")]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+    ours = read_checkpoint(tmp_path / "run" / "last.ckpt")["model"]
+    with numpy.load(tmp_path / "torch.npz") as theirs:
+        assert set(ours) == set(theirs.files)
+        for name in ours:
+            scale = max(float(numpy.abs(theirs[name]).max()), 1e-6)
+            assert numpy.abs(ours[name] - theirs[name]).max() <= 5e-2 * scale, name
 
     def losses(path):
         header, *rows = path.read_text().strip().splitlines()
@@ -159,4 +172,4 @@ def test_the_pytorch_twin_follows_the_same_trajectory(tmp_path):
                             for row in rows])
     ours, theirs = losses(tmp_path / "run" / "metrics.csv"), losses(tmp_path / "torch" / "metrics.csv")
     assert ours.shape == theirs.shape == (2, 2)
-    numpy.testing.assert_allclose(ours, theirs, rtol=2e-3)
+    numpy.testing.assert_allclose(ours, theirs, rtol=1e-3)

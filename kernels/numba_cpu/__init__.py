@@ -67,7 +67,7 @@ KERNELS = {
 # The policy (see `configure`), read at each call. The defaults are the plainest behaviour.
 LIMITS = {
     "serial_below_bytes": 0,            # arrays smaller than this run a loop's serial twin on the caller's thread
-    "constant_sizes_from_bytes": None,  # strided chunks from this size use loops compiled for their sizes (None: never)
+    "constant_sizes_from_bytes": None,  # chunks / images from this size use loops compiled for their sizes (None: never)
 }
 
 _functions = {}   # name -> the loaded kernel function
@@ -83,8 +83,8 @@ def configure(serial_below_bytes=KEEP, constant_sizes_from_bytes=KEEP, pool_min_
     """Set the size limits that choose between the kernels' loops, and the buffer pool's limits.
 
     serial_below_bytes: arrays under this size run serially on the calling thread, without the GIL.
-    constant_sizes_from_bytes: strided chunks of cols from this size (and under serial_below_bytes)
-    use the loops compiled for their sizes (im2col.py); None: never. pool_min_bytes / pool_max_bytes:
+    constant_sizes_from_bytes: chunks of cols (im2col.py, col2im.py) and padded images (direct_conv.py)
+    from this size (and under serial_below_bytes) use the loops compiled for their sizes; None: never. pool_min_bytes / pool_max_bytes:
     see workspace.py (None keeps the current value). Arguments left out keep their current value.
     """
     from . import workspace

@@ -47,7 +47,7 @@ def orthogonalise(update, coefficients=DEFAULT_COEFFICIENTS, steps=5, eps=1e-7):
     a, b, c = coefficients
     xp = backend.array_module(update)
     x = update.T if update.shape[0] > update.shape[1] else update
-    x = x / max(float(xp.linalg.norm(x)), eps)                      # every singular value now <= 1
+    x = x / xp.maximum(xp.linalg.norm(x), eps)                      # every singular value now <= 1
     for _ in range(steps):
         gram = x @ x.T                                               # (rows, rows), rows <= cols
         x = a * x + (b * gram + c * (gram @ gram)) @ x
