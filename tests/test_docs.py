@@ -33,8 +33,8 @@ def relative_links(path):
     return links
 
 
-def test_there_are_eleven_chapters_in_order():
-    assert [p.name[:2] for p in CHAPTERS] == [f"{k:02d}" for k in range(1, 12)]
+def test_there_are_twelve_chapters_in_order():
+    assert [p.name[:2] for p in CHAPTERS] == [f"{k:02d}" for k in range(1, 13)]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.name for p in CHAPTERS])

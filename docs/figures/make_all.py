@@ -24,6 +24,7 @@ SCRIPTS = [                                  # in chapter order
     ("augmentation.py", ["--data-dir"]),     # chapter 7
     ("run_results.py", []),                  # chapter 8 (from the committed run logs)
     ("speed_layers.py", []),                 # chapter 10 (from the committed benchmark table)
+    ("speedrun.py", []),                     # chapter 12 (from the committed run logs)
 ]
 
 
