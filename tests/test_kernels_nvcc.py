@@ -53,13 +53,11 @@ def _compile(source, output, *flags):
     return done.returncode, done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def build_sources(folder, sources):
     """{source: (ptx result, library result)}, each (returncode, compiler output, path); built in parallel."""
-    folder = tmp_path_factory.mktemp("nvcc")
     jobs = {}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for source in SOURCES:
+        for source in sources:
             stem = source[:-3]
             ptx, library = folder / f"{stem}.ptx", folder / f"{stem}.so"
             jobs[source] = (
@@ -70,6 +68,11 @@ def built(tmp_path_factory):
         source: tuple((*future.result(), path) for future, path in pair)
         for source, pair in jobs.items()
     }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build_sources(tmp_path_factory.mktemp("nvcc"), SOURCES)
 
 
 def _library(built, source):

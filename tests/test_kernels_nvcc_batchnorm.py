@@ -10,10 +10,8 @@ another order than NumPy, so results are compared at float rounding, as the Numb
 """
 import ctypes
 import re
-import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 import pytest
@@ -22,11 +20,11 @@ from hypothesis import given, strategies as st
 from minigrad.fast import gpu, gpu_batchnorm
 from minigrad.ops.norm import batch_norm_backward_numpy, batch_norm_train_forward_numpy
 
-NVCC = shutil.which("nvcc")
+from test_kernels_nvcc import ARCH, NVCC, _library, build_sources          # the same nvcc builds
+
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 
 SOURCES = {"batch_norm_forward": "batchnorm_forward.cu", "batch_norm_backward": "batchnorm_backward.cu"}
-ARCH = "sm_80"
 DTYPES = [numpy.float32, numpy.float64]
 SUFFIX = {numpy.float32: "f32", numpy.float64: "f64"}
 EPS = 1e-5
@@ -36,32 +34,9 @@ THREADS = gpu_batchnorm.THREADS_PER_CHANNEL
 SHAPES = [(1, 1, 2), (3, 2, 5), (2, 3, 49), (5, 4, 1), (600, 2, 1), (2, 1, 300), (7, 2, 37), (1, 3, 256)]
 
 
-def _compile(source, output, *flags):
-    command = [NVCC, *flags, str(gpu.source_path(source)), "-o", str(output)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    return done.returncode, done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """{source: (ptx result, library result)}, each (returncode, compiler output, path); built in parallel."""
-    folder = tmp_path_factory.mktemp("nvcc_batchnorm")
-    jobs = {}
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for source in SOURCES.values():
-            stem = source[:-3]
-            ptx, library = folder / f"{stem}.ptx", folder / f"{stem}.so"
-            jobs[source] = (
-                (pool.submit(_compile, source, ptx, "--ptx", f"-arch={ARCH}"), ptx),
-                (pool.submit(_compile, source, library, "-shared", "-Xcompiler", "-fPIC"), library),
-            )
-    return {source: tuple((*future.result(), path) for future, path in pair) for source, pair in jobs.items()}
-
-
-def _library(built, source):
-    returncode, output, path = built[source][1]
-    assert returncode == 0, f"nvcc -shared {source} failed:\n{output}"
-    return ctypes.CDLL(str(path))
+    return build_sources(tmp_path_factory.mktemp("nvcc_batchnorm"), SOURCES.values())
 
 
 def _call(library, name, *arrays):
