@@ -3,9 +3,11 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_small_nets.py --threads 1
     ... --threads 2 --only minigrad / --only torch     (each library alone in its process)
     ... --rows convs --compare-im2col                   (the conv layers only, and each one's im2col path beside it)
+    ... --rows layers                                   (ReLU, max-pool and Linear at the two networks' shapes)
 
-Three tables: a training step (zero_grad, forward, cross-entropy, backward, SGD with momentum) on
+Four tables: a training step (zero_grad, forward, cross-entropy, backward, SGD with momentum) on
 pre-made tensors at batches 4, 32 and 128; each convolution layer's forward + backward (with bias) at
+batch 128; every other layer's (ReLU, 2x2 max-pool, Linear) at the shapes these networks give it at
 batch 128; and an epoch of the MNIST CNN on 10,000 synthetic MNIST-shaped images at batch 64 (the
 data pre-made, so the epoch is the steps). The same architectures on both sides, weights not shared
 (only time is compared).
@@ -110,6 +112,50 @@ def conv_pair(torch, n, c, f, size, kernel, rng):
     return run_minigrad, run_torch
 
 
+# The non-conv layers of both networks at batch 128: (name, function name, input shape, Linear out features).
+LAYERS = [("lenet relu 6x28x28", "relu", (128, 6, 28, 28), None),
+          ("lenet max-pool 6x28x28", "max_pool2d", (128, 6, 28, 28), None),
+          ("lenet relu 16x10x10", "relu", (128, 16, 10, 10), None),
+          ("lenet max-pool 16x10x10", "max_pool2d", (128, 16, 10, 10), None),
+          ("lenet fc1 400->120", "linear", (128, 400), 120),
+          ("lenet fc2 120->84", "linear", (128, 120), 84),
+          ("lenet fc3 84->10", "linear", (128, 84), 10),
+          ("mnist relu 32x26x26", "relu", (128, 32, 26, 26), None),
+          ("mnist relu 64x24x24", "relu", (128, 64, 24, 24), None),
+          ("mnist max-pool 64x24x24", "max_pool2d", (128, 64, 24, 24), None),
+          ("mnist fc1 9216->128", "linear", (128, 9216), 128),
+          ("mnist fc2 128->10", "linear", (128, 128), 10)]
+
+
+def layer_pair(torch, function, shape, out_features, rng):
+    """(run_minigrad, run_torch): forward + backward of one functional layer (ReLU, 2x2 max-pool or Linear
+    with bias), the input's gradient always and the Linear's weight and bias gradients too."""
+    import minigrad
+    arrays = [rng.standard_normal(shape).astype(numpy.float32)]
+    if function == "linear":
+        arrays += [(rng.standard_normal((out_features, shape[1])) / shape[1] ** 0.5).astype(numpy.float32),
+                   rng.standard_normal(out_features).astype(numpy.float32)]
+    extra = (2,) if function == "max_pool2d" else ()              # the kernel size
+
+    def runner(library, make, functional):
+        tensors = [make(a) for a in arrays]
+        op = getattr(functional, function)
+        out_shape = op(*tensors, *extra).shape
+        seed = library.tensor(rng.standard_normal(tuple(out_shape)).astype(numpy.float32))
+
+        def run():
+            for t in tensors:
+                t.grad = None
+            op(*tensors, *extra).backward(seed)
+        return run
+
+    run_minigrad = runner(minigrad, lambda a: minigrad.tensor(a, requires_grad=True), minigrad.nn.functional)
+    run_torch = None
+    if torch is not None:
+        run_torch = runner(torch, lambda a: torch.tensor(a, requires_grad=True), torch.nn.functional)
+    return run_minigrad, run_torch
+
+
 def forcing_im2col(run):
     """run() with the fast conv2d's chooser held to im2col (minigrad/fast/conv.py), for an A/B in one process."""
     from minigrad.fast import conv
@@ -126,7 +172,8 @@ def forcing_im2col(run):
 def main():
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--epoch-images", type=int, default=10000, help="images in the MNIST CNN epoch")
-    p.add_argument("--rows", default="all", choices=["all", "steps", "convs", "epoch"], help="which table(s) to run")
+    p.add_argument("--rows", default="all", choices=["all", "steps", "convs", "layers", "epoch"],
+                   help="which table(s) to run")
     p.add_argument("--compare-im2col", action="store_true",
                    help="after each conv row, time minigrad's im2col path against its default (direct loops or "
                         "Winograd where they suit), alternating in this process: ratio = default / im2col")
@@ -157,6 +204,9 @@ def main():
             row(f"{name}, batch 128", pair)
             if args.compare_im2col and args.only is None:
                 row("  (minigrad default / im2col)", (pair[0], forcing_im2col(pair[0])))
+    if args.rows in ("all", "layers"):
+        for name, function, shape, out_features in LAYERS:
+            row(f"{name}, forward + backward", layer_pair(torch, function, shape, out_features, rng))
     if args.rows not in ("all", "epoch"):
         common.print_table(["case", "minigrad ms", "torch ms", "ratio"], rows)
         return

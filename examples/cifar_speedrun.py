@@ -4,6 +4,7 @@
     python examples/cifar_speedrun.py --device gpu --val-size 0          # all 50,000; test accuracy
     python examples/cifar_speedrun.py --epochs 1 --limit-train 2000      # a smoke test
     python examples/cifar_speedrun.py --resume runs/cifar_speedrun/last.ckpt   # carry on after a stop
+    python examples/cifar_speedrun.py --filter-optimizer sgd             # an ablation: one trick off
 
 docs/12_a_speed_record.md explains every trick below and gives the measured accuracy and time.
 
@@ -86,6 +87,16 @@ parser.add_argument("--label-smoothing", type=float, default=0.2)
 parser.add_argument("--whiten-bias-epochs", type=float, default=3, help="train the whitening bias this long")
 parser.add_argument("--tta", type=int, default=2, choices=[0, 1, 2],
                     help="test-time augmentation: 0 none, 1 image and mirror, 2 also both one-pixel translations")
+# Ablations: each switch turns one trick off (docs/12 gives each one's measured effect); the defaults are the recipe.
+parser.add_argument("--whitening", default="data", choices=["data", "none"],
+                    help="none: the first layer is an ordinary 2x2 conv, default init, trained with the other filters")
+parser.add_argument("--no-dirac", action="store_true", help="the 3x3 convs keep the default init instead of the identity start")
+parser.add_argument("--filter-optimizer", default="muon", choices=["muon", "sgd"],
+                    help="sgd: Nesterov SGD for the conv filters at --filter-lr, not renormalised, as airbench94 before Muon")
+parser.add_argument("--filter-lr", type=float, default=11.5 / (1024 * (1 + 1 / (1 - 0.85))),
+                    help="SGD lr of the conv filters with --filter-optimizer sgd (airbench94's 11.5 / its kilostep scale)")
+parser.add_argument("--flip", default="alternate", choices=["alternate", "random"],
+                    help="random: mirror each image with probability 1/2 afresh every epoch")
 parser.add_argument("--data-dir", default=str(default_data_dir()), help="folder holding cifar-10-batches-py/")
 parser.add_argument("--no-download", action="store_true", help="fail if the data is missing instead of downloading it")
 parser.add_argument("--val-size", type=int, default=5000,
@@ -179,8 +190,11 @@ whiten_bias_steps = max(1, int(args.whiten_bias_epochs * steps_per_epoch))
 print(f"data: {n_train} training images, {len(eval_labels)} evaluation images ({eval_name}) from {args.data_dir}")
 
 # ---------------------------------------------------------------------------------------- 3. model, optimizers
-model = AirbenchNet(head_scale=1 / 256, head_weight_std=1.0)     # airbench94_muon's head
-model.init_whitening(normalise(train_images[:: max(1, n_train // 5000)]))   # about 5,000 images, spread evenly
+model = AirbenchNet(head_scale=1 / 256, head_weight_std=1.0, dirac=not args.no_dirac)     # airbench94_muon's head
+if args.whitening == "data":
+    model.init_whitening(normalise(train_images[:: max(1, n_train // 5000)]))   # about 5,000 images, spread evenly
+else:                                                    # ablation: a learned first layer like any other
+    model.whiten.weight.requires_grad_(True)
 model = model.to(args.device)
 head, whiten_bias = model.head.weight, model.whitening_bias
 biases = [p for p in model.other_parameters() if p is not head and p is not whiten_bias]
@@ -189,15 +203,20 @@ sgd = optim.SGD([dict(params=[whiten_bias], lr=args.lr, weight_decay=decay / arg
                  dict(params=biases, lr=args.lr, weight_decay=decay / args.lr),
                  dict(params=[head], lr=args.head_lr, weight_decay=decay / args.head_lr)],
                 lr=args.lr, momentum=args.momentum, nesterov=True)
-muon = optim.Muon(model.muon_parameters(), lr=args.muon_lr, momentum=args.muon_momentum, nesterov=True, weight_decay=0)
-for group in sgd.param_groups + muon.param_groups:
+if args.filter_optimizer == "muon":
+    filter_optimizer = optim.Muon(model.muon_parameters(), lr=args.muon_lr, momentum=args.muon_momentum, nesterov=True,
+                                  weight_decay=0)
+else:                                                    # ablation: airbench94's SGD for the filters
+    filter_optimizer = optim.SGD(model.muon_parameters(), lr=args.filter_lr, momentum=args.momentum, nesterov=True,
+                                 weight_decay=decay / args.filter_lr)
+for group in sgd.param_groups + filter_optimizer.param_groups:
     group["initial_lr"] = group["lr"]
 
 
 def set_learning_rates(step):
     """Linear decay to 0: lr = initial_lr * (1 - step / total_steps); the whitening bias's over its own steps.
     Set by hand each step (a LambdaLR per optimizer would do the same for the shared part)."""
-    for group in sgd.param_groups[1:] + muon.param_groups:
+    for group in sgd.param_groups[1:] + filter_optimizer.param_groups:
         group["lr"] = group["initial_lr"] * (1 - step / total_steps)
     sgd.param_groups[0]["lr"] = sgd.param_groups[0]["initial_lr"] * max(0.0, 1 - step / whiten_bias_steps)
 
@@ -206,8 +225,8 @@ def renormalise_filters():
     """Scale each conv weight to Frobenius norm sqrt(filters), as airbench's Muon does before each step.
     Batch norm follows every conv, so the filters' scale does not change the output; fixing it keeps the
     step Muon takes (of a fixed size) at a fixed size relative to the weights."""
-    xp = backend.array_module(muon.param_groups[0]["params"][0].array)
-    for p in muon.param_groups[0]["params"]:
+    xp = backend.array_module(filter_optimizer.param_groups[0]["params"][0].array)
+    for p in filter_optimizer.param_groups[0]["params"]:
         p.array *= numpy.sqrt(p.shape[0]) / xp.linalg.norm(p.array)   # on the device: no wait for the GPU
 
 
@@ -220,12 +239,13 @@ def train_step(images, labels, epoch, step):
     logits = model(x, whiten_bias_grad=step < whiten_bias_steps)                # (B, 10)
     loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing, reduction="sum")
     sgd.zero_grad()
-    muon.zero_grad()
+    filter_optimizer.zero_grad()
     loss.backward()
     set_learning_rates(step)
-    renormalise_filters()
+    if args.filter_optimizer == "muon":
+        renormalise_filters()
     sgd.step()
-    muon.step()
+    filter_optimizer.step()
     return loss.array, (logits.array.argmax(axis=1) == y.array).sum()
 
 
@@ -277,10 +297,11 @@ with minigrad.no_grad():
 model.train()
 model.load_state_dict(weights)
 sgd.state.clear()
-muon.state.clear()
+filter_optimizer.state.clear()
 setup_seconds = time.perf_counter() - setup_start
-print(f"model: AirbenchNet, {model.num_parameters():,} parameters on {args.device}; Muon lr {args.muon_lr} "
-      f"for {len(muon.param_groups[0]['params'])} conv filters, SGD lr {args.lr} / head {args.head_lr}; "
+filter_lr = args.muon_lr if args.filter_optimizer == "muon" else args.filter_lr
+print(f"model: AirbenchNet, {model.num_parameters():,} parameters on {args.device}; {args.filter_optimizer} lr {filter_lr:g} "
+      f"for {len(filter_optimizer.param_groups[0]['params'])} conv filters, SGD lr {args.lr} / head {args.head_lr}; "
       f"{steps_per_epoch} steps of {args.batch_size} per epoch; set-up {setup_seconds:.1f} s")
 
 # ---------------------------------------------------------------------------------------- 4. train
@@ -292,9 +313,10 @@ history = MetricHistory(out / "metrics")
 train_seconds, step, start_epoch = 0.0, 0, 0
 if args.resume:
     try:
-        meta = load_checkpoint(args.resume, model, optimizer=muon)
+        meta = load_checkpoint(args.resume, model, optimizer=filter_optimizer)
         saved = meta["extra"]["config"]
-        changed = {k: (saved.get(k), getattr(args, k)) for k in RECIPE if saved.get(k) != getattr(args, k)}
+        saved = {k: saved.get(k, parser.get_default(k)) for k in RECIPE}   # a setting added later: its default
+        changed = {k: (saved[k], getattr(args, k)) for k in RECIPE if saved[k] != getattr(args, k)}
         if changed:
             fail(f"--resume {args.resume} was made with other settings (saved, now): {changed}")
         sgd.load_state_dict(meta["extra"]["sgd"])
@@ -314,7 +336,8 @@ for epoch in range(start_epoch, end_epoch):
     batches = progress_bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", enabled=not args.no_progress)
     for b in batches:
         index = order[b * args.batch_size:(b + 1) * args.batch_size]
-        images = flip(normalise(train_images[index]), alternating_flips(base_flip[index], epoch))
+        mirror = alternating_flips(base_flip[index], epoch) if args.flip == "alternate" else rng.random(len(index)) < 0.5
+        images = flip(normalise(train_images[index]), mirror)
         dy, dx = rng.integers(-2, 3, size=(2, len(index)))
         batch_loss, batch_correct = train_step(translate(images, dy, dx), train_labels[index], epoch, step)
         loss_sum, correct, seen, step = loss_sum + batch_loss, correct + batch_correct, seen + len(index), step + 1
@@ -327,7 +350,7 @@ for epoch in range(start_epoch, end_epoch):
                 seconds=round(seconds, 2))
     print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.2%} | "
           f"{'test' if args.val_size == 0 else 'held-out val'} acc {eval_acc:.2%} (no TTA) | {seconds:.1f} s")
-    save_checkpoint(out / "last.ckpt", model, optimizer=muon, epoch=epoch,
+    save_checkpoint(out / "last.ckpt", model, optimizer=filter_optimizer, epoch=epoch,
                     extra={"sgd": sgd.state_dict(), "config": vars(args), "history": history.rows,
                            "data_rng": rng.bit_generator.state, "step": step, "train_seconds": train_seconds})
 
@@ -345,4 +368,5 @@ print(f"summary: cifar_speedrun {accuracy} ({eval_name}, tta={args.tta}) train_s
 print("accuracy by test-time augmentation level: " + ", ".join(f"{k}: {a:.4f}" for k, a in enumerate(by_level)))
 (out / "summary.json").write_text(json.dumps(dict(
     accuracy=eval_acc, accuracy_by_tta_level=by_level, evaluated_on=eval_name, tta=args.tta, train_seconds=round(train_seconds, 1),
-    setup_seconds=round(setup_seconds, 1), epochs=args.epochs, seed=args.seed, batch_size=args.batch_size), indent=1))
+    setup_seconds=round(setup_seconds, 1), epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+    config={name: getattr(args, name) for name in RECIPE}), indent=1))

@@ -17,6 +17,7 @@ TINY = {
     "bench_resnet_step.py": ["--batch", "2"],
     "bench_mlp_epoch.py": ["--samples", "256"],
     "bench_ops_overhead.py": ["--calls", "20"],
+    "bench_small_nets.py": ["--rows", "layers"],
 }
 
 

@@ -113,6 +113,23 @@ def test_the_first_filters_of_every_3x3_conv_are_dirac_and_the_rest_keep_the_def
             assert numpy.abs(weight[k:]).max() > 0, f"{group_name}: filters {k}.. should keep the random init"
 
 
+def test_dirac_false_keeps_the_default_init_everywhere():
+    """The ablation switch: no 3x3 conv starts as the identity, and its init is the layer's default
+    (the same draw of the seeded generator as with dirac, outside the identity filters)."""
+    minigrad.manual_seed(3)
+    plain = models.AirbenchNet(widths=SMALL, dirac=False)
+    minigrad.manual_seed(3)
+    dirac = models.AirbenchNet(widths=SMALL)
+    for name in ("group1", "group2", "group3"):
+        for conv in ("conv1", "conv2"):
+            a = getattr(getattr(plain, name), conv).weight.detach().numpy()
+            b = getattr(getattr(dirac, name), conv).weight.detach().numpy()
+            k = min(a.shape[:2])
+            assert a[numpy.arange(k), numpy.arange(k), 1, 1].std() > 0, f"{name}.{conv} starts as the identity"
+            assert not numpy.allclose(a[:k], b[:k]), f"{name}.{conv}"
+            numpy.testing.assert_array_equal(a[k:], b[k:], err_msg=f"{name}.{conv}")
+
+
 def test_a_groups_first_conv_passes_its_input_channels_through_before_pooling():
     group = small_model().group2                      # 8 -> 16 channels
     x = minigrad.randn(2, SMALL[0], 6, 6)

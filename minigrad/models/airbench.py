@@ -96,7 +96,7 @@ def speedrun_batch_norm(channels, momentum, eps):
 class ConvGroup(nn.Module):
     """conv3x3 -> maxpool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU: halves H and W (floor)."""
 
-    def __init__(self, in_channels, out_channels, batchnorm_momentum, batchnorm_eps):
+    def __init__(self, in_channels, out_channels, batchnorm_momentum, batchnorm_eps, dirac=True):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
@@ -104,8 +104,9 @@ class ConvGroup(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.norm2 = speedrun_batch_norm(out_channels, batchnorm_momentum, batchnorm_eps)
         self.activation = nn.GELU()
-        dirac_first_filters_(self.conv1.weight)
-        dirac_first_filters_(self.conv2.weight)
+        if dirac:                                                 # dirac=False: the default init (an ablation)
+            dirac_first_filters_(self.conv1.weight)
+            dirac_first_filters_(self.conv2.weight)
 
     def forward(self, x):                                         # x (N, C_in, H, W)
         x = self.activation(self.norm1(self.pool(self.conv1(x))))  # (N, C_out, H/2, W/2)
@@ -125,10 +126,11 @@ class AirbenchNet(nn.Module):
     lr * head_scale^2 per unit of gradient, about 800 times less than with 1/9. Its head lr 0.67
     was tuned for that convention (and a loss summed over the batch).
     batchnorm_momentum: as in PyTorch and minigrad, the weight of the new batch's statistics.
+    dirac: start each 3x3 conv as the identity on its first channels (False keeps the default init).
     """
 
     def __init__(self, widths=(64, 256, 256), num_classes=10, batchnorm_momentum=0.4, batchnorm_eps=1e-12,
-                 head_scale=1 / 9, head_weight_std=None):
+                 head_scale=1 / 9, head_weight_std=None, dirac=True):
         super().__init__()
         if len(widths) != 3:
             raise ValueError(f"AirbenchNet: widths must be three channel counts (one per conv group), got {widths!r}")
@@ -136,9 +138,9 @@ class AirbenchNet(nn.Module):
         self.whiten = nn.Conv2d(3, whiten_width, kernel_size=2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)                  # set by init_whitening, never trained
         self.activation = nn.GELU()
-        self.group1 = ConvGroup(whiten_width, widths[0], batchnorm_momentum, batchnorm_eps)
-        self.group2 = ConvGroup(widths[0], widths[1], batchnorm_momentum, batchnorm_eps)
-        self.group3 = ConvGroup(widths[1], widths[2], batchnorm_momentum, batchnorm_eps)
+        self.group1 = ConvGroup(whiten_width, widths[0], batchnorm_momentum, batchnorm_eps, dirac)
+        self.group2 = ConvGroup(widths[0], widths[1], batchnorm_momentum, batchnorm_eps, dirac)
+        self.group3 = ConvGroup(widths[1], widths[2], batchnorm_momentum, batchnorm_eps, dirac)
         self.pool = nn.MaxPool2d(3)
         self.flatten = nn.Flatten()
         self.head = nn.Linear(widths[2], num_classes, bias=False)
