@@ -258,6 +258,28 @@ def test_a_leaf_takes_a_fresh_gradient_without_a_copy(monkeypatch):
     numpy.testing.assert_allclose(weight.grad.numpy(), numpy.ones((5, 2)).T @ a.detach().numpy())
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4, 4), (8, 32, 32, 32)])     # the NumPy reference, the Numba kernels
+def test_a_leaf_takes_relus_and_max_pools_fresh_gradient_without_a_copy(monkeypatch, shape):
+    """ReLU's and max pooling's dx are new arrays on every path (a product, a bincount, a kernel's pooled
+    output): a leaf takes each as it is, and the values are the reference's."""
+    from minigrad.ops.activation import ReLU
+    from minigrad.ops.pool import MaxPool2d
+
+    rng = numpy.random.default_rng(3)
+    for function_class, op in ((ReLU, minigrad.nn.functional.relu),
+                               (MaxPool2d, lambda t: minigrad.nn.functional.max_pool2d(t, 2))):
+        returned = _capture_backward(monkeypatch, function_class)
+        x = minigrad.tensor(rng.standard_normal(shape).astype(numpy.float32), requires_grad=True)
+        y = op(x)
+        seed = rng.standard_normal(y.shape).astype(numpy.float32)
+        y.backward(seed)
+        (dx,), = [r if isinstance(r, tuple) else (r,) for r in returned]
+        assert x.grad.array is dx, function_class.__name__
+        assert not numpy.shares_memory(x.grad.array, seed)
+        if function_class is ReLU:
+            numpy.testing.assert_array_equal(x.grad.numpy(), seed * (x.detach().numpy() > 0))
+
+
 def test_gradients_that_are_not_fresh_are_still_copied():
     """Add hands dy itself to both inputs, and dy here is the user's seed array: each leaf gets its own
     copy, so changing the seed, or one gradient, changes no other."""

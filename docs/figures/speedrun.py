@@ -45,7 +45,7 @@ def main():
     axes.set_xlabel("training time, minutes (2 CPU cores)")
     axes.set_ylabel("held-out accuracy, % (last 5,000 images)")
     axes.set_ylim(55, 96)
-    axes.set_title("The airbench94 recipe on CIFAR-10, one line per seed")
+    axes.set_title("The airbench94 recipe on CIFAR-10, one line per run")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
     save(figure, "speedrun_accuracy_time.png")

@@ -8,7 +8,8 @@ computes the mask and the maximum in two passes, and its backward multiplies by
 the mask (a bool -> float conversion). NaN: `0 if v <= 0 else v` keeps a NaN input
 as NaN in y, as numpy.maximum does, and its mask is False, as `x > 0` is.
 Elementwise, so `prange` over the flat array has no races; results equal the
-reference bit for bit.
+reference bit for bit. The zero is written as `zero`, of the output's dtype: with a literal 0, Numba
+types the select as float64 and converts each float32 result back (5-15% slower in a same-process A/B).
 
     x, y, dy, dx (any shape, contiguous, flattened here)  float32 or float64;  mask bool
 
@@ -24,29 +25,33 @@ from . import launch_lock, workspace
 
 @njit(parallel=True, cache=True)
 def _forward_flat(x, y, mask):
+    zero = y.dtype.type(0)
     for i in prange(x.size):
         v = x[i]
-        y[i] = 0 if v <= 0 else v
+        y[i] = zero if v <= 0 else v
         mask[i] = v > 0
 
 
 @njit(parallel=True, cache=True)
 def _backward_flat(dy, mask, dx):
+    zero = dx.dtype.type(0)
     for i in prange(dy.size):
-        dx[i] = dy[i] if mask[i] else 0
+        dx[i] = dy[i] if mask[i] else zero
 
 
 @njit(parallel=True, cache=True)
 def _add_relu_flat(a, b, z):
+    zero = z.dtype.type(0)
     for i in prange(a.size):
         v = a[i] + b[i]
-        z[i] = 0 if v <= 0 else v
+        z[i] = zero if v <= 0 else v
 
 
 @njit(parallel=True, cache=True)
 def _backward_from_output_flat(dz, z, dx):
+    zero = dx.dtype.type(0)
     for i in prange(dz.size):
-        dx[i] = dz[i] if z[i] > 0 else 0
+        dx[i] = dz[i] if z[i] > 0 else zero
 
 
 def _contiguous(array):

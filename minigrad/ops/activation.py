@@ -31,6 +31,7 @@ class ReLU(Function):
     On the CPU both directions run as one-pass Numba kernels (kernels/numba_cpu/relu.py)
     with the same results as the NumPy functions above.
     """
+    fresh_gradients = (0,)          # dx is a new array (see Function)
 
     def forward(self, x):
         y, mask = find_kernel("relu_forward", x, relu_forward_numpy)(x)

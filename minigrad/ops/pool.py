@@ -82,6 +82,7 @@ def max_pool2d_backward_numpy(dy, argmax_index, x_shape, kh, kw, stride, padding
 
 class MaxPool2d(Function):
     """y = max over each window;  dx = dy routed to the arg-max of its window (summed over windows)."""
+    fresh_gradients = (0,)          # dx is a new array (see Function)
 
     def __init__(self, kernel_size, stride=None, padding=0):
         self.kernel = pair(kernel_size, "max_pool2d", "kernel_size")
