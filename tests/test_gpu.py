@@ -480,13 +480,11 @@ def _write_tiny_cifar(root, images_per_batch=12):
     return root
 
 
-def run_cifar_resnet_example(tmp_path, device):
-    """Three epochs of examples/cifar_resnet.py on learnable tiny data; the per-epoch training losses."""
-    script = REPOSITORY / "examples" / "cifar_resnet.py"
+def run_example(tmp_path, script, device, *options):
+    """examples/<script> on learnable tiny data on `device`, with `options`; the per-epoch training losses."""
     data = _write_tiny_cifar(tmp_path / "data")
-    command = [sys.executable, str(script), "--device", device, "--arch", "resnet20", "--epochs", "3",
-               "--batch-size", "16", "--val-size", "12", "--data-dir", str(data), "--out", str(tmp_path / "run"),
-               "--no-progress"]
+    command = [sys.executable, str(REPOSITORY / "examples" / script), "--device", device, "--data-dir", str(data),
+               "--out", str(tmp_path / "run"), "--no-progress", *options]
     environment = dict(os.environ, MPLBACKEND="Agg")
     done = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -494,6 +492,12 @@ def run_cifar_resnet_example(tmp_path, device):
     header, *rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
     column = header.split(",").index("train_loss")
     return [float(row.split(",")[column]) for row in rows]
+
+
+def run_cifar_resnet_example(tmp_path, device):
+    """Three epochs of examples/cifar_resnet.py on learnable tiny data; the per-epoch training losses."""
+    return run_example(tmp_path, "cifar_resnet.py", device, "--arch", "resnet20", "--epochs", "3",
+                       "--batch-size", "16", "--val-size", "12")
 
 
 def check_losses_fall_and_stay_finite(losses):
@@ -508,16 +512,8 @@ def test_cifar_resnet_example_trains_on_the_gpu_and_its_loss_falls(tmp_path):
 def run_speedrun_example(tmp_path, device):
     """Two epochs of examples/cifar_speedrun.py (the GPU batch-norm and GELU paths, Muon) on tiny data;
     the per-epoch training losses."""
-    data = _write_tiny_cifar(tmp_path / "data")
-    command = [sys.executable, str(REPOSITORY / "examples" / "cifar_speedrun.py"), "--device", device,
-               "--epochs", "2", "--batch-size", "16", "--limit-train", "40", "--val-size", "10",
-               "--data-dir", str(data), "--out", str(tmp_path / "run"), "--no-download", "--no-progress"]
-    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    assert any(line.startswith("summary:") for line in done.stdout.splitlines()), done.stdout[-3000:]
-    header, *rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
-    column = header.split(",").index("train_loss")
-    return [float(row.split(",")[column]) for row in rows]
+    return run_example(tmp_path, "cifar_speedrun.py", device, "--epochs", "2", "--batch-size", "16",
+                       "--limit-train", "40", "--val-size", "10", "--no-download")
 
 
 def test_the_speedrun_example_trains_on_the_gpu(tmp_path):
