@@ -89,7 +89,8 @@ parser.add_argument("--tta", type=int, default=2, choices=[0, 1, 2],
                     help="test-time augmentation: 0 none, 1 image and mirror, 2 also both one-pixel translations")
 # Ablations: each switch turns one trick off (docs/12 gives each one's measured effect); the defaults are the recipe.
 parser.add_argument("--whitening", default="data", choices=["data", "none"],
-                    help="none: the first layer is an ordinary 2x2 conv, default init, trained with the other filters")
+                    help="none: the first layer is an ordinary 2x2 conv, default init, trained (and renormalised) "
+                         "with the other filters")
 parser.add_argument("--no-dirac", action="store_true", help="the 3x3 convs keep the default init instead of the identity start")
 parser.add_argument("--filter-optimizer", default="muon", choices=["muon", "sgd"],
                     help="sgd: Nesterov SGD for the conv filters at --filter-lr, not renormalised, as airbench94 before Muon")
